@@ -1,0 +1,35 @@
+"""The `mmsr` command: one sub-command per module in this package.
+
+Each sub-command module defines ``add_parser(subparsers)``, which registers its parser and sets
+``run`` (a function of the parsed arguments returning the exit status) as a default.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+from . import build_info_cmd
+
+# Order here is the order in `mmsr --help`.
+COMMANDS = [build_info_cmd]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mmsr",
+        description="Multi-model super-resolution: TVAT-routed SRGAN generators.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMANDS:
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        print("mmsr: interrupted", file=sys.stderr)
+        return 130
