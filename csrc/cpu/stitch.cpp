@@ -40,8 +40,6 @@ void stitch(const StitchParams& p) {
     const int64_t x0 = gx.origin(kx) * s;
     for (int64_t j = 0; j < Tw; ++j) column_norm[x0 + j] += wx[j];
   }
-  std::vector<float> inv_column_norm(Wo);
-  for (int64_t X = 0; X < Wo; ++X) inv_column_norm[X] = 1.0f / column_norm[X];
 
   const int64_t rows = p.B * p.C * Ho;
 #if defined(MMSR_WITH_OPENMP)
@@ -77,8 +75,8 @@ void stitch(const StitchParams& p) {
       const Covering cover = covering_tiles(gy, s, Y);
       for (int64_t ky = cover.first; ky <= cover.last; ++ky) add_tile_row(ky);
       if (cover.flush) add_tile_row(gy.count - 1);
-      const float inv_row_norm = 1.0f / row_norm;
-      for (int64_t X = 0; X < Wo; ++X) acc[X] *= inv_row_norm * inv_column_norm[X];
+      // A true division (not a reciprocal) keeps a pixel covered by one tile bit-exact.
+      for (int64_t X = 0; X < Wo; ++X) acc[X] /= row_norm * column_norm[X];
       store_unit_floats(acc.data(), p.dtype, Wo, p.out, (plane * Ho + Y) * Wo);
     }
   }

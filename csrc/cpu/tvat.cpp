@@ -15,29 +15,73 @@
 namespace mmsr::cpu {
 namespace {
 
-// Adds the squared differences of one channel's pairs. `a` is row y, `b` row y + 1 (or nullptr on
-// the last row). The outputs are offset by one: index x + 1 belongs to pixel x, so the padding
-// entries stay zero and the neighbour sums below need no branches.
-MMSR_VECTOR_CLONES
-void accumulate_pairs(const float* __restrict a, const float* __restrict b, int64_t W,
-                      float* __restrict right, float* __restrict down, float* __restrict down_right,
-                      float* __restrict down_left) {
-  for (int64_t x = 0; x + 1 < W; ++x) {
-    const float d = a[x] - a[x + 1];
-    right[x + 1] += d * d;
+// Sums over channels the squared differences of the pairs starting at each pixel of row y: `a`
+// holds row y of every channel, `b` row y + 1 (nullptr on the last row). Outputs are offset by
+// one (index x + 1 belongs to pixel x) so that their zero padding makes the neighbour sums in
+// finish_row branch-free; pairs that would leave the image are never written and stay zero.
+template <int kChannels>  // 0: channel count known only at run time
+inline __attribute__((always_inline)) void row_pairs_impl(const float* const* a, const float* const* b,
+                                                          int64_t C, int64_t W, float* __restrict right,
+                                                          float* __restrict down, float* __restrict down_right,
+                                                          float* __restrict down_left) {
+  const int64_t channels = kChannels > 0 ? kChannels : C;
+#pragma omp simd
+  for (int64_t x = 0; x < W - 1; ++x) {
+    float sum = 0.0f;
+    for (int64_t c = 0; c < channels; ++c) {
+      const float d = a[c][x] - a[c][x + 1];
+      sum += d * d;
+    }
+    right[x + 1] = sum;
   }
   if (b == nullptr) return;
+#pragma omp simd
   for (int64_t x = 0; x < W; ++x) {
-    const float d = a[x] - b[x];
-    down[x + 1] += d * d;
+    float sum = 0.0f;
+    for (int64_t c = 0; c < channels; ++c) {
+      const float d = a[c][x] - b[c][x];
+      sum += d * d;
+    }
+    down[x + 1] = sum;
   }
-  for (int64_t x = 0; x + 1 < W; ++x) {
-    const float d = a[x] - b[x + 1];
-    down_right[x + 1] += d * d;
+#pragma omp simd
+  for (int64_t x = 0; x < W - 1; ++x) {
+    float sum = 0.0f;
+    for (int64_t c = 0; c < channels; ++c) {
+      const float d = a[c][x] - b[c][x + 1];
+      sum += d * d;
+    }
+    down_right[x + 1] = sum;
   }
+#pragma omp simd
   for (int64_t x = 1; x < W; ++x) {
-    const float d = a[x] - b[x - 1];
-    down_left[x + 1] += d * d;
+    float sum = 0.0f;
+    for (int64_t c = 0; c < channels; ++c) {
+      const float d = a[c][x] - b[c][x - 1];
+      sum += d * d;
+    }
+    down_left[x + 1] = sum;
+  }
+}
+
+MMSR_VECTOR_CLONES
+void row_pairs_rgb(const float* const* a, const float* const* b, int64_t W, float* right, float* down,
+                   float* down_right, float* down_left) {
+  row_pairs_impl<3>(a, b, 3, W, right, down, down_right, down_left);
+}
+
+MMSR_VECTOR_CLONES
+void row_pairs_any(const float* const* a, const float* const* b, int64_t C, int64_t W, float* right, float* down,
+                   float* down_right, float* down_left) {
+  row_pairs_impl<0>(a, b, C, W, right, down, down_right, down_left);
+}
+
+void row_pairs(const float* const* a, const float* const* b, int64_t C, int64_t W, float* right, float* down,
+               float* down_right, float* down_left) {
+  if (C == 3) {
+    row_pairs_rgb(a, b, W, right, down, down_right, down_left);
+  } else {
+    row_pairs_any(a, b, C, W, right, down, down_right, down_left);
   }
 }
 
@@ -48,12 +92,22 @@ float finish_row(const float* __restrict right, const float* __restrict down,
                  const float* __restrict down_right, const float* __restrict down_left,
                  const float* __restrict up, const float* __restrict up_left,
                  const float* __restrict up_right, int64_t W, float threshold, float* __restrict vsp_row) {
+  // up_left[x] holds the (y-1, x-1)-(y, x) pair; up_right[x + 2] the (y-1, x+1)-(y, x) pair.
   float kept = 0.0f;
+  if (vsp_row != nullptr) {
+#pragma omp simd reduction(+ : kept)
+    for (int64_t x = 0; x < W; ++x) {
+      const float v = right[x + 1] + right[x] + down[x + 1] + up[x + 1] + down_right[x + 1] + up_left[x] +
+                      down_left[x + 1] + up_right[x + 2];
+      vsp_row[x] = v;
+      kept += v >= threshold ? v : 0.0f;
+    }
+    return kept;
+  }
+#pragma omp simd reduction(+ : kept)
   for (int64_t x = 0; x < W; ++x) {
-    // up_left[x] holds the (y-1, x-1)-(y, x) pair; up_right[x + 2] the (y-1, x+1)-(y, x) pair.
-    const float v = right[x + 1] + right[x] + down[x + 1] + up[x + 1] + down_right[x + 1] +
-                    up_left[x] + down_left[x + 1] + up_right[x + 2];
-    if (vsp_row != nullptr) vsp_row[x] = v;
+    const float v = right[x + 1] + right[x] + down[x + 1] + up[x + 1] + down_right[x + 1] + up_left[x] +
+                    down_left[x + 1] + up_right[x + 2];
     kept += v >= threshold ? v : 0.0f;
   }
   return kept;
@@ -105,8 +159,7 @@ double tvat_chunk(const TvatParams& p, int64_t image, int64_t y0, int64_t y1) {
   if (y0 > 0) {  // the pairs between rows y0-1 and y0 belong to this chunk's first row too
     reader.load(y0 - 1, slot, cur);
     reader.load(y0, 1 - slot, next);
-    for (int64_t c = 0; c < p.C; ++c) accumulate_pairs(cur[c], next[c], W, right, up, up_left, up_right);
-    std::fill(right, right + padded, 0.0f);
+    row_pairs(cur, next, p.C, W, right, up, up_left, up_right);
     std::swap(cur, next);
     slot = 1 - slot;
   } else {
@@ -115,12 +168,13 @@ double tvat_chunk(const TvatParams& p, int64_t image, int64_t y0, int64_t y1) {
 
   double total = 0.0;
   for (int64_t y = y0; y < y1; ++y) {
-    for (float* pairs : {right, down, down_right, down_left}) std::fill(pairs, pairs + padded, 0.0f);
     const bool has_next = y + 1 < p.H;
-    if (has_next) reader.load(y + 1, 1 - slot, next);
-    for (int64_t c = 0; c < p.C; ++c) {
-      accumulate_pairs(cur[c], has_next ? next[c] : nullptr, W, right, down, down_right, down_left);
+    if (has_next) {
+      reader.load(y + 1, 1 - slot, next);
+    } else {  // the last row has no downward pairs
+      for (float* pairs : {down, down_right, down_left}) std::fill(pairs, pairs + padded, 0.0f);
     }
+    row_pairs(cur, has_next ? next : nullptr, p.C, W, right, down, down_right, down_left);
     float* vsp_row = p.vsp != nullptr ? p.vsp + (image * p.H + y) * W : nullptr;
     total += finish_row(right, down, down_right, down_left, up, up_left, up_right, W, p.threshold, vsp_row);
     // This row's downward pairs are the next row's upward ones.

@@ -1,0 +1,522 @@
+"""The model bundle: one safetensors file with every texture class's generator and the routing data.
+
+A bundle holds, for an upscaling factor, the TVAT threshold and class boundaries that route LR
+tiles, one "X-Y" config and one SRResNet state_dict per class (smooth -> complex), the default
+tile and overlap, and provenance. On disk it is a single safetensors file:
+
+- tensors are named ``class{k}.{state_dict key}``; BatchNorm's ``num_batches_tracked`` counter is
+  training bookkeeping and is not stored;
+- weights are stored in ``weights_dtype`` (float16 by default, which keeps a five-class x64 bundle
+  near 9 MB), except BatchNorm running statistics, which stay float32: a running variance below
+  float16's normal range (6e-5) would lose most of its digits, and it divides the activations;
+- the header metadata key ``"mmsr"`` holds JSON with ``format_version`` (1), ``mmsr_version``,
+  ``weights_dtype``, ``scale``, ``threshold``, ``boundaries``, ``configs`` (names), ``tile_size``,
+  ``overlap`` and ``provenance``.
+
+Loading reads only tensors and JSON, never pickles, so an untrusted bundle cannot run code.
+
+Example:
+    >>> import tempfile
+    >>> b = Bundle.random(["2-2w16", "4-2w16"], threshold=0.01, boundaries=[0.1])
+    >>> path = save_bundle(b, Path(tempfile.mkdtemp()) / "toy.safetensors")
+    >>> [g.blocks for g in load_bundle(path).generators()]
+    [2, 4]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import safetensors.torch
+import torch
+from safetensors import SafetensorError, safe_open
+from torch import Tensor
+
+from .models import Generator, ModelConfig
+
+__all__ = ["FORMAT_VERSION", "Bundle", "BundleError", "load_bundle", "read_bundle_metadata", "save_bundle"]
+
+FORMAT_VERSION = 1
+_METADATA_KEY = "mmsr"
+_SCALES = (2, 3, 4)
+_WEIGHT_DTYPES = {torch.float16: "float16", torch.bfloat16: "bfloat16", torch.float32: "float32"}
+_FP32_BUFFERS = ("running_mean", "running_var")
+_UNSTORED_SUFFIX = "num_batches_tracked"
+_TENSOR_NAME = re.compile(r"class([0-9]+)\.(.+)")
+_METADATA_FIELDS = {
+    "scale": int,
+    "threshold": (int, float),
+    "boundaries": list,
+    "configs": list,
+    "tile_size": int,
+    "overlap": int,
+    "provenance": dict,
+}
+_SHOWN_NAMES = 3  # names listed in a missing/unexpected tensor message before "..."
+
+
+class BundleError(ValueError):
+    """A bundle file that cannot be loaded; the message names the file and the problem."""
+
+
+def _mmsr_version() -> str:
+    try:
+        return version("mmsr")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _as_config(config: str | ModelConfig) -> ModelConfig:
+    return config if isinstance(config, ModelConfig) else ModelConfig.parse(config)
+
+
+def _list_names(names: Sequence[str]) -> str:
+    shown = ", ".join(sorted(names)[:_SHOWN_NAMES])
+    return shown + (", ..." if len(names) > _SHOWN_NAMES else "")
+
+
+def _expected_shapes(config: ModelConfig, scale: int) -> dict[str, torch.Size]:
+    # Built on the meta device: the shapes cost no memory and no initialisation work.
+    with torch.device("meta"):
+        generator = Generator.from_config(config, scale)
+    return {k: v.shape for k, v in generator.state_dict().items() if not k.endswith(_UNSTORED_SUFFIX)}
+
+
+def _check_state_dict(k: int, config: ModelConfig, scale: int, state_dict: dict[str, Tensor]) -> None:
+    where = f"class {k} ({config.name})"
+    expected = _expected_shapes(config, scale)
+    missing = expected.keys() - state_dict.keys()
+    if missing:
+        names = [f"class{k}.{n}" for n in missing]
+        raise ValueError(f"{where}: {len(missing)} missing tensors: {_list_names(names)}")
+    unexpected = state_dict.keys() - expected.keys()
+    if unexpected:
+        names = [f"class{k}.{n}" for n in unexpected]
+        raise ValueError(f"{where}: {len(unexpected)} unexpected tensors: {_list_names(names)}")
+    for name, shape in expected.items():
+        tensor = state_dict[name]
+        if not isinstance(tensor, Tensor) or not tensor.is_floating_point():
+            raise ValueError(f"{where}: class{k}.{name} should be a floating-point tensor")
+        if tensor.shape != shape:
+            raise ValueError(
+                f"{where}: class{k}.{name} has shape {tuple(tensor.shape)}, expected {tuple(shape)} "
+                f"for a {config.name} generator at scale {scale}"
+            )
+
+
+@dataclass(eq=False, repr=False)
+class Bundle:
+    """Every class's generator plus the data that routes tiles to them.
+
+    Attributes:
+        scale: upscaling factor, 2, 3 or 4.
+        threshold: TVAT threshold (float, >= 0) used when scoring tiles.
+        boundaries: ascending TVAT class edges, ``num_classes - 1`` of them; class k holds tiles
+            with ``boundaries[k-1] <= tvat < boundaries[k]``.
+        configs: one ``ModelConfig`` per class, smooth -> complex (names such as "4-2" are parsed).
+        state_dicts: one generator state_dict per class, ``{key: Tensor}`` on CPU; BatchNorm's
+            ``num_batches_tracked`` is dropped.
+        tile_size: default LR tile edge for inference (>= 1).
+        overlap: default LR tile overlap, ``0 <= overlap < tile_size``.
+        provenance: JSON-serialisable facts about the training run (data, iterations, wall time, ...);
+            it is normalised through JSON, so tuples become lists.
+
+    Construction validates all of this, including every tensor's name and shape against its config,
+    and raises ``ValueError``.
+
+    Example:
+        >>> b = Bundle.random(["2-2w16", "4-2w16", "8-6w16"], threshold=0.01, boundaries=[0.05, 0.15])
+        >>> b.num_classes, b.configs[2].name
+        (3, '8-6w16')
+        >>> g = b.generators()[0]
+        >>> g(torch.rand(1, 3, 8, 8)).shape
+        torch.Size([1, 3, 32, 32])
+    """
+
+    scale: int
+    threshold: float
+    boundaries: tuple[float, ...]
+    configs: tuple[ModelConfig, ...]
+    state_dicts: tuple[dict[str, Tensor], ...]
+    tile_size: int = 32
+    overlap: int = 8
+    provenance: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.scale, bool) or not isinstance(self.scale, int) or self.scale not in _SCALES:
+            raise ValueError(f"scale must be 2, 3 or 4, got {self.scale!r}")
+        self.threshold = float(self.threshold)
+        if not (math.isfinite(self.threshold) and self.threshold >= 0):
+            raise ValueError(f"threshold must be finite and >= 0, got {self.threshold}")
+
+        self.configs = tuple(_as_config(c) for c in self.configs)
+        if not self.configs:
+            raise ValueError("a bundle needs at least one class, got no configs")
+        self.boundaries = tuple(float(b) for b in self.boundaries)
+        if len(self.boundaries) != self.num_classes - 1:
+            raise ValueError(
+                f"{self.num_classes} classes need {self.num_classes - 1} boundaries, got {len(self.boundaries)}"
+            )
+        if not all(math.isfinite(b) for b in self.boundaries):
+            raise ValueError(f"boundaries must be finite, got {list(self.boundaries)}")
+        if any(lo >= hi for lo, hi in zip(self.boundaries, self.boundaries[1:])):
+            raise ValueError(f"boundaries must be strictly ascending, got {list(self.boundaries)}")
+
+        for name in ("tile_size", "overlap"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be an int, got {value!r}")
+        if self.tile_size < 1 or not 0 <= self.overlap < self.tile_size:
+            raise ValueError(f"need tile_size > overlap >= 0, got tile_size={self.tile_size}, overlap={self.overlap}")
+
+        self.state_dicts = tuple(
+            {k: v for k, v in sd.items() if not k.endswith(_UNSTORED_SUFFIX)} for sd in self.state_dicts
+        )
+        if len(self.state_dicts) != self.num_classes:
+            raise ValueError(f"{self.num_classes} configs but {len(self.state_dicts)} state_dicts")
+        for k, (config, state_dict) in enumerate(zip(self.configs, self.state_dicts)):
+            _check_state_dict(k, config, self.scale, state_dict)
+
+        if not isinstance(self.provenance, dict):
+            raise ValueError(f"provenance must be a dict, got {type(self.provenance).__name__}")
+        try:
+            self.provenance = json.loads(json.dumps(self.provenance, allow_nan=False))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"provenance must be JSON-serialisable without NaN/inf: {err}") from None
+
+    def __repr__(self) -> str:
+        names = ", ".join(c.name for c in self.configs)
+        return (
+            f"Bundle(scale={self.scale}, configs=[{names}], threshold={self.threshold}, "
+            f"boundaries={list(self.boundaries)}, tile_size={self.tile_size}, overlap={self.overlap})"
+        )
+
+    @property
+    def num_classes(self) -> int:
+        """Number of texture classes, one generator each."""
+        return len(self.configs)
+
+    def generators(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> list[Generator]:
+        """Fresh generators with the bundle's weights, in eval mode with ``requires_grad=False``.
+
+        Args:
+            device: where to put them.
+            dtype: floating parameter dtype (float32, float16 or bfloat16).
+
+        Returns:
+            ``num_classes`` generators, smooth -> complex; each maps Tensor[B, 3, h, w] to
+            Tensor[B, 3, h * scale, w * scale].
+
+        Example:
+            >>> [g.blocks for g in Bundle.random(["2-2w8"], threshold=0, boundaries=[]).generators()]
+            [2]
+        """
+        if not dtype.is_floating_point:
+            raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
+        generators = []
+        for config, state_dict in zip(self.configs, self.state_dicts):
+            generator = Generator.from_config(config, self.scale)
+            # Keys were checked in __post_init__; only num_batches_tracked is absent, and it keeps its 0.
+            generator.load_state_dict(state_dict, strict=False)
+            generators.append(generator.to(device=device, dtype=dtype).eval().requires_grad_(False))
+        return generators
+
+    @classmethod
+    def from_generators(
+        cls,
+        generators: Sequence[Generator],
+        configs: Sequence[str | ModelConfig],
+        *,
+        threshold: float,
+        boundaries: Sequence[float],
+        tile_size: int = 32,
+        overlap: int = 8,
+        provenance: dict | None = None,
+    ) -> Bundle:
+        """Bundle trained generators, one per class, smooth -> complex.
+
+        The weights are copied to CPU float32. ``configs`` carries each class's "X-Y" name (the
+        generator cannot know its discriminator depth) and must agree with each generator's depth
+        and width; all generators must share one scale and take 3 channels.
+
+        Example:
+            >>> gens = [Generator(scale=2, blocks=1, channels=8), Generator(scale=2, blocks=2, channels=8)]
+            >>> Bundle.from_generators(gens, ["1-2w8", "2-4w8"], threshold=0.0, boundaries=[0.1]).scale
+            2
+        """
+        configs = tuple(_as_config(c) for c in configs)
+        if len(generators) != len(configs):
+            raise ValueError(f"got {len(generators)} generators but {len(configs)} configs")
+        if not generators:
+            raise ValueError("a bundle needs at least one generator")
+        for k, (generator, config) in enumerate(zip(generators, configs)):
+            if not isinstance(generator, Generator):
+                raise ValueError(f"generators[{k}] should be an mmsr Generator, got {type(generator).__name__}")
+            if (generator.blocks, generator.channels) != (config.blocks, config.channels):
+                raise ValueError(
+                    f"generators[{k}] has {generator.blocks} blocks and width {generator.channels}, "
+                    f"but its config is {config.name}"
+                )
+            if generator.in_channels != 3:
+                raise ValueError(f"generators[{k}] takes {generator.in_channels} channels; bundles hold RGB models")
+        scales = {g.scale for g in generators}
+        if len(scales) != 1:
+            raise ValueError(f"all generators must share one scale, got {sorted(scales)}")
+        state_dicts = tuple(
+            {k: v.detach().to(device="cpu", dtype=torch.float32, copy=True) for k, v in g.state_dict().items()}
+            for g in generators
+        )
+        return cls(
+            scale=scales.pop(),
+            threshold=threshold,
+            boundaries=tuple(boundaries),
+            configs=configs,
+            state_dicts=state_dicts,
+            tile_size=tile_size,
+            overlap=overlap,
+            provenance=dict(provenance or {}),
+        )
+
+    @classmethod
+    def random(
+        cls,
+        configs: Sequence[str | ModelConfig],
+        *,
+        scale: int = 4,
+        threshold: float,
+        boundaries: Sequence[float],
+        tile_size: int = 32,
+        overlap: int = 8,
+        seed: int = 0,
+    ) -> Bundle:
+        """A bundle of freshly initialised generators, for tests and the untrained baseline.
+
+        The same ``seed`` gives the same weights; the global RNG state is left untouched.
+        Provenance records ``{"source": "random", "seed": seed}``.
+
+        Example:
+            >>> a = Bundle.random(["2-2w8"], threshold=0.0, boundaries=[], seed=3)
+            >>> b = Bundle.random(["2-2w8"], threshold=0.0, boundaries=[], seed=3)
+            >>> torch.equal(a.state_dicts[0]["tail.weight"], b.state_dicts[0]["tail.weight"])
+            True
+        """
+        configs = tuple(_as_config(c) for c in configs)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            generators = [Generator.from_config(c, scale) for c in configs]
+        return cls.from_generators(
+            generators,
+            configs,
+            threshold=threshold,
+            boundaries=boundaries,
+            tile_size=tile_size,
+            overlap=overlap,
+            provenance={"source": "random", "seed": seed},
+        )
+
+
+def _stored_tensor(name: str, tensor: Tensor, weights_dtype: torch.dtype) -> Tensor:
+    dtype = torch.float32 if name.rsplit(".", 1)[-1] in _FP32_BUFFERS else weights_dtype
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"{name} holds NaN or inf values")
+    stored = tensor.detach().to(device="cpu", dtype=dtype).contiguous()
+    if not torch.isfinite(stored).all():
+        raise ValueError(f"{name} overflows {_WEIGHT_DTYPES[dtype]}; save with weights_dtype=torch.float32")
+    return stored
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable; Windows has no directory handles to fsync.
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    # A temp file in the same directory makes os.replace an atomic rename on one filesystem: readers
+    # see the old file or the new one, never a partial one, and a failure leaves the old file intact.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def save_bundle(bundle: Bundle, path: str | os.PathLike, *, weights_dtype: torch.dtype = torch.float16) -> Path:
+    """Write ``bundle`` to one safetensors file, atomically.
+
+    Args:
+        bundle: the bundle to write.
+        path: the destination; an existing file is replaced only once the new one is complete.
+        weights_dtype: float16 (default), bfloat16 or float32 for weights; BatchNorm running
+            statistics are always float32.
+
+    Returns:
+        ``path`` as a ``Path``.
+
+    Raises:
+        ValueError: for an unsupported ``weights_dtype`` or a weight that is not finite in it.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "b.safetensors"
+        >>> save_bundle(Bundle.random(["2-2w8"], threshold=0, boundaries=[]), path).name
+        'b.safetensors'
+    """
+    path = Path(path)
+    if weights_dtype not in _WEIGHT_DTYPES:
+        raise ValueError(f"weights_dtype must be torch.float16, torch.bfloat16 or torch.float32, got {weights_dtype}")
+    tensors = {
+        f"class{k}.{name}": _stored_tensor(f"class{k}.{name}", tensor, weights_dtype)
+        for k, state_dict in enumerate(bundle.state_dicts)
+        for name, tensor in state_dict.items()
+    }
+    header = {
+        "format_version": FORMAT_VERSION,
+        "mmsr_version": _mmsr_version(),
+        "weights_dtype": _WEIGHT_DTYPES[weights_dtype],
+        "scale": bundle.scale,
+        "threshold": bundle.threshold,
+        "boundaries": list(bundle.boundaries),
+        "configs": [c.name for c in bundle.configs],
+        "tile_size": bundle.tile_size,
+        "overlap": bundle.overlap,
+        "provenance": bundle.provenance,
+    }
+    metadata = {_METADATA_KEY: json.dumps(header, allow_nan=False)}
+    _atomic_write(path, safetensors.torch.save(tensors, metadata=metadata))
+    return path
+
+
+def _parse_metadata(path: Path, metadata: dict[str, str] | None) -> dict:
+    if not metadata or _METADATA_KEY not in metadata:
+        raise BundleError(f"{path}: no '{_METADATA_KEY}' metadata in the header; not an mmsr bundle")
+    try:
+        header = json.loads(metadata[_METADATA_KEY])
+    except json.JSONDecodeError as err:
+        raise BundleError(f"{path}: malformed '{_METADATA_KEY}' metadata: invalid JSON ({err})") from None
+    if not isinstance(header, dict):
+        raise BundleError(f"{path}: malformed '{_METADATA_KEY}' metadata: expected a JSON object")
+    format_version = header.get("format_version")
+    if format_version != FORMAT_VERSION:
+        raise BundleError(
+            f"{path}: unsupported format_version {format_version!r}; this mmsr reads format_version {FORMAT_VERSION}"
+        )
+    for key, types in _METADATA_FIELDS.items():
+        if key not in header:
+            raise BundleError(f"{path}: malformed '{_METADATA_KEY}' metadata: missing field '{key}'")
+        value = header[key]
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise BundleError(
+                f"{path}: malformed '{_METADATA_KEY}' metadata: field '{key}' has type {type(value).__name__}"
+            )
+    if not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in header["boundaries"]):
+        raise BundleError(f"{path}: malformed '{_METADATA_KEY}' metadata: boundaries must be numbers")
+    if not all(isinstance(c, str) for c in header["configs"]):
+        raise BundleError(f"{path}: malformed '{_METADATA_KEY}' metadata: configs must be strings like '8-6'")
+    return header
+
+
+def _open_error(path: Path) -> BundleError | None:
+    if not path.exists():
+        return BundleError(f"{path}: no such bundle file")
+    if not path.is_file():
+        return BundleError(f"{path}: not a file")
+    return None
+
+
+def read_bundle_metadata(path: str | os.PathLike) -> dict:
+    """The bundle's ``"mmsr"`` header as a dict, without reading any weights.
+
+    Besides the ``Bundle`` fields it holds ``format_version``, ``mmsr_version`` (of the writer)
+    and ``weights_dtype``; useful for inspecting a bundle cheaply.
+
+    Raises:
+        BundleError: for a missing or unreadable file or missing or malformed metadata.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "b.safetensors"
+        >>> read_bundle_metadata(save_bundle(Bundle.random(["2-2w8"], threshold=0, boundaries=[]), path))["configs"]
+        ['2-2w8']
+    """
+    path = Path(path)
+    error = _open_error(path)
+    if error is not None:
+        raise error
+    try:
+        with safe_open(path, framework="pt") as f:
+            metadata = f.metadata()
+    except (SafetensorError, OSError) as err:
+        raise BundleError(f"{path}: not a readable safetensors file ({err})") from None
+    return _parse_metadata(path, metadata)
+
+
+def load_bundle(path: str | os.PathLike) -> Bundle:
+    """Read a bundle written by :func:`save_bundle`; weights come back as CPU float32.
+
+    Only safetensors tensors and JSON are read, so loading never runs code from the file.
+
+    Raises:
+        BundleError: naming the file, when it is missing, not a (complete) safetensors file, has
+            missing or malformed ``"mmsr"`` metadata or an unknown ``format_version``, or when its
+            routing data or any class's tensors do not fit its configs.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "b.safetensors"
+        >>> load_bundle(save_bundle(Bundle.random(["2-2w8"], threshold=0, boundaries=[]), path)).configs[0].name
+        '2-2w8'
+    """
+    path = Path(path)
+    error = _open_error(path)
+    if error is not None:
+        raise error
+    try:
+        with safe_open(path, framework="pt") as f:
+            header = _parse_metadata(path, f.metadata())
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+    except (SafetensorError, OSError) as err:
+        raise BundleError(f"{path}: not a readable safetensors file ({err})") from None
+
+    num_classes = len(header["configs"])
+    state_dicts: list[dict[str, Tensor]] = [{} for _ in range(num_classes)]
+    for name, tensor in tensors.items():
+        match = _TENSOR_NAME.fullmatch(name)
+        if match is None or int(match.group(1)) >= num_classes:
+            raise BundleError(f"{path}: unexpected tensor '{name}' for a bundle of {num_classes} classes")
+        if not tensor.is_floating_point():
+            raise BundleError(f"{path}: tensor '{name}' has dtype {tensor.dtype}, expected floating point")
+        state_dicts[int(match.group(1))][match.group(2)] = tensor.float()
+    try:
+        return Bundle(
+            scale=header["scale"],
+            threshold=header["threshold"],
+            boundaries=tuple(header["boundaries"]),
+            configs=tuple(ModelConfig.parse(c) for c in header["configs"]),
+            state_dicts=tuple(state_dicts),
+            tile_size=header["tile_size"],
+            overlap=header["overlap"],
+            provenance=header["provenance"],
+        )
+    except ValueError as err:
+        raise BundleError(f"{path}: {err}") from None

@@ -1,0 +1,39 @@
+"""Shared fixtures: devices, seeded sample images, and the structured images every op is tried on."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+CUDA = torch.cuda.is_available()
+
+DEVICES = [
+    pytest.param("cpu", id="cpu"),
+    pytest.param("cuda", id="cuda", marks=pytest.mark.skipif(not CUDA, reason="no CUDA GPU present")),
+]
+DTYPES = [torch.uint8, torch.float16, torch.bfloat16, torch.float32]
+SEEDS = [0, 1, 2]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    return request.param
+
+
+def random_image(shape, dtype=torch.float32, device="cpu", seed=0) -> torch.Tensor:
+    """Uniform noise in [0, 1] (0..255 for uint8), reproducible from ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(shape, generator=g)
+    x = (x * 255).round().to(torch.uint8) if dtype == torch.uint8 else x.to(dtype)
+    return x.to(device)
+
+
+def structured_images(C: int, H: int, W: int):
+    """Named [1, C, H, W] float32 images with known texture: flat, checkerboard, ramps."""
+    yy, xx = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
+    checker = ((yy + xx) % 2).float()
+    return {
+        "constant": torch.full((1, C, H, W), 0.37),
+        "checkerboard": checker.expand(1, C, H, W).clone(),
+        "ramp_x": (xx.float() / max(W - 1, 1)).expand(1, C, H, W).clone(),
+        "ramp_y": (yy.float() / max(H - 1, 1)).expand(1, C, H, W).clone(),
+    }

@@ -1,0 +1,118 @@
+"""mmsr.vsp / mmsr.tvat against the pure-PyTorch reference, on the definition's edge cases."""
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import DTYPES, SEEDS, random_image, structured_images
+
+import mmsr
+from mmsr import reference
+
+THRESHOLD = mmsr.DEFAULT_TVAT_THRESHOLD
+# (B, C, H, W): 1x1 and 2x2 images, odd sizes, a wide and a tall strip, one channel, four channels, B = 0.
+SHAPES = [(1, 3, 1, 1), (2, 3, 2, 2), (3, 3, 7, 5), (2, 3, 33, 65), (1, 1, 17, 9), (2, 4, 9, 31), (1, 3, 1, 40),
+          (1, 3, 40, 1), (0, 3, 8, 8), (4, 3, 64, 64)]
+
+
+def _tolerance(dtype):
+    # Low-precision inputs are converted exactly to float32 by both sides, so only the float32
+    # accumulation order differs.
+    return dict(rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("seed", SEEDS, ids=lambda s: f"seed{s}")
+def test_matches_reference(device, shape, dtype, seed):
+    x = random_image(shape, dtype, device, seed)
+    torch.testing.assert_close(mmsr.vsp(x), reference.vsp(x), **_tolerance(dtype))
+    torch.testing.assert_close(mmsr.tvat(x, THRESHOLD), reference.tvat(x, THRESHOLD), **_tolerance(dtype))
+
+
+@pytest.mark.parametrize("name", ["constant", "checkerboard", "ramp_x", "ramp_y"])
+def test_structured_images(device, name):
+    x = structured_images(3, 12, 10)[name].to(device)
+    torch.testing.assert_close(mmsr.vsp(x), reference.vsp(x))
+    torch.testing.assert_close(mmsr.tvat(x), reference.tvat(x, THRESHOLD))
+
+
+def test_known_values(device):
+    # A constant image has no texture at all.
+    assert mmsr.tvat(torch.full((3, 8, 8), 0.5, device=device)).item() == 0.0
+    # A one-channel checkerboard of 0/1: the 4 edge neighbours differ by 1, the diagonals by 0, so an
+    # interior pixel has VSP 4; corners have 2 edge neighbours inside, border pixels 3.
+    checker = structured_images(1, 4, 4)["checkerboard"].to(device)
+    expected = torch.tensor([[2, 3, 3, 2], [3, 4, 4, 3], [3, 4, 4, 3], [2, 3, 3, 2]], dtype=torch.float32)
+    torch.testing.assert_close(mmsr.vsp(checker)[0].cpu(), expected)
+    assert mmsr.tvat(checker).item() == pytest.approx(expected.mean().item())
+    # The threshold drops every pixel whose VSP is below it, and only those.
+    assert mmsr.tvat(checker, threshold=3.5).item() == pytest.approx(4 * 4 / 16)
+
+
+def test_shapes_and_dtype_of_results(device):
+    assert mmsr.tvat(random_image((3, 5, 6), device=device)).shape == ()
+    assert mmsr.tvat(random_image((2, 3, 5, 6), device=device)).shape == (2,)
+    assert mmsr.vsp(random_image((3, 5, 6), device=device)).shape == (5, 6)
+    assert mmsr.tvat(random_image((2, 3, 5, 6), torch.uint8, device)).dtype == torch.float32
+
+
+def test_uint8_is_read_as_unit_interval(device):
+    x8 = random_image((2, 3, 9, 11), torch.uint8, device)
+    torch.testing.assert_close(mmsr.tvat(x8), mmsr.tvat(x8.float() / 255), rtol=1e-5, atol=1e-7)
+
+
+def test_layouts_and_views(device):
+    x = random_image((3, 3, 20, 24), device=device, seed=5)
+    expected = reference.tvat(x, THRESHOLD)
+    torch.testing.assert_close(mmsr.tvat(x.to(memory_format=torch.channels_last)), expected)
+    wide = random_image((3, 3, 20, 48), device=device, seed=6)
+    torch.testing.assert_close(mmsr.tvat(wide[..., ::2]), reference.tvat(wide[..., ::2], THRESHOLD))
+    big = random_image((5, 3, 30, 30), device=device, seed=7)
+    offset_view = big[1:4, :, 3:23, 2:26]
+    torch.testing.assert_close(mmsr.tvat(offset_view), reference.tvat(offset_view, THRESHOLD))
+
+
+def test_one_large_image_uses_row_chunks_consistently(device):
+    # A single tall image is split into row chunks across threads; chunk seams must not show.
+    x = random_image((1, 3, 257, 63), device=device, seed=3)
+    torch.testing.assert_close(mmsr.vsp(x), reference.vsp(x))
+    torch.testing.assert_close(mmsr.tvat(x), reference.tvat(x, THRESHOLD), rtol=1e-5, atol=1e-7)
+
+
+def test_deterministic(device):
+    x = random_image((4, 3, 200, 90), device=device, seed=8)
+    assert torch.equal(mmsr.tvat(x), mmsr.tvat(x))
+
+
+@pytest.mark.parametrize(
+    "bad, error, match",
+    [
+        (torch.rand(3, 4), ValueError, r"x should be a \[C, H, W\] or \[B, C, H, W\] tensor, got 2D"),
+        (torch.rand(1, 1, 3, 4, 4), ValueError, "got 5D"),
+        (torch.zeros(3, 4, 4, dtype=torch.int32), TypeError, "x must be one of uint8, float16, bfloat16, float32, got torch.int32"),
+        (torch.zeros(3, 4, 4, dtype=torch.float64), TypeError, "got torch.float64"),
+        (torch.zeros(3, 0, 4), ValueError, "x is an empty image"),
+        (torch.zeros(1, 0, 4, 4), ValueError, "x is an empty image"),
+        ([[0.0]], TypeError, "x must be a torch.Tensor, got list"),
+    ],
+)
+def test_bad_inputs(bad, error, match):
+    with pytest.raises(error, match=match):
+        mmsr.tvat(bad)
+
+
+@pytest.mark.parametrize("threshold, match", [(-1.0, "threshold must be a finite number >= 0"),
+                                              (float("nan"), "finite"), ("0.1", "threshold must be a Python float")])
+def test_bad_threshold(threshold, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        mmsr.tvat(torch.rand(3, 4, 4), threshold)
+
+
+def test_core_rejects_bad_sizes_without_crashing():
+    # Calling the native module directly with nonsense must raise, never take the process down.
+    from mmsr import _core
+
+    with pytest.raises(ValueError, match="tvat: expects"):
+        _core.tvat_cpu(x=0, vsp=0, score=0, B=1, C=0, H=4, W=4, dtype=3, threshold=0.0, threads=1)
+    with pytest.raises(ValueError, match="dtype code"):
+        _core.tvat_cpu(x=0, vsp=0, score=0, B=0, C=3, H=4, W=4, dtype=9, threshold=0.0, threads=1)
