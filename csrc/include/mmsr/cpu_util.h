@@ -7,12 +7,19 @@
 
 #include "mmsr/common.h"
 
-// On x86-64 the hot loops are compiled twice (AVX2 and baseline SSE2) and picked at load time, so
+// On x86-64 the hot loops are compiled three times (AVX-512, AVX2 + FMA, baseline SSE2) and picked at load time, so
 // one wheel is fast on current CPUs and still runs on old ones.
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
-#define MMSR_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define MMSR_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define MMSR_VECTOR_CLONES
+#endif
+
+// For helpers that must be inlined into a cloned caller, so they are compiled for its target.
+#if defined(__GNUC__)
+#define MMSR_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define MMSR_ALWAYS_INLINE inline
 #endif
 
 namespace mmsr::cpu {
@@ -80,14 +87,15 @@ inline uint16_t float_to_bf16(float f) {  // round to nearest even; NaN stays Na
   return static_cast<uint16_t>(x >> 16);
 }
 
+// uint8 -> v / 255, vectorised per CPU (csrc/cpu/convert.cpp).
+void uint8_to_unit(const uint8_t* src, int64_t n, float* dst);
+
 // Converts n elements of type `dtype` starting at element `offset` of `src` to floats in [0, 1].
 inline void load_unit_floats(const void* src, DType dtype, int64_t offset, int64_t n, float* dst) {
   switch (dtype) {
-    case DType::UInt8: {
-      const uint8_t* s = static_cast<const uint8_t*>(src) + offset;
-      for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]) / 255.0f;
+    case DType::UInt8:
+      uint8_to_unit(static_cast<const uint8_t*>(src) + offset, n, dst);
       break;
-    }
     case DType::Float16: {
       const uint16_t* s = static_cast<const uint16_t*>(src) + offset;
       for (int64_t i = 0; i < n; ++i) dst[i] = half_to_float(s[i]);
