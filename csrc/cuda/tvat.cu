@@ -4,6 +4,7 @@
 // in shared memory, and each thread walks four consecutive rows of one column keeping a 3x3 window
 // in registers. The thresholded VSP sum is reduced per block into a workspace, then a second kernel
 // sums each image's blocks in a fixed order, so results are deterministic (no float atomics).
+#include <algorithm>
 #include <type_traits>
 
 #include "cuda_util.cuh"
@@ -107,29 +108,36 @@ int64_t tvat_workspace_floats(int64_t B, int64_t H, int64_t W) { return B * bloc
 void tvat(const TvatParams& p, float* workspace, const CudaLaunch& launch) {
   require(p.B >= 0 && p.C >= 1 && p.H >= 1 && p.W >= 1, "tvat: expects B >= 0 and C, H, W >= 1");
   require(p.score == nullptr || workspace != nullptr, "tvat: the score needs a workspace");
-  require(p.B <= 2147483647 && blocks_along(p.H) <= kMaxGridY, "tvat: batch or height too large for one launch");
+  require(blocks_along(p.H) <= kMaxGridY, "tvat: image too tall for one launch (over 2 million rows)");
   if (p.B == 0) return;
   DeviceGuard guard(launch.device);
   const cudaStream_t stream = stream_of(launch);
-  const dim3 block(kPatch, kThreadsY);
-  const dim3 grid(static_cast<unsigned>(blocks_along(p.W)), static_cast<unsigned>(blocks_along(p.H)),
-                  static_cast<unsigned>(p.B));
-  dispatch_dtype(p.dtype, [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    const T* x = static_cast<const T*>(p.x);
-    if (p.score != nullptr && p.vsp != nullptr) {
-      tvat_kernel<T, true, true><<<grid, block, 0, stream>>>(x, p.vsp, workspace, p.C, p.H, p.W, p.threshold);
-    } else if (p.score != nullptr) {
-      tvat_kernel<T, false, true><<<grid, block, 0, stream>>>(x, nullptr, workspace, p.C, p.H, p.W, p.threshold);
-    } else {
-      tvat_kernel<T, true, false><<<grid, block, 0, stream>>>(x, p.vsp, nullptr, p.C, p.H, p.W, p.threshold);
-    }
-  });
-  check(cudaGetLastError(), "tvat_kernel launch");
+  const int64_t blocks_x = blocks_along(p.W), blocks_y = blocks_along(p.H);
+  const int64_t plane = p.C * p.H * p.W;
+  // gridDim.z holds at most 65535 images, so larger batches go in several launches.
+  for (int64_t first = 0; first < p.B; first += kMaxGridY) {
+    const int64_t count = std::min<int64_t>(kMaxGridY, p.B - first);
+    const dim3 block(kPatch, kThreadsY);
+    const dim3 grid(static_cast<unsigned>(blocks_x), static_cast<unsigned>(blocks_y), static_cast<unsigned>(count));
+    float* vsp = p.vsp != nullptr ? p.vsp + first * p.H * p.W : nullptr;
+    float* partial = p.score != nullptr ? workspace + first * blocks_x * blocks_y : nullptr;
+    dispatch_dtype(p.dtype, [&](auto* tag) {
+      using T = std::remove_pointer_t<decltype(tag)>;
+      const T* x = static_cast<const T*>(p.x) + first * plane;
+      if (p.score != nullptr && vsp != nullptr) {
+        tvat_kernel<T, true, true><<<grid, block, 0, stream>>>(x, vsp, partial, p.C, p.H, p.W, p.threshold);
+      } else if (p.score != nullptr) {
+        tvat_kernel<T, false, true><<<grid, block, 0, stream>>>(x, nullptr, partial, p.C, p.H, p.W, p.threshold);
+      } else {
+        tvat_kernel<T, true, false><<<grid, block, 0, stream>>>(x, vsp, nullptr, p.C, p.H, p.W, p.threshold);
+      }
+    });
+    check(cudaGetLastError(), "tvat_kernel launch");
+  }
   if (p.score != nullptr) {
     const float inv_pixels = static_cast<float>(1.0 / (static_cast<double>(p.H) * static_cast<double>(p.W)));
-    tvat_finish_kernel<<<static_cast<unsigned>(p.B), 32, 0, stream>>>(
-        workspace, p.score, blocks_along(p.H) * blocks_along(p.W), inv_pixels);
+    tvat_finish_kernel<<<static_cast<unsigned>(p.B), 32, 0, stream>>>(workspace, p.score, blocks_x * blocks_y,
+                                                                      inv_pixels);
     check(cudaGetLastError(), "tvat_finish_kernel launch");
   }
 }
