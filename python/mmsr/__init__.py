@@ -15,6 +15,7 @@ from typing import Dict
 from . import _core
 from .grid import TileGrid, make_grid
 from .ops import BLENDS, DEFAULT_TVAT_THRESHOLD, classify, stitch, tile, tvat, vsp
+from .upscale import UpscaleResult, Upscaler
 
 __version__ = _core.build_info()["version"]
 
@@ -37,6 +38,8 @@ __all__ = [
     "BLENDS",
     "DEFAULT_TVAT_THRESHOLD",
     "TileGrid",
+    "UpscaleResult",
+    "Upscaler",
     "build_info",
     "classify",
     "make_grid",

@@ -1,0 +1,150 @@
+"""`mmsr eval --hr DIR --bundle A [--bundle B ...]`: bicubic and bundles on an HR set, measured and compared."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Dict, Set
+
+_DESCRIPTION = (
+    "Make LR images from the HR images in --hr with the training down-sampler, upscale them with bicubic and "
+    "each --bundle, and measure PSNR-Y, SSIM-Y and NIQE (lower is better) and the upscaling time. Writes "
+    "report.md, results.csv, results.json and a comparison PNG per image (compare/) into --out. Unreadable "
+    "images are reported and skipped; the exit status is then 1."
+)
+
+
+def add_parser(subparsers) -> None:
+    from ..metrics import PI_UNAVAILABLE_REASON
+
+    parser = subparsers.add_parser(
+        "eval",
+        help="PSNR / SSIM / NIQE of bicubic and bundles on an HR set, with tables and comparison images",
+        description=_DESCRIPTION,
+        epilog=f"PI is unavailable: {PI_UNAVAILABLE_REASON}",
+    )
+    parser.add_argument("--hr", required=True, metavar="DIR", help="folder of HR images, read recursively")
+    parser.add_argument(
+        "--bundle",
+        action="append",
+        default=[],
+        metavar="[NAME=]PATH",
+        help="a model bundle to evaluate, named NAME or by its file stem; repeat for several",
+    )
+    parser.add_argument("--scale", type=int, choices=(2, 3, 4), help="SR factor (default: the bundles' scale)")
+    parser.add_argument("--out", default="eval_out", metavar="DIR", help="output folder (default %(default)s)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default %(default)s)")
+    parser.add_argument(
+        "--crop-border",
+        type=int,
+        metavar="N",
+        help="pixels dropped from every side before measuring (default: the scale)",
+    )
+    parser.add_argument("--no-niqe", action="store_true", help="skip NIQE, the slowest metric")
+    parser.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N images")
+    parser.add_argument("--tile-size", type=int, help="LR tile size (default: each bundle's)")
+    parser.add_argument("--overlap", type=int, help="LR tile overlap (default: each bundle's)")
+    parser.add_argument("--blend", default="linear", help="tile blend: linear, cosine or mean (default %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=64, help="tiles per generator call (default %(default)s)")
+    parser.add_argument(
+        "--compare-crop",
+        type=int,
+        default=128,
+        metavar="N",
+        help="HR side of the comparison crops (default %(default)s)",
+    )
+    parser.set_defaults(run=run)
+
+
+def _comparison_file(name: str, used: Set[str]) -> str:
+    # Images in sub-folders, or "a.jpg" next to "a.png", must not share a comparison file.
+    flat = name.replace("/", "__")
+    candidate = flat.rsplit(".", 1)[0] + ".png"
+    if candidate in used:
+        candidate = flat.replace(".", "_") + ".png"
+    stem, n = candidate[: -len(".png")], 2
+    while candidate in used:
+        candidate, n = f"{stem}-{n}.png", n + 1
+    used.add(candidate)
+    return candidate
+
+
+def _check_out(out: Path, hr: Path) -> None:
+    out, hr = out.resolve(), hr.resolve()
+    if out == hr or hr in out.parents:
+        raise ValueError(
+            f"--out {str(out)!r} is inside --hr {str(hr)!r}: its images would be read as HR by the next run"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..bundle import BundleError
+    from ..evaluate import bicubic_method, bundle_method, evaluate_folder, list_images, parse_bundle_spec
+    from ..evaluate_report import mean_table, write_comparison, write_reports
+
+    out = Path(args.out)
+    try:
+        options = {"device": args.device, "blend": args.blend, "batch_size": args.batch_size}
+        if args.tile_size is not None:
+            options["tile_size"] = args.tile_size
+        if args.overlap is not None:
+            options["overlap"] = args.overlap
+        methods = [bicubic_method()]
+        for spec in args.bundle:
+            name, path = parse_bundle_spec(spec)
+            methods.append(bundle_method(name, path, **options))
+        scales = sorted({m.upscaler.scale for m in methods[1:]})
+        scale = args.scale if args.scale is not None else (scales[0] if len(scales) == 1 else None)
+        if scale is None and not scales:
+            raise ValueError("--scale is required when no --bundle is given")
+        if scale is None:
+            factors = ", ".join(map(str, scales))
+            raise ValueError(f"the bundles upscale by different factors ({factors}); evaluate them separately")
+        hr_dir = Path(args.hr)
+        inputs = {p.resolve() for p in list_images(hr_dir)}
+        _check_out(out, hr_dir)
+        (out / "compare").mkdir(parents=True, exist_ok=True)
+    except (BundleError, ValueError, TypeError, OSError) as err:
+        print(f"mmsr eval: error: {err}", file=sys.stderr)
+        return 2
+
+    comparisons: Dict[str, str] = {}
+    used: Set[str] = set()
+
+    def draw(outcome) -> None:
+        path = out / "compare" / _comparison_file(outcome.name, used)
+        if path.resolve() in inputs:
+            raise ValueError(f"comparison {str(path)!r} would overwrite an input image; choose another --out")
+        write_comparison(path, outcome, methods, scale, crop=args.compare_crop)
+        comparisons[outcome.name] = f"compare/{path.name}"
+
+    try:
+        result = evaluate_folder(
+            hr_dir,
+            methods,
+            scale=scale,
+            crop_border=args.crop_border,
+            with_niqe=not args.no_niqe,
+            limit=args.limit,
+            device=torch.device(args.device),
+            on_image=draw,
+        )
+        written = write_reports(result, out, comparisons)
+    except (ValueError, OSError) as err:
+        print(f"mmsr eval: error: {err}", file=sys.stderr)
+        return 2
+
+    print(f"Mean over {len(result.images)} images, x{scale}, crop border {result.crop_border} (NIQE: lower is better):")
+    print(mean_table(result))
+    print(
+        f"metrics {result.metrics_s:.1f} s (PSNR + SSIM {result.fidelity_s:.1f} s, NIQE {result.niqe_s:.1f} s), "
+        f"upscaling {result.upscale_s:.1f} s, whole run {result.total_s:.1f} s"
+    )
+    print(f"wrote {', '.join(str(p) for p in written)} and {len(comparisons)} comparison images in {out / 'compare'}")
+    if result.failed:
+        names = ", ".join(name for name, _ in result.failed)
+        print(f"mmsr eval: {len(result.failed)} image(s) failed and were skipped: {names}", file=sys.stderr)
+        return 1
+    return 0

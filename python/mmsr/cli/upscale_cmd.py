@@ -1,0 +1,365 @@
+"""`mmsr upscale`: super-resolve image files with a model bundle, each tile through its class's model."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+_DESCRIPTION = """\
+Upscale images with a model bundle: every LR tile is scored by TVAT and goes through the generator
+of its texture class; the SR tiles are blended back into one image.
+
+Inputs are files or directories (their PNG, JPEG, WebP, TIFF and BMP files, not recursing). The
+output format follows the output's extension. Without -o, each result is written next to its input
+as NAME_x4.EXT (for a x4 bundle); with several inputs, -o is a directory and results keep their
+input's name. An input is never overwritten, and outputs are written atomically.
+
+An alpha channel is carried through, upscaled on its own with bicubic interpolation (JPEG and BMP
+outputs cannot hold it; it is dropped with a warning). Grayscale images come back grayscale,
+palette images come back as RGB(A), 16-bit grayscale PNG/TIFF stays 16-bit in PNG/TIFF, and
+16-bit colour PNG is read at 8 bits.
+
+A file that cannot be read or written is reported by name and the others are still processed; the
+exit status is 1 if any failed, 2 for bad options.
+"""
+
+_DEFAULT_BUNDLE = ("weights", "default.safetensors")
+_LARGE_IMAGE_TILES = 256  # images with more tiles get their own progress bar
+_SUFFIXES = {"k": 10**3, "m": 10**6, "g": 10**9}
+
+
+class CommandError(Exception):
+    """A problem with the options, reported as `mmsr <command>: error: ...` with exit status 2."""
+
+
+def parse_pixels(text: str) -> Optional[int]:
+    """``--max-pixels``: a count such as 50000000, 50M or 1.5G; 0 means no limit."""
+    value = text.strip().lower()
+    factor = _SUFFIXES.get(value[-1:], 1)
+    number = value[:-1] if factor != 1 else value
+    try:
+        pixels = int(float(number) * factor)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a pixel count such as 50000000, 50M or 1.5G, got {text!r}") from None
+    if pixels < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0 means no limit), got {text!r}")
+    return pixels or None
+
+
+def add_image_limit_argument(parser: argparse.ArgumentParser) -> None:
+    from ..imageio import DEFAULT_MAX_PIXELS
+
+    parser.add_argument(
+        "--max-pixels",
+        type=parse_pixels,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help=f"refuse inputs with more than N pixels (width x height); accepts 50M, 1.5G; 0 = no limit "
+        f"(default {DEFAULT_MAX_PIXELS // 10**6}M: a x4 result of that is 800 MP, 2.4 GB as 8-bit RGB)",
+    )
+
+
+def apply_image_limit(max_pixels: Optional[int]) -> None:
+    """Let Pillow open what the user allowed: its own bomb check would refuse above ~179 MP."""
+    from PIL import Image
+
+    if max_pixels is None:
+        Image.MAX_IMAGE_PIXELS = None
+    elif Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+
+
+def resolve_bundle(path: Optional[str]):
+    """Load ``--bundle``, or the default bundle shipped in the package; CommandError when neither exists."""
+    from ..bundle import BundleError, load_bundle
+
+    if path is None:
+        default = resources.files("mmsr").joinpath(_DEFAULT_BUNDLE[0]).joinpath(_DEFAULT_BUNDLE[1])
+        if not default.is_file():
+            raise CommandError(
+                "no --bundle given and no default bundle is installed yet "
+                f"(mmsr/{'/'.join(_DEFAULT_BUNDLE)} is absent); pass --bundle FILE, e.g. one written by `mmsr train`"
+            )
+        with resources.as_file(default) as default_path:
+            path = str(default_path)
+    try:
+        return load_bundle(path)
+    except BundleError as err:
+        raise CommandError(str(err)) from None
+
+
+def resolve_device(name: str) -> str:
+    """``auto`` -> ``cuda`` when torch sees a GPU and mmsr has its CUDA kernels, else ``cpu``."""
+    import torch
+
+    from .. import _ops
+
+    if name != "auto":
+        return name
+    return "cuda" if torch.cuda.is_available() and _ops.CUDA_COMPILED else "cpu"
+
+
+class FileSet:
+    """Paths that name files, matched by resolved path and, for existing files, by device and inode
+    (which also catches hard links and case-insensitive file systems).
+
+    Example:
+        >>> files = FileSet([Path("photo.png")])
+        >>> Path("./photo.png") in files
+        True
+    """
+
+    def __init__(self, paths=()) -> None:
+        self._names, self._inodes = set(), set()
+        for path in paths:
+            self.add(path)
+
+    @staticmethod
+    def _inode(path: Path):
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        return stat.st_dev, stat.st_ino
+
+    def add(self, path: Path) -> None:
+        self._names.add(path.resolve())
+        inode = self._inode(path)
+        if inode is not None:
+            self._inodes.add(inode)
+
+    def __contains__(self, path: Path) -> bool:
+        if path.resolve() in self._names:
+            return True
+        inode = self._inode(path)
+        return inode is not None and inode in self._inodes
+
+
+def write_class_map(path: Path, image, classes, grid, bundle, source: Path) -> None:
+    """A class map as JSON (``.json``) or as the image tinted by class (any image extension)."""
+    from ..classmap import class_map_record, record_to_json, render_class_map
+    from ..imageio import EXTENSIONS, ImageData, atomic_write, write_image
+
+    if path.suffix.lower() == ".json":
+        record = {
+            "image": str(source),
+            "scale": bundle.scale,
+            "threshold": bundle.threshold,
+            "boundaries": list(bundle.boundaries),
+            **class_map_record(classes, grid, bundle.num_classes, configs=[c.name for c in bundle.configs]),
+        }
+        atomic_write(path, record_to_json(record).encode())
+    elif path.suffix.lower() in EXTENSIONS:
+        write_image(path, ImageData(rgb=render_class_map(image, classes, grid, bundle.num_classes)))
+    else:
+        raise ValueError(f"{path}: a class map is written as .json or as an image ({', '.join(sorted(EXTENSIONS))})")
+
+
+def add_parser(subparsers) -> None:
+    from ..ops import BLENDS
+
+    parser = subparsers.add_parser(
+        "upscale",
+        help="upscale images, each tile through its texture class's model",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or directories of images")
+    parser.add_argument(
+        "-o", "--output", metavar="OUTPUT",
+        help="output file (one input) or directory (several inputs, or a directory input); "
+        "default: NAME_xS.EXT next to each input",
+    )
+    parser.add_argument(
+        "--bundle", metavar="FILE",
+        help="model bundle (.safetensors from `mmsr train`); default: the bundle shipped with mmsr, if installed",
+    )
+    parser.add_argument("--tile", type=int, metavar="N", help="LR tile edge in pixels (default: the bundle's)")
+    parser.add_argument("--overlap", type=int, metavar="N", help="LR pixels shared by neighbouring tiles (default: the bundle's)")
+    parser.add_argument("--blend", choices=BLENDS, default="linear", help="how overlapping tiles are averaged (default linear)")
+    parser.add_argument(
+        "--margin", type=int, metavar="N",
+        help="LR pixels at each inner tile edge left to the neighbouring tile, at most overlap/2 "
+        "(default 3/8 of the overlap); hides the zero-padding error at tile edges",
+    )
+    parser.add_argument("--device", default="auto", help="auto (default: cuda if available), cpu, cuda or cuda:N")
+    parser.add_argument("--batch-size", type=int, metavar="N", help="tiles per model call (default 2 on CPU, 64 on CUDA)")
+    parser.add_argument("--half", action="store_true", help="run the models in float16 (CUDA only)")
+    parser.add_argument(
+        "--class-map", metavar="PATH",
+        help="also write each image's tile classes: a .json file or an image (tinted by class) for one input; "
+        "a directory of NAME.json files for several",
+    )
+    add_image_limit_argument(parser)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or per-image lines")
+    parser.set_defaults(run=run)
+
+
+def _collect_inputs(names: List[str]) -> Tuple[List[Path], List[str], bool]:
+    """(image files, errors, whether any input was a directory)."""
+    from ..imageio import EXTENSIONS
+
+    files, errors, had_directory = [], [], False
+    for name in names:
+        path = Path(name)
+        if path.is_dir():
+            had_directory = True
+            found = sorted(
+                p for p in path.iterdir()
+                if p.is_file() and p.suffix.lower() in EXTENSIONS and not p.name.startswith(".")
+            )
+            if not found:
+                errors.append(f"{path}: directory holds no PNG, JPEG, WebP, TIFF or BMP files")
+            files.extend(found)
+        elif path.exists():
+            files.append(path)
+        else:
+            errors.append(f"{path}: no such file or directory")
+    return files, errors, had_directory
+
+
+def _plan_outputs(args, inputs: List[Path], directory_mode: bool, scale: int) -> Dict[Path, Path]:
+    from ..imageio import EXTENSIONS
+
+    if args.output is None:
+        return {p: p.with_name(f"{p.stem}_x{scale}{p.suffix}") for p in inputs}
+    out = Path(args.output)
+    if directory_mode or out.is_dir() or args.output.endswith(("/", os.sep)):
+        if out.exists() and not out.is_dir():
+            raise CommandError(f"-o {out}: with several inputs the output must be a directory, and this is a file")
+        out.mkdir(parents=True, exist_ok=True)
+        return {p: out / p.name for p in inputs}
+    if out.suffix.lower() not in EXTENSIONS:
+        raise CommandError(f"-o {out}: unsupported extension {out.suffix!r}; use one of {', '.join(sorted(EXTENSIONS))}")
+    if not out.parent.is_dir():
+        raise CommandError(f"-o {out}: directory {out.parent} does not exist")
+    return {p: out for p in inputs}
+
+
+def _class_map_paths(args, inputs: List[Path], directory_mode: bool) -> Dict[Path, Path]:
+    from ..imageio import EXTENSIONS
+
+    if args.class_map is None:
+        return {}
+    target = Path(args.class_map)
+    if directory_mode or len(inputs) > 1:
+        if target.exists() and not target.is_dir():
+            raise CommandError(f"--class-map {target}: with several inputs this must be a directory, and it is a file")
+        target.mkdir(parents=True, exist_ok=True)
+        return {p: target / f"{p.stem}.json" for p in inputs}
+    if target.suffix.lower() != ".json" and target.suffix.lower() not in EXTENSIONS:
+        raise CommandError(f"--class-map {target}: use a .json file, or an image file ({', '.join(sorted(EXTENSIONS))})")
+    return {p: target for p in inputs}
+
+
+def _clash(paths: List[Path], inputs: FileSet, written: FileSet) -> Optional[str]:
+    """Why writing ``paths`` would destroy an input or an earlier result, or None."""
+    for path in paths:
+        if path in inputs:
+            return f"refusing to write {path}: it is one of the inputs"
+        if path in written:
+            return f"{path} was already written for an earlier input; give inputs distinct names"
+    return None
+
+
+def _build_upscaler(args, bundle):
+    import torch
+
+    from ..upscale import Upscaler
+
+    device = resolve_device(args.device)
+    if args.half and not device.startswith("cuda"):
+        raise CommandError(f"--half (float16) runs on CUDA only, and the device is {device}; drop --half or use --device cuda")
+    try:
+        return Upscaler(
+            bundle,
+            device=device,
+            tile_size=args.tile,
+            overlap=args.overlap,
+            blend=args.blend,
+            margin=args.margin,
+            batch_size=args.batch_size,
+            dtype=torch.float16 if args.half else torch.float32,
+        )
+    except (TypeError, ValueError) as err:
+        raise CommandError(str(err)) from None
+
+
+def _upscale_file(upscaler, source: Path, target: Path, class_map: Optional[Path], args, say) -> str:
+    from tqdm import tqdm
+
+    from ..imageio import alpha_supported, read_image, resize_alpha, write_image
+
+    start = time.perf_counter()
+    image = read_image(source, max_pixels=args.max_pixels)
+    height, width = image.size
+    alpha = image.alpha
+    if alpha is not None and not alpha_supported(target):
+        say(f"mmsr upscale: warning: {target}: this format cannot hold {source.name}'s alpha channel; it is dropped")
+        alpha = None
+    tiles = upscaler.grid(height, width).num_tiles
+    with tqdm(total=tiles, unit="tile", desc=source.name, leave=False,
+              disable=True if args.quiet or tiles <= _LARGE_IMAGE_TILES else None) as bar:
+        result = upscaler.upscale(image.rgb, progress=bar.update)
+    scale = upscaler.scale
+    write_image(target, image.with_pixels(result.image, None if alpha is None else resize_alpha(alpha, scale)))
+    if class_map is not None:
+        write_class_map(class_map, image.rgb, result.classes, result.grid, upscaler.bundle, source)
+    histogram = " ".join(f"{c.name}:{n}" for c, n in zip(upscaler.bundle.configs, result.histogram()))
+    return (
+        f"{source} -> {target} ({width}x{height} -> {width * scale}x{height * scale}, "
+        f"{tiles} tiles [{histogram}], {time.perf_counter() - start:.1f} s)"
+    )
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    try:
+        bundle = resolve_bundle(args.bundle)
+        apply_image_limit(args.max_pixels)
+        inputs, failures, had_directory = _collect_inputs(args.inputs)
+        directory_mode = had_directory or len(args.inputs) > 1
+        outputs = _plan_outputs(args, inputs, directory_mode, bundle.scale)
+        class_maps = _class_map_paths(args, inputs, directory_mode)
+        upscaler = _build_upscaler(args, bundle) if inputs else None
+    except CommandError as err:
+        print(f"mmsr upscale: error: {err}", file=sys.stderr)
+        return 2
+    for message in failures:
+        print(f"mmsr upscale: error: {message}", file=sys.stderr)
+
+    input_files, written = FileSet(inputs), FileSet()
+    done = 0
+    with tqdm(total=len(inputs), unit="image", disable=True if args.quiet or len(inputs) < 2 else None) as bar:
+        def say(message: str, stream=sys.stderr) -> None:
+            bar.write(message, file=stream)
+
+        for source in inputs:
+            target, class_map = outputs[source], class_maps.get(source)
+            paths = [target] if class_map is None else [target, class_map]
+            problem = _clash(paths, input_files, written)
+            if problem is None:
+                try:
+                    line = _upscale_file(upscaler, source, target, class_map, args, say)
+                    done += 1
+                    for path in paths:
+                        written.add(path)
+                    if not args.quiet:
+                        say(line, sys.stdout)
+                except Exception as err:  # one bad file must not stop the batch; report its name and the cause
+                    expected = isinstance(err, (OSError, ValueError))
+                    problem = str(err) if expected else f"{type(err).__name__}: {err}"
+            if problem is not None:
+                message = problem if str(source) in problem else f"{source}: {problem}"
+                failures.append(message)
+                say(f"mmsr upscale: error: {message}")
+            bar.update()
+    if failures:
+        print(f"mmsr upscale: {done} written, {len(failures)} failed", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,580 @@
+"""The evaluation harness: HR folder -> LR -> bicubic | bundle A | bundle B ... -> PSNR / SSIM / NIQE + time.
+
+Every HR image is cut to a multiple of the scale (mod-crop, from the top-left corner), made LR with
+the training down-sampler (:func:`mmsr.data.downsample`: bicubic with antialias, rounded to 8-bit
+levels, so the LR is exactly what a saved LR file would hold) and upscaled by each method:
+
+- **bicubic**: Keys' cubic kernel with a = -0.5, the kernel of Pillow and MATLAB ``imresize``
+  (torch's ``F.interpolate(mode="bicubic", antialias=True)``, which for upsampling is Pillow's
+  filter), rounded to uint8. Plain ``F.interpolate(mode="bicubic")`` uses a = -0.75, which is
+  sharper and reads 0.13-0.2 dB higher than the literature's bicubic rows on Set5 / Set14 x4;
+- **bundles**: :class:`mmsr.Upscaler` on the uint8 LR, giving uint8 SR.
+
+Each output is measured against the mod-cropped HR with :mod:`mmsr.metrics`: PSNR and SSIM on
+BT.601 luma with ``crop_border`` pixels dropped from every side, and NIQE (lower is better) with the
+same crop. NIQE of the HR image itself is measured too, as the reference point. Upscaling time
+covers the upscaling call only (LR on the CPU in, SR on the CPU out, CUDA synchronised), not file
+reading or metrics.
+
+The report writers live in :mod:`mmsr.evaluate_report`.
+
+Example:
+    >>> from mmsr.bundle import Bundle
+    >>> methods = [bicubic_method(), bundle_method("toy", Bundle.random(["1-2w8", "2-2w8"],
+    ...            threshold=0.0, boundaries=[0.05], scale=4))]
+    >>> hr = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8)
+    >>> outcome = evaluate_image("noise.png", hr, methods, scale=4, crop_border=4, with_niqe=False)
+    >>> sorted(outcome.scores), outcome.outputs["toy"].shape
+    (['bicubic', 'toy'], torch.Size([3, 64, 64]))
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm import tqdm
+
+from .bundle import Bundle, load_bundle
+from .data import IMAGE_EXTENSIONS, downsample, read_image
+from .grid import TileGrid
+from .metrics import niqe, psnr, ssim
+from .upscale import Upscaler
+
+__all__ = [
+    "BICUBIC",
+    "HR",
+    "EvalRun",
+    "ImageOutcome",
+    "Method",
+    "Scores",
+    "bicubic_method",
+    "bicubic_upscale",
+    "bundle_method",
+    "evaluate_folder",
+    "evaluate_image",
+    "list_images",
+    "make_lr",
+    "mod_crop",
+    "parse_bundle_spec",
+]
+
+BICUBIC = "bicubic"
+HR = "HR"  # the row that carries the HR image's own NIQE
+_SSIM_WINDOW = 11  # SSIM's window: an image must keep this much after the border crop
+# The metrics are hundreds of small float64 element-wise ops per image. On a 2-core machine shared
+# with other work, 2 intra-op threads measured 0.2-4.8 s for PSNR + SSIM of 4 Set14 images (every
+# op waits at a barrier for a descheduled thread), 1 thread 0.1 s; NIQE alike.
+_METRIC_THREADS = 1
+_NIQE_BLOCK = 96  # NIQE measures whole blocks of this side; a smaller image has no NIQE
+
+
+@dataclass(frozen=True)
+class Method:
+    """One way of upscaling: bicubic (``upscaler`` None) or a bundle through an :class:`Upscaler`.
+
+    Attributes:
+        name: the method's name in tables and file names.
+        upscaler: the bundle's Upscaler; None for bicubic.
+        path: the bundle file, when the bundle came from one.
+    """
+
+    name: str
+    upscaler: Optional[Upscaler] = None
+    path: Optional[str] = None
+
+    @property
+    def num_classes(self) -> int:
+        """K for a bundle, 0 for bicubic."""
+        return 0 if self.upscaler is None else self.upscaler.num_classes
+
+    @property
+    def multi_model(self) -> bool:
+        """Whether tiles are routed between several generators (so a class histogram means something)."""
+        return self.num_classes > 1
+
+    def describe(self) -> dict:
+        """JSON-ready facts about the method: kind, bundle path, configs, routing and tiling.
+
+        Example:
+            >>> bicubic_method().describe()["kind"]
+            'bicubic'
+        """
+        if self.upscaler is None:
+            return {"name": self.name, "kind": "bicubic", "kernel": "Keys a=-0.5 (Pillow / MATLAB imresize)"}
+        up, bundle = self.upscaler, self.upscaler.bundle
+        return {
+            "name": self.name,
+            "kind": "bundle",
+            "path": self.path,
+            "scale": bundle.scale,
+            "configs": [c.name for c in bundle.configs],
+            "threshold": bundle.threshold,
+            "boundaries": list(bundle.boundaries),
+            "tile_size": up.tile_size,
+            "overlap": up.overlap,
+            "blend": up.blend,
+            "device": str(up.device),
+        }
+
+
+def bicubic_method() -> Method:
+    """The bicubic baseline as a :class:`Method`.
+
+    Example:
+        >>> bicubic_method().name
+        'bicubic'
+    """
+    return Method(BICUBIC)
+
+
+def bundle_method(name: str, bundle: Bundle | str | os.PathLike, **upscaler_options) -> Method:
+    """A bundle (or bundle file) as a :class:`Method`; ``upscaler_options`` go to :class:`Upscaler`.
+
+    Raises:
+        BundleError: a missing or malformed bundle file (the message names it).
+        ValueError: a reserved or empty name, or a bad Upscaler option.
+
+    Example:
+        >>> from mmsr.bundle import Bundle
+        >>> bundle_method("toy", Bundle.random(["1-2w8"], threshold=0.0, boundaries=[])).num_classes
+        1
+    """
+    if not name or name in (BICUBIC, HR):
+        raise ValueError(f"bundle name {name!r} is empty or reserved ({BICUBIC!r} and {HR!r} are rows of their own)")
+    path = None if isinstance(bundle, Bundle) else str(bundle)
+    loaded = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    return Method(name, Upscaler(loaded, **upscaler_options), path)
+
+
+def parse_bundle_spec(text: str) -> Tuple[str, str]:
+    """``--bundle`` text as ``(name, path)``: ``NAME=PATH``, or a path named by its file stem.
+
+    Example:
+        >>> parse_bundle_spec("mmsr=runs/a.safetensors"), parse_bundle_spec("runs/b.safetensors")
+        (('mmsr', 'runs/a.safetensors'), ('b', 'runs/b.safetensors'))
+    """
+    name, sep, path = text.partition("=")
+    # A path may itself contain "=": only a separator before any path character counts as NAME=.
+    if sep and name and "/" not in name and os.sep not in name:
+        return name, path
+    return Path(text).stem, text
+
+
+def mod_crop(hr: Tensor, scale: int) -> Tensor:
+    """Cut ``hr`` to a multiple of ``scale`` by dropping its last rows and columns (the SR convention).
+
+    Args:
+        hr: Tensor[..., H, W].
+        scale: the SR factor.
+
+    Returns:
+        a view Tensor[..., H - H % scale, W - W % scale].
+
+    Example:
+        >>> mod_crop(torch.zeros(3, 10, 13), 4).shape
+        torch.Size([3, 8, 12])
+    """
+    height, width = hr.shape[-2:]
+    return hr[..., : height - height % scale, : width - width % scale]
+
+
+def make_lr(hr: Tensor, scale: int) -> Tensor:
+    """LR image from a mod-cropped HR image with the training down-sampler, as uint8.
+
+    Args:
+        hr: uint8 Tensor[3, H, W], H and W divisible by ``scale``.
+        scale: the SR factor.
+
+    Returns:
+        uint8 Tensor[3, H / scale, W / scale]: :func:`mmsr.data.downsample` (which already rounds
+        to 8-bit levels), stored as uint8.
+
+    Example:
+        >>> make_lr(torch.zeros(3, 16, 8, dtype=torch.uint8), 4).shape
+        torch.Size([3, 4, 2])
+    """
+    lr = downsample(hr.unsqueeze(0), scale)[0]
+    return lr.mul_(255).round_().to(torch.uint8)
+
+
+def bicubic_upscale(lr: Tensor, scale: int) -> Tensor:
+    """Bicubic upscaling with Keys' a = -0.5 kernel (Pillow's and MATLAB's), rounded to uint8.
+
+    Args:
+        lr: uint8 Tensor[3, h, w] or Tensor[B, 3, h, w], any device.
+        scale: integer factor >= 1.
+
+    Returns:
+        uint8 Tensor of shape [..., 3, h * scale, w * scale] on ``lr``'s device.
+
+    Example:
+        >>> bicubic_upscale(torch.full((3, 4, 4), 7, dtype=torch.uint8), 4).unique().tolist()
+        [7]
+    """
+    if lr.dtype != torch.uint8 or lr.dim() not in (3, 4):
+        raise ValueError(f"lr should be a uint8 [3, h, w] or [B, 3, h, w] tensor, got {lr.dtype} {tuple(lr.shape)}")
+    x = lr.float().div_(255)
+    batched = x.unsqueeze(0) if lr.dim() == 3 else x
+    height, width = lr.shape[-2:]
+    # antialias=True selects torch's separable Pillow-style filter, whose cubic has a = -0.5.
+    size = (height * scale, width * scale)
+    up = F.interpolate(batched, size=size, mode="bicubic", align_corners=False, antialias=True)
+    out = up.clamp_(0, 1).mul_(255).round_().to(torch.uint8)
+    return out[0] if lr.dim() == 3 else out
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One method's numbers on one image, or their mean over images.
+
+    Attributes:
+        psnr_y: dB on BT.601 luma (higher is better); None on the HR row.
+        ssim_y: SSIM on luma (higher is better); None on the HR row.
+        niqe: NIQE (lower is better); None when not measured or undefined (image too small, flat).
+        time_s: seconds spent upscaling; None on the HR row.
+        histogram: tiles per class for a multi-model bundle (summed over images in a mean), else None.
+    """
+
+    psnr_y: Optional[float]
+    ssim_y: Optional[float]
+    niqe: Optional[float]
+    time_s: Optional[float]
+    histogram: Optional[Tuple[int, ...]] = None
+
+
+@dataclass
+class ImageOutcome:
+    """Everything :func:`evaluate_image` produced for one image.
+
+    Attributes:
+        name: the image's name (its path relative to the HR folder).
+        hr: the mod-cropped HR, uint8 Tensor[3, H, W].
+        lr: its LR, uint8 Tensor[3, H / scale, W / scale].
+        outputs: method name -> uint8 Tensor[3, H, W] SR image.
+        routes: method name -> (int64 classes [rows, cols], the LR tile grid) for bundles.
+        scores: method name -> :class:`Scores`, plus :data:`HR` when NIQE was measured.
+        fidelity_s, niqe_s: seconds spent on PSNR + SSIM, and on NIQE.
+    """
+
+    name: str
+    hr: Tensor
+    lr: Tensor
+    outputs: Dict[str, Tensor]
+    routes: Dict[str, Tuple[Tensor, TileGrid]]
+    scores: Dict[str, Scores]
+    fidelity_s: float = 0.0
+    niqe_s: float = 0.0
+
+
+@dataclass
+class EvalRun:
+    """The results of :func:`evaluate_folder`.
+
+    Attributes:
+        hr_dir, scale, crop_border, with_niqe, device: the settings.
+        methods: the evaluated methods, bicubic first.
+        images: per image, ``(name, (H, W) after mod-crop, {method: Scores})``.
+        failed: ``(name, reason)`` of every image that was skipped.
+        fidelity_s, niqe_s, upscale_s, total_s: seconds spent on PSNR + SSIM, NIQE, upscaling, and
+            the whole run.
+    """
+
+    hr_dir: str
+    scale: int
+    crop_border: int
+    with_niqe: bool
+    device: str
+    methods: List[Method]
+    images: List[Tuple[str, Tuple[int, int], Dict[str, Scores]]] = field(default_factory=list)
+    failed: List[Tuple[str, str]] = field(default_factory=list)
+    fidelity_s: float = 0.0
+    niqe_s: float = 0.0
+    upscale_s: float = 0.0
+    total_s: float = 0.0
+
+    @property
+    def metrics_s(self) -> float:
+        """Seconds spent on all metrics."""
+        return self.fidelity_s + self.niqe_s
+
+    @property
+    def rows(self) -> List[str]:
+        """Row names in table order: the methods, then :data:`HR` when NIQE was measured."""
+        return [m.name for m in self.methods] + ([HR] if self.with_niqe else [])
+
+    def mean(self) -> Dict[str, Scores]:
+        """Per row, the mean of each number over the images that have it; histograms are summed.
+
+        Example:
+            >>> run = EvalRun("hr", 4, 4, False, "cpu", [bicubic_method()])
+            >>> run.images = [("a", (8, 8), {"bicubic": Scores(20.0, 0.5, None, 0.1)}),
+            ...               ("b", (8, 8), {"bicubic": Scores(30.0, 0.7, None, 0.3)})]
+            >>> run.mean()["bicubic"].psnr_y
+            25.0
+        """
+        means = {}
+        for row in self.rows:
+            scores = [s[row] for _, _, s in self.images if row in s]
+            histograms = [s.histogram for s in scores if s.histogram is not None]
+            means[row] = Scores(
+                psnr_y=_mean(s.psnr_y for s in scores),
+                ssim_y=_mean(s.ssim_y for s in scores),
+                niqe=_mean(s.niqe for s in scores),
+                time_s=_mean(s.time_s for s in scores),
+                histogram=tuple(map(sum, zip(*histograms))) if histograms else None,
+            )
+        return means
+
+
+def _mean(values) -> Optional[float]:
+    # PSNR of identical images is inf and stays so in the mean; None (not measured) is left out.
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
+def list_images(hr_dir: str | os.PathLike) -> List[Path]:
+    """Image files under ``hr_dir``, recursively, sorted; broken links are kept so they get reported.
+
+    Raises:
+        FileNotFoundError / NotADirectoryError: ``hr_dir`` is missing or not a folder.
+        ValueError: it holds no image file.
+
+    Example:
+        >>> list_images("data/val/set5")[0].name                            # doctest: +SKIP
+        'baby.png'
+    """
+    root = Path(hr_dir)
+    if not root.exists():
+        raise FileNotFoundError(f"--hr {str(root)!r} does not exist")
+    if not root.is_dir():
+        raise NotADirectoryError(f"--hr {str(root)!r} is not a directory")
+    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and not p.is_dir())
+    if not paths:
+        raise ValueError(f"--hr {str(root)!r} holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return paths
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _upscale(
+    method: Method, lr: Tensor, scale: int, device: torch.device
+) -> Tuple[Tensor, Optional[Tuple[Tensor, TileGrid]], float]:
+    """Run one method on uint8 ``lr: [3, h, w]`` (CPU): (uint8 SR [3, H, W] on the CPU, route, seconds).
+
+    Bicubic runs on ``device``; a bundle on its Upscaler's device.
+    """
+    device = device if method.upscaler is None else method.upscaler.device
+    _synchronize(device)
+    start = time.perf_counter()
+    if method.upscaler is None:
+        sr = bicubic_upscale(lr.to(device), scale).cpu()
+        route = None
+    else:
+        result = method.upscaler.upscale(lr)
+        sr, route = result.image, (result.classes, result.grid)
+    _synchronize(device)
+    return sr, route, time.perf_counter() - start
+
+
+def _warm_up(methods: Sequence[Method], scale: int, device: torch.device) -> None:
+    # The first call of a model pays one-off allocation and kernel selection; keep it out of the times.
+    for method in methods:
+        side = 8 if method.upscaler is None else method.upscaler.tile_size
+        _upscale(method, torch.zeros(3, side, side, dtype=torch.uint8), scale, device)
+
+
+@contextmanager
+def _threads(count: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _finite(value: float) -> Optional[float]:
+    return value if math.isfinite(value) else None
+
+
+def evaluate_image(
+    name: str,
+    hr: Tensor,
+    methods: Sequence[Method],
+    *,
+    scale: int,
+    crop_border: int,
+    with_niqe: bool = True,
+    device: torch.device | str = "cpu",
+) -> ImageOutcome:
+    """Upscale one HR image's LR with every method and measure each output.
+
+    Args:
+        name: the image's name in the results.
+        hr: uint8 Tensor[3, H, W] on the CPU; it is mod-cropped here.
+        methods: the methods, e.g. ``[bicubic_method(), bundle_method(...)]``.
+        scale: the SR factor (each bundle's scale must match).
+        crop_border: pixels dropped from every side before PSNR, SSIM and NIQE.
+        with_niqe: measure NIQE (the slowest metric). NIQE needs 96x96 pixels after the crop; a
+            smaller image gets None.
+        device: where bicubic runs (bundles run on their Upscaler's device).
+
+    Returns:
+        :class:`ImageOutcome` with the outputs, class routes and :class:`Scores` per method (and
+        the HR NIQE under :data:`HR`).
+
+    Raises:
+        ValueError: the image is too small for ``scale`` and ``crop_border`` (the message names it).
+
+    Example:
+        >>> hr = torch.randint(0, 256, (3, 30, 30), dtype=torch.uint8)
+        >>> out = evaluate_image("a.png", hr, [bicubic_method()], scale=2, crop_border=2, with_niqe=False)
+        >>> out.hr.shape, out.scores["bicubic"].histogram
+        (torch.Size([3, 30, 30]), None)
+    """
+    hr = mod_crop(hr, scale)
+    height, width = hr.shape[-2:]
+    smallest = 2 * crop_border + _SSIM_WINDOW
+    if min(height, width) < max(smallest, scale):
+        raise ValueError(
+            f"{name}: {height}x{width} after cutting to a multiple of {scale} is too small; SSIM with "
+            f"crop border {crop_border} needs at least {smallest}x{smallest}"
+        )
+    device = torch.device(device)
+    lr = make_lr(hr, scale)
+    outputs, routes, times = {}, {}, {}
+    for method in methods:
+        sr, route, seconds = _upscale(method, lr, scale, device)
+        outputs[method.name], times[method.name] = sr, seconds
+        if route is not None:
+            routes[method.name] = route
+
+    naturalness: Dict[str, Optional[float]] = {}
+    with _threads(_METRIC_THREADS):
+        start = time.perf_counter()
+        fidelity = {
+            name: (psnr(sr, hr, crop_border=crop_border), ssim(sr, hr, crop_border=crop_border))
+            for name, sr in outputs.items()
+        }
+        fidelity_s = time.perf_counter() - start
+        start = time.perf_counter()
+        if with_niqe and min(height, width) - 2 * crop_border >= _NIQE_BLOCK:
+            batch = torch.stack([outputs[m.name] for m in methods] + [hr])
+            values = niqe(batch, crop_border=crop_border).tolist()
+            naturalness = {row: _finite(v) for row, v in zip([m.name for m in methods] + [HR], values)}
+        niqe_s = time.perf_counter() - start
+
+    scores = {}
+    for method in methods:
+        histogram = None
+        if method.multi_model:
+            histogram = tuple(torch.bincount(routes[method.name][0].flatten(), minlength=method.num_classes).tolist())
+        p, s = fidelity[method.name]
+        scores[method.name] = Scores(p, s, naturalness.get(method.name), times[method.name], histogram)
+    if with_niqe:
+        scores[HR] = Scores(None, None, naturalness.get(HR), None)
+    return ImageOutcome(name, hr, lr, outputs, routes, scores, fidelity_s, niqe_s)
+
+
+def evaluate_folder(
+    hr_dir: str | os.PathLike,
+    methods: Sequence[Method],
+    *,
+    scale: int,
+    crop_border: Optional[int] = None,
+    with_niqe: bool = True,
+    limit: Optional[int] = None,
+    device: torch.device | str = "cpu",
+    on_image: Optional[Callable[[ImageOutcome], None]] = None,
+    progress: bool = True,
+) -> EvalRun:
+    """Evaluate every image of an HR folder; unreadable images are reported and skipped.
+
+    Args:
+        hr_dir: the HR folder, read recursively (png, jpg, jpeg, webp, bmp, tif, tiff).
+        methods: bicubic and/or bundles (see :func:`bicubic_method`, :func:`bundle_method`);
+            names must be unique and every bundle's scale must be ``scale``.
+        scale: the SR factor.
+        crop_border: pixels dropped from every side before measuring; default ``scale``.
+        with_niqe: measure NIQE.
+        limit: evaluate only the first ``limit`` images (in sorted order).
+        device: where bicubic runs; bundles run on their Upscaler's device.
+        on_image: called with each image's :class:`ImageOutcome` (e.g. to draw its comparison);
+            its errors propagate.
+        progress: show a tqdm bar over the images on stderr.
+
+    Returns:
+        :class:`EvalRun`. A skipped image is printed to stderr by name and listed in ``failed``.
+
+    Raises:
+        FileNotFoundError / NotADirectoryError / ValueError: a missing or empty ``hr_dir``, or bad
+            settings (the message names the argument).
+
+    Example:
+        >>> run = evaluate_folder("data/val/set5", [bicubic_method()], scale=4)  # doctest: +SKIP
+        >>> round(run.mean()["bicubic"].psnr_y, 2)                               # doctest: +SKIP
+        28.43
+    """
+    start = time.perf_counter()
+    crop_border = scale if crop_border is None else crop_border
+    _check_settings(methods, scale, crop_border, limit)
+    root = Path(hr_dir)
+    paths = list_images(root)[:limit]
+    device = torch.device(device)
+    run = EvalRun(str(root), scale, crop_border, with_niqe, str(device), list(methods))
+    _warm_up(methods, scale, device)
+    for path in tqdm(paths, desc="mmsr eval", unit="image", file=sys.stderr, disable=not progress):
+        name = path.relative_to(root).as_posix()
+        try:
+            hr = read_image(path)
+            outcome = evaluate_image(
+                name, hr, methods, scale=scale, crop_border=crop_border, with_niqe=with_niqe, device=device
+            )
+        except (OSError, ValueError) as err:
+            _skip(run, name, str(err))
+            continue
+        run.images.append((name, tuple(outcome.hr.shape[-2:]), outcome.scores))
+        run.fidelity_s += outcome.fidelity_s
+        run.niqe_s += outcome.niqe_s
+        run.upscale_s += sum(s.time_s for s in outcome.scores.values() if s.time_s is not None)
+        if on_image is not None:
+            on_image(outcome)
+    run.total_s = time.perf_counter() - start
+    return run
+
+
+def _skip(run: EvalRun, name: str, reason: str) -> None:
+    run.failed.append((name, reason))
+    tqdm.write(f"mmsr eval: skipped {name}: {reason}", file=sys.stderr)
+
+
+def _check_settings(methods: Sequence[Method], scale: int, crop_border: int, limit: Optional[int]) -> None:
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"--scale must be a positive int, got {scale!r}")
+    if isinstance(crop_border, bool) or not isinstance(crop_border, int) or crop_border < 0:
+        raise ValueError(f"--crop-border must be an int >= 0, got {crop_border!r}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {limit}")
+    if not methods:
+        raise ValueError("nothing to evaluate: no methods")
+    names = [m.name for m in methods]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(
+            f"method names must be unique, got {', '.join(repeated)} more than once (use --bundle NAME=PATH)"
+        )
+    for method in methods:
+        if method.upscaler is not None and method.upscaler.scale != scale:
+            raise ValueError(f"bundle {method.name!r} upscales x{method.upscaler.scale} but --scale is {scale}")

@@ -1,0 +1,269 @@
+"""The paper's Table 3 from training summaries: each run's training time and its ratio to the 16-8 baseline.
+
+`mmsr train` writes ``summary.json`` into its run folder (:mod:`mmsr.train.report`). From each
+summary this module takes the run's measured wall time and every class's own training time, and
+tabulates three times per run, each with its ratio to the baseline's time in the same column:
+
+- **wall time (measured)**: the ``mmsr train`` invocation, start to end, as the summary records it
+  (after ``--resume``, the last session only);
+- **class times summed**: the classes' training times added up, i.e. one device training one
+  class after another;
+- **separate devices (computed)**: the longest class's time, as if each class had a device of its
+  own. It is computed from the per-class times, not measured, and the table says so.
+
+The baseline is the run whose summary has ``mode == "baseline"`` (``mmsr train --baseline``), or
+else the one run with a single 16-8 class; ``baseline=`` picks one by name.
+
+Example:
+    >>> runs = [load_run("base=runs/srgan.run"), load_run("runs/mmsr.run")]  # doctest: +SKIP
+    >>> print(training_table(runs, find_baseline(runs)))                     # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Tuple
+
+from .models import ModelConfig
+
+__all__ = ["RunTimes", "find_baseline", "load_run", "training_table"]
+
+_SUMMARY = "summary.json"
+
+
+@dataclass(frozen=True)
+class RunTimes:
+    """One training run's timings, as read from its summary.json.
+
+    Attributes:
+        name: the run's name in the table.
+        path: the summary file.
+        mode: "mmsr" or "baseline".
+        configs, devices, statuses, steps: per class, smooth -> complex.
+        class_times: per class, its training time in seconds over all sessions; None if unknown.
+        wall_time_s: the invocation that wrote the summary, start to end; None if unknown.
+        resumed: the invocation resumed an earlier one, so ``wall_time_s`` covers only its last session.
+    """
+
+    name: str
+    path: str
+    mode: str
+    configs: Tuple[str, ...]
+    devices: Tuple[str, ...]
+    statuses: Tuple[str, ...]
+    steps: Tuple[Optional[int], ...]
+    class_times: Tuple[Optional[float], ...]
+    wall_time_s: Optional[float]
+    resumed: bool = False
+
+    @property
+    def complete(self) -> bool:
+        """Every class has a training time."""
+        return all(t is not None for t in self.class_times)
+
+    @property
+    def sum_s(self) -> Optional[float]:
+        """The classes' times added up (one device, one class after another); None if any is missing."""
+        return sum(self.class_times) if self.complete else None
+
+    @property
+    def max_s(self) -> Optional[float]:
+        """The longest class's time (each class on a device of its own, computed); None if any is missing."""
+        return max(self.class_times) if self.complete else None
+
+    @property
+    def is_baseline(self) -> bool:
+        """A baseline run: ``mode == "baseline"``, or a single class whose model is 16-8 (any width)."""
+        if self.mode == "baseline":
+            return True
+        if len(self.configs) != 1:
+            return False
+        try:
+            config = ModelConfig.parse(self.configs[0])
+        except ValueError:
+            return False
+        return (config.blocks, config.disc_layers) == (16, 8)
+
+
+def _time(value, where: str) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{where} should be a number of seconds >= 0 or null, got {value!r}")
+    return float(value)
+
+
+def _default_name(path: Path) -> str:
+    # `mmsr train --out NAME.safetensors` keeps its run in NAME.run/: the table shows NAME.
+    folder = path.parent.name or str(path)
+    return folder[: -len(".run")] if folder.endswith(".run") and len(folder) > len(".run") else folder
+
+
+def load_run(spec: str | os.PathLike) -> RunTimes:
+    """Read one run's timings from ``[NAME=]PATH``, PATH being a run folder or its summary.json.
+
+    The name defaults to the run folder's name without its ``.run`` suffix.
+
+    Raises:
+        FileNotFoundError: no summary.json at PATH.
+        ValueError: the file is not JSON or lacks the per-class timings (the message names it).
+
+    Example:
+        >>> load_run("base=runs/srgan.run").name                            # doctest: +SKIP
+        'base'
+    """
+    text = str(spec)
+    name, sep, rest = text.partition("=")
+    named = bool(sep and name and "/" not in name and os.sep not in name)
+    path = Path(rest if named else text)
+    if path.is_dir():
+        path = path / _SUMMARY
+    if not path.is_file():
+        raise FileNotFoundError(f"{str(path)!r}: no training summary here (expected a run folder or its {_SUMMARY})")
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{str(path)!r} is not a JSON training summary: {err}") from None
+    classes = summary.get("classes") if isinstance(summary, dict) else None
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, dict) for c in classes):
+        raise ValueError(f"{str(path)!r} has no per-class entries ('classes'); is it a summary.json from mmsr train?")
+    settings = summary.get("settings") if isinstance(summary.get("settings"), dict) else {}
+    return RunTimes(
+        name=name if named else _default_name(path),
+        path=str(path),
+        mode=str(summary.get("mode", "mmsr")),
+        configs=tuple(str(c.get("config", "?")) for c in classes),
+        devices=tuple(str(c.get("device", "?")) for c in classes),
+        statuses=tuple(str(c.get("status", "?")) for c in classes),
+        steps=tuple(c.get("steps") for c in classes),
+        class_times=tuple(
+            _time(c.get("wall_time_s"), f"{path}: classes[{i}].wall_time_s") for i, c in enumerate(classes)
+        ),
+        wall_time_s=_time(summary.get("wall_time_s"), f"{path}: wall_time_s"),
+        resumed=bool(settings.get("resume", False)),
+    )
+
+
+def find_baseline(runs: Sequence[RunTimes], name: Optional[str] = None) -> Optional[RunTimes]:
+    """The run that ratios are taken against.
+
+    Args:
+        runs: the runs of the table.
+        name: pick this run by name; by default the one baseline run (:attr:`RunTimes.is_baseline`).
+
+    Returns:
+        the baseline, or None when no run is one.
+
+    Raises:
+        ValueError: ``name`` is not a run, or several runs are baselines and none was named.
+
+    Example:
+        >>> find_baseline([], None) is None
+        True
+    """
+    if name is not None:
+        for run in runs:
+            if run.name == name:
+                return run
+        raise ValueError(f"--baseline {name!r} is not one of the runs ({', '.join(r.name for r in runs)})")
+    baselines = [r for r in runs if r.is_baseline]
+    if len(baselines) > 1:
+        raise ValueError(
+            f"several runs are baselines ({', '.join(r.name for r in baselines)}); pick one with --baseline NAME"
+        )
+    return baselines[0] if baselines else None
+
+
+def _seconds(value: Optional[float]) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+def _ratio(value: Optional[float], reference: Optional[float]) -> str:
+    if value is None or reference is None or reference <= 0:
+        return "—"
+    return f"{value / reference:.2f}"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def training_table(runs: Sequence[RunTimes], baseline: Optional[RunTimes]) -> str:
+    """The Markdown Table 3: one row per run, then one per class, then what each column means.
+
+    Each ratio divides a run's time by the baseline's time in the same column; the per-class ratio
+    divides by the baseline's summed class time.
+
+    Example:
+        >>> base = RunTimes("base", "b.json", "baseline", ("16-8",), ("cpu",), ("finished",), (100,), (50.0,), 55.0)
+        >>> mmsr = RunTimes("mmsr", "m.json", "mmsr", ("2-2", "8-6"), ("cpu", "cpu"), ("finished",) * 2,
+        ...                 (50, 50), (10.0, 20.0), 33.0)
+        >>> training_table([base, mmsr], base).splitlines()[7]
+        '| mmsr | mmsr | 2-2 · 8-6 | cpu | 33.0 | 0.60 | 30.0 | 0.60 | 20.0 | 0.40 |'
+
+    Raises:
+        ValueError: two runs share a name.
+    """
+    names = [r.name for r in runs]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"run names must be distinct, got {', '.join(repeated)} more than once (use NAME=PATH)")
+    lines = ["# Training time (the paper's Table 3)", ""]
+    if baseline is None:
+        lines += ["No baseline run among these (mode \"baseline\" or a single 16-8 class), so no ratios.", ""]
+    else:
+        lines += [f"Baseline: **{_cell(baseline.name)}** ({' · '.join(baseline.configs)}). "
+                  "Each ratio is the run's time ÷ the baseline's time in the same column.", ""]
+    reference = (baseline.wall_time_s, baseline.sum_s, baseline.max_s) if baseline else (None, None, None)
+    lines += [
+        "| run | mode | models | devices | wall time (s, measured) | × baseline | class times summed (s) "
+        "| × baseline | separate devices (s, computed) | × baseline |",
+        "|" + "---|" * 10,
+    ]
+    for run in runs:
+        wall = _seconds(run.wall_time_s) + (" †" if run.resumed else "")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    _cell(run.name),
+                    run.mode,
+                    " · ".join(run.configs),
+                    ", ".join(sorted(set(run.devices))),
+                    wall,
+                    _ratio(run.wall_time_s, reference[0]),
+                    _seconds(run.sum_s),
+                    _ratio(run.sum_s, reference[1]),
+                    _seconds(run.max_s),
+                    _ratio(run.max_s, reference[2]),
+                ]
+            )
+            + " |"
+        )
+    lines += ["", "## Per class", "", "| run | class | model | device | status | steps | time (s) | × baseline |",
+              "|" + "---|" * 8]
+    for run in runs:
+        for k, (config, device, status, steps, seconds) in enumerate(
+            zip(run.configs, run.devices, run.statuses, run.steps, run.class_times)
+        ):
+            cells = [_cell(run.name), str(k), config, device, status, "—" if steps is None else str(steps),
+                     _seconds(seconds), _ratio(seconds, reference[1])]
+            lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "- **wall time (measured)**: the `mmsr train` invocation that wrote the summary, start to end, "
+        "including data loading and set-up. † marks a resumed run: the last session only.",
+        "- **class times summed**: each class's own training time (all sessions) added up: the cost of "
+        "training the classes one after another on one device.",
+        "- **separate devices (computed)**: the longest class's training time, as if each class had a device "
+        "of its own. Computed from the per-class timings, not measured.",
+        "- — : not available (a class that did not finish or was not timed).",
+    ]
+    unfinished = [f"{r.name} class {k}" for r in runs for k, s in enumerate(r.statuses) if s != "finished"]
+    if unfinished:
+        lines.append(f"- Not finished, so their times are partial: {', '.join(unfinished)}.")
+    return "\n".join(lines) + "\n"
+

@@ -1,0 +1,313 @@
+"""Reading and writing image files for mmsr: Pillow in, tensors out, and atomic writes back.
+
+Every supported file becomes an RGB tensor the pipeline can take, plus what is needed to write the
+result back the way it came in:
+
+- RGB and CMYK/YCbCr (converted) images: ``rgb`` uint8 [3, H, W];
+- grayscale (``L``, ``1``) images: the grey plane repeated into 3 channels; ``grayscale=True`` so the
+  result is written back as one plane (the mean of the three upscaled channels);
+- 16-bit grayscale PNG/TIFF (``I;16``, ``I``): float32 in [0, 1] (value / 65535), written back as
+  16-bit PNG or TIFF, else 8-bit; 16-bit RGB(A) PNGs are read at 8 bits, as Pillow decodes them;
+- palette (``P``) images: expanded to RGB, or RGBA where the palette has transparency; written as
+  RGB(A), because re-quantising an upscaled image to 256 colours would throw its detail away;
+- an alpha channel (``RGBA``, ``LA``, ``PA``, palette transparency): kept apart as ``alpha`` uint8
+  [H, W]. It is upscaled on its own with Pillow's bicubic filter (:func:`resize_alpha`), not by the
+  SR models, which were trained on photographs, not masks;
+- EXIF orientation is applied on reading, so the pixels are upright and the written file needs no
+  orientation tag; an ICC colour profile is carried through to formats that store one.
+
+Writes go to a temporary file in the destination's directory, then ``os.replace`` it into place: a
+reader sees the old file or the new one, never a partial one.
+
+Example:
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "grey.png"
+    >>> write_image(path, ImageData(rgb=torch.zeros(3, 4, 5, dtype=torch.uint8), grayscale=True))
+    >>> read_image(path).rgb.shape, read_image(path).grayscale
+    (torch.Size([3, 4, 5]), True)
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import BinaryIO, Callable, Optional, Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "alpha_supported",
+    "atomic_write",
+    "EXTENSIONS",
+    "ImageData",
+    "ImageTooLargeError",
+    "read_image",
+    "resize_alpha",
+    "write_image",
+]
+
+#: Default limit on an input's pixel count (width x height). At x4 a 50 MP input becomes an 800 MP
+#: output: 2.4 GB as 8-bit RGB, held once as a tensor and once more by Pillow while it encodes.
+DEFAULT_MAX_PIXELS = 50_000_000
+
+#: File extensions read and written, lower case, with their Pillow format names.
+EXTENSIONS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+}
+_ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")  # Pillow writes JPEG and BMP without alpha
+_SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_LOSSY_QUALITY = 95  # JPEG/WebP: visually lossless, about half the size of quality 100
+_WITH_ALPHA = ("RGBA", "LA", "PA", "RGBa", "La")
+_U16_MAX = 65535.0
+
+
+class ImageTooLargeError(ValueError):
+    """An image whose pixel count exceeds the limit given to :func:`read_image`."""
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """An image as mmsr works on it, plus what is needed to write it back in kind.
+
+    Attributes:
+        rgb: Tensor[3, H, W], uint8 (8-bit files) or float32 in [0, 1] (16-bit files).
+        alpha: Tensor[H, W] uint8 opacity, or None.
+        grayscale: the file had one colour plane; write back the mean of the three channels.
+        sixteen_bit: the file had 16 bits per sample; PNG and TIFF outputs keep 16 bits.
+        icc_profile: the file's ICC colour profile bytes, or None.
+
+    Example:
+        >>> ImageData(rgb=torch.zeros(3, 2, 2, dtype=torch.uint8)).size
+        (2, 2)
+    """
+
+    rgb: torch.Tensor
+    alpha: Optional[torch.Tensor] = None
+    grayscale: bool = False
+    sixteen_bit: bool = False
+    icc_profile: Optional[bytes] = None
+
+    @property
+    def size(self) -> tuple:
+        """(height, width) in pixels."""
+        return tuple(self.rgb.shape[1:])
+
+    def with_pixels(self, rgb: torch.Tensor, alpha: Optional[torch.Tensor]) -> "ImageData":
+        """The same image kind (grayscale, bit depth, colour profile) with new pixels."""
+        return replace(self, rgb=rgb, alpha=alpha)
+
+
+def _format_for(path: Path) -> str:
+    fmt = EXTENSIONS.get(path.suffix.lower())
+    if fmt is None:
+        known = ", ".join(sorted(EXTENSIONS))
+        raise ValueError(f"{path}: unsupported extension {path.suffix!r}; use one of {known}")
+    return fmt
+
+
+def _check_pixels(path: Path, width: int, height: int, max_pixels: Optional[int]) -> None:
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"{path}: {width}x{height} = {width * height:,} pixels exceeds the limit of {max_pixels:,} "
+            "(raise it with --max-pixels, or max_pixels=, if the memory is there)"
+        )
+
+
+def _plane_to_rgb(plane: np.ndarray) -> torch.Tensor:
+    """A writable [H, W] array -> Tensor[3, H, W], the plane in every channel."""
+    return torch.from_numpy(plane).unsqueeze(0).expand(3, -1, -1).contiguous()
+
+
+def _decode(im: Image.Image) -> ImageData:
+    icc = im.info.get("icc_profile") or None
+    if im.mode in _SIXTEEN_BIT_MODES:
+        values = np.asarray(im).astype(np.float32)
+        grey = torch.from_numpy(np.clip(values / _U16_MAX, 0.0, 1.0))
+        return ImageData(rgb=grey.unsqueeze(0).expand(3, -1, -1).contiguous(), grayscale=True, sixteen_bit=True, icc_profile=icc)
+    if im.mode == "F":
+        raise ValueError("32-bit floating-point images (mode F) are not supported: their value range is unknown")
+    if im.mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif im.mode == "1":
+        im = im.convert("L")
+    grayscale = im.mode in ("L", "LA", "La")
+    alpha = None
+    if im.mode in _WITH_ALPHA or "transparency" in im.info:
+        rgba = im.convert("LA" if grayscale else "RGBA")
+        alpha = torch.from_numpy(np.array(rgba.getchannel("A")))
+        im = rgba.convert("L" if grayscale else "RGB")
+    if grayscale:
+        return ImageData(rgb=_plane_to_rgb(np.array(im)), alpha=alpha, grayscale=True, icc_profile=icc)
+    pixels = np.array(im.convert("RGB"))  # [H, W, 3]
+    rgb = torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
+    return ImageData(rgb=rgb, alpha=alpha, icc_profile=icc)
+
+
+def read_image(path: Union[str, os.PathLike], max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> ImageData:
+    """Decode an image file into an RGB tensor (see the module docstring for each kind of file).
+
+    Args:
+        path: a PNG, JPEG, WebP, TIFF or BMP file (the content decides, not the extension).
+        max_pixels: refuse images with more than this many pixels, checked on the header before
+            decoding; None for no limit.
+
+    Returns:
+        :class:`ImageData` with ``rgb`` uint8 [3, H, W] (float32 in [0, 1] for 16-bit files).
+
+    Raises:
+        ImageTooLargeError: over ``max_pixels``.
+        OSError, ValueError: a missing, unreadable, truncated or unsupported file; the message
+            names the file.
+
+    Example:
+        >>> read_image("photo.png").rgb.dtype  # doctest: +SKIP
+        torch.uint8
+    """
+    path = Path(path)
+    with warnings.catch_warnings():
+        # mmsr applies its own, documented limit below; Pillow's bomb warning would only repeat it.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as im:
+                _check_pixels(path, im.width, im.height, max_pixels)
+                im.load()
+                upright = ImageOps.exif_transpose(im)
+                return _decode(upright)
+        except Image.DecompressionBombError as err:
+            raise ImageTooLargeError(f"{path}: {err}") from None
+        except (ImageTooLargeError, FileNotFoundError):
+            raise
+        except (OSError, SyntaxError, EOFError) as err:
+            raise OSError(f"{path}: cannot read image ({err})") from None
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+
+
+def resize_alpha(alpha: torch.Tensor, scale: int) -> torch.Tensor:
+    """Upscale an alpha plane with Pillow's bicubic filter.
+
+    Args:
+        alpha: uint8 Tensor[H, W] on the CPU.
+        scale: integer factor >= 1.
+
+    Returns:
+        uint8 Tensor[H * scale, W * scale].
+
+    Example:
+        >>> resize_alpha(torch.full((2, 3), 255, dtype=torch.uint8), 4).shape
+        torch.Size([8, 12])
+    """
+    if alpha.dtype != torch.uint8 or alpha.dim() != 2:
+        raise ValueError(f"alpha should be a uint8 [H, W] tensor, got {alpha.dtype} {tuple(alpha.shape)}")
+    height, width = alpha.shape
+    plane = Image.fromarray(alpha.cpu().numpy()).resize((width * scale, height * scale), Image.BICUBIC)
+    return torch.from_numpy(np.array(plane))
+
+
+def _to_uint8(x: torch.Tensor) -> np.ndarray:
+    if x.dtype == torch.uint8:
+        return x.cpu().numpy()
+    return (x.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def _to_pil(image: ImageData, fmt: str) -> Image.Image:
+    rgb = image.rgb
+    if rgb.dim() != 3 or rgb.shape[0] != 3:
+        raise ValueError(f"rgb should be a [3, H, W] tensor, got shape {tuple(rgb.shape)}")
+    if image.grayscale:
+        grey = rgb.float().mean(0) if rgb.dtype != torch.uint8 else rgb.float().mean(0) / 255
+        if image.sixteen_bit and fmt in _SIXTEEN_BIT_FORMATS and image.alpha is None:
+            values = (grey.clamp(0, 1) * _U16_MAX).round().to(torch.int32).cpu().numpy().astype(np.uint16)
+            return Image.fromarray(values)  # uint16 [H, W] -> mode I;16
+        im = Image.fromarray(_to_uint8(grey))
+    else:
+        im = Image.fromarray(np.ascontiguousarray(_to_uint8(rgb).transpose(1, 2, 0)))
+    if image.alpha is not None and fmt in _ALPHA_FORMATS:
+        im.putalpha(Image.fromarray(image.alpha.cpu().numpy()))
+    return im
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable; Windows has no directory handles to fsync.
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_image(path: Union[str, os.PathLike], image: ImageData) -> None:
+    """Encode ``image`` in the format named by ``path``'s extension and write it atomically.
+
+    PNG, WebP and TIFF keep the alpha channel; JPEG and BMP cannot hold one, so it is dropped (the
+    CLI warns first). JPEG and WebP are written at quality 95. A 16-bit grayscale image stays 16
+    bits in PNG and TIFF.
+
+    Args:
+        path: destination; its directory must exist. An existing file is replaced only once the
+            new one is complete.
+        image: the pixels (``rgb`` uint8, or float in [0, 1], [3, H, W]) and their kind.
+
+    Raises:
+        ValueError: an unsupported extension or a malformed tensor.
+        OSError: the file cannot be written.
+
+    Example:
+        >>> write_image("out.webp", ImageData(rgb=torch.zeros(3, 8, 8, dtype=torch.uint8)))  # doctest: +SKIP
+    """
+    path = Path(path)
+    fmt = _format_for(path)
+    im = _to_pil(image, fmt)
+    options = {"quality": _LOSSY_QUALITY} if fmt in ("JPEG", "WEBP") else {}
+    if image.icc_profile and fmt != "BMP":
+        options["icc_profile"] = image.icc_profile
+    _write_atomically(path, lambda f: im.save(f, format=fmt, **options))
+
+
+def _write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    # A temp file in the same directory makes os.replace an atomic rename on one filesystem: readers
+    # see the old file or the new one, never a partial one, and a failure leaves the old file intact.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write(path: Union[str, os.PathLike], data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``, as :func:`write_image` does.
+
+    Example:
+        >>> atomic_write("classes.json", b"{}")  # doctest: +SKIP
+    """
+    _write_atomically(Path(path), lambda f: f.write(data))
+
+
+def alpha_supported(path: Union[str, os.PathLike]) -> bool:
+    """Whether the format named by ``path``'s extension stores an alpha channel.
+
+    Example:
+        >>> alpha_supported("x.png"), alpha_supported("x.jpg")
+        (True, False)
+    """
+    return _format_for(Path(path)) in _ALPHA_FORMATS

@@ -1,0 +1,408 @@
+"""Training settings: the command-line options, their checks, and each class's resolved job.
+
+``mmsr train`` and ``python -m mmsr.train`` (the torchrun entry) share :func:`add_arguments`, so both
+take the same options. Options marked "per class" take one value for every class or a
+comma-separated list with one value per class, smooth -> complex.
+
+Example:
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> s = settings_from_args(parser.parse_args(["photos/", "--out", "m.safetensors", "--devices", "cpu"]))
+    >>> [job.config for job in s.jobs()]
+    ['4-2', '8-6', '16-8']
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence, TypeVar
+
+import torch
+
+from ..models import PAPER_CONFIGS, ModelConfig
+from ..ops import DEFAULT_TVAT_THRESHOLD
+from .calibrate import check_boundaries
+from .losses import PIXEL_LOSSES
+
+__all__ = ["DEFAULT_CONFIGS", "ClassJob", "TrainSettings", "add_arguments", "parse_devices", "settings_from_args"]
+
+# The paper's Table 1 pairing: smooth classes get shallow models, the most complex class SRGAN's 16-8.
+DEFAULT_CONFIGS: dict[int, tuple[str, ...]] = {
+    1: ("16-8",),
+    2: ("8-6", "16-8"),
+    3: ("4-2", "8-6", "16-8"),
+    4: ("2-2", "4-2", "8-6", "16-8"),
+    5: PAPER_CONFIGS,
+}
+AMP_MODES = ("off", "bf16")
+_DEFAULT_CLASSES = 3
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class ClassJob:
+    """What one class trains: its model, step budgets, batch and learning rate.
+
+    ``index`` is the TVAT class (0 = smoothest); the baseline's single job is class 0.
+    """
+
+    index: int
+    config: str
+    pixel_steps: int
+    gan_steps: int
+    batch: int
+    lr: float
+
+    @property
+    def model(self) -> ModelConfig:
+        return ModelConfig.parse(self.config)
+
+    @property
+    def steps(self) -> int:
+        return self.pixel_steps + self.gan_steps
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Every option of a training run, resolved and checked; JSON-serialisable via :meth:`to_dict`.
+
+    Per-class fields are tuples with one entry per class. In baseline mode there is one class,
+    ``configs == (baseline_config,)``, no boundaries, and the step budgets are the sums that the
+    ``mmsr_classes``-class run would spend, so both runs see the same number of crops.
+    """
+
+    data: str
+    out: str
+    run_dir: str
+    configs: tuple[str, ...]
+    pixel_steps: tuple[int, ...]
+    gan_steps: tuple[int, ...]
+    batch: tuple[int, ...]
+    lr: tuple[float, ...]
+    boundaries: Optional[tuple[float, ...]] = None
+    threshold: float = DEFAULT_TVAT_THRESHOLD
+    calib_samples: int = 4096
+    baseline: bool = False
+    mmsr_classes: int = 3
+    crop: int = 96
+    scale: int = 4
+    holdout: float = 0.1
+    val_crops: int = 32
+    min_class_fraction: float = 0.005
+    pixel_loss: str = "l1"
+    gan_lr: float = 1e-4
+    pixel_weight: float = 1.0
+    perceptual_weight: float = 1.0
+    adv_weight: float = 1e-3
+    disc_width: int = 64
+    vgg19: Optional[str] = None
+    early_stop: int = 5
+    val_every: int = 500
+    min_delta: float = 0.01
+    log_every: int = 50
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    seed: int = 0
+    devices: tuple[str, ...] = ("cpu",)
+    concurrent: bool = False
+    amp: str = "off"
+    channels_last: bool = False
+    compile: bool = False
+    threads: Optional[int] = None
+    resume: bool = False
+    progress: bool = True
+    tile_size: int = 32
+    overlap: int = 8
+    command: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def classes(self) -> int:
+        return len(self.configs)
+
+    def jobs(self) -> list[ClassJob]:
+        """One :class:`ClassJob` per class, smooth -> complex."""
+        return [
+            ClassJob(k, self.configs[k], self.pixel_steps[k], self.gan_steps[k], self.batch[k], self.lr[k])
+            for k in range(self.classes)
+        ]
+
+    def to_dict(self) -> dict:
+        """The settings as plain JSON values (tuples become lists)."""
+        return asdict(self)
+
+
+def parse_devices(text: str) -> tuple[str, ...]:
+    """``--devices`` as a tuple of torch device strings; "auto" is every CUDA device, else "cpu".
+
+    Repeating a device ("cuda:0,cuda:0") runs two workers on it concurrently.
+
+    Example:
+        >>> parse_devices("cpu,cpu")
+        ('cpu', 'cpu')
+    """
+    if text.strip() == "auto":
+        count = torch.cuda.device_count()
+        return tuple(f"cuda:{i}" for i in range(count)) or ("cpu",)
+    devices = []
+    for item in (part.strip() for part in text.split(",")):
+        try:
+            device = torch.device(item)
+        except RuntimeError as err:
+            raise ValueError(f"--devices: {item!r} is not a device ({err})") from None
+        if device.type == "cuda":
+            index = device.index or 0
+            if not torch.cuda.is_available():
+                raise ValueError(f"--devices: {item!r} asks for CUDA, but torch sees no CUDA device")
+            if index >= torch.cuda.device_count():
+                raise ValueError(f"--devices: {item!r}, but torch sees only {torch.cuda.device_count()} CUDA devices")
+            devices.append(f"cuda:{index}")
+        elif device.type == "cpu":
+            devices.append("cpu")
+        else:
+            raise ValueError(f"--devices: {item!r}: only cpu and cuda devices are supported")
+    return tuple(devices)
+
+
+def _per_class(text: str, classes: int, convert: Callable[[str], _T], option: str) -> tuple[_T, ...]:
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        values = tuple(convert(p) for p in parts)
+    except ValueError as err:
+        raise ValueError(f"{option}: {err}") from None
+    if len(values) == 1:
+        return values * classes
+    if len(values) != classes:
+        raise ValueError(f"{option} has {len(values)} values but there are {classes} classes; give one or {classes}")
+    return values
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _config_name(text: str) -> str:
+    return ModelConfig.parse(text).name
+
+
+def _default_run_dir(out: str) -> str:
+    path = Path(out)
+    return str(path.with_name(path.stem + ".run"))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register every training option on ``parser`` (shared by ``mmsr train`` and ``-m mmsr.train``)."""
+    parser.add_argument("data", help="folder of HR training images, read recursively")
+    parser.add_argument("--out", required=True, help="the model bundle to write (.safetensors)")
+    parser.add_argument("--run-dir", help="logs, checkpoints and summary.json (default: OUT with .run instead of its suffix)")
+
+    group = parser.add_argument_group("classes")
+    group.add_argument(
+        "--classes", type=_positive_int, help="number of TVAT classes K (default: from --boundaries or --configs, else 3)"
+    )
+    group.add_argument(
+        "--boundaries",
+        help="K-1 ascending TVAT class edges, e.g. 0.05,0.15 (TVAT of [0,1] pixels); default: calibrated "
+        "on the training images into equal-count classes",
+    )
+    group.add_argument(
+        "--threshold", type=float, default=DEFAULT_TVAT_THRESHOLD, help="TVAT threshold (default %(default)s)"
+    )
+    group.add_argument("--calib-samples", type=_positive_int, default=4096, help="crops scored for calibration")
+    group.add_argument(
+        "--configs",
+        help="per class: X-Y model pairs, optionally with width, e.g. 4-2,8-6,16-8 or 2-2w32 "
+        "(default: the paper's Table 1 pairing for K)",
+    )
+    group.add_argument(
+        "--baseline",
+        action="store_true",
+        help="train one --baseline-config model on all crops, with the step budget the K-class run spends "
+        "(same crops, batch and crop size): the fair single-model comparison",
+    )
+    group.add_argument("--baseline-config", default="16-8", help="the baseline's model (default 16-8)")
+
+    group = parser.add_argument_group("data")
+    group.add_argument("--crop", type=_positive_int, default=96, help="HR crop side (default 96)")
+    group.add_argument("--scale", type=int, choices=(2, 3, 4), default=4, help="SR factor (default 4)")
+    group.add_argument("--batch", default="16", help="per class: crops per step (default 16)")
+    group.add_argument(
+        "--holdout", type=float, default=0.1, help="share of images held out for validation crops (default 0.1; 0: validate on fixed training crops)"
+    )
+    group.add_argument("--val-crops", type=_count, default=32, help="fixed validation crops per class (default 32)")
+    group.add_argument(
+        "--min-class-fraction",
+        type=float,
+        default=0.005,
+        help="refuse a class holding a smaller share of random crops (default 0.005)",
+    )
+
+    group = parser.add_argument_group("optimisation")
+    group.add_argument("--pixel-steps", default="20000", help="per class: pixel-loss pre-training steps")
+    group.add_argument("--gan-steps", default="10000", help="per class: adversarial fine-tuning steps (0: none)")
+    group.add_argument("--pixel-loss", choices=PIXEL_LOSSES, default="l1", help="pixel loss (default l1)")
+    group.add_argument("--lr", default="1e-4", help="per class: pixel-phase learning rate (default 1e-4)")
+    group.add_argument("--gan-lr", type=float, default=1e-4, help="GAN-phase learning rate, G and D (default 1e-4)")
+    group.add_argument("--pixel-weight", type=float, default=1.0, help="GAN phase: pixel loss weight")
+    group.add_argument("--perceptual-weight", type=float, default=1.0, help="GAN phase: VGG19 loss weight")
+    group.add_argument("--adv-weight", type=float, default=1e-3, help="GAN phase: adversarial loss weight")
+    group.add_argument("--disc-width", type=_positive_int, default=64, help="discriminator base width (default 64)")
+    group.add_argument(
+        "--vgg19",
+        help="torchvision VGG19 weights file for the perceptual loss (default: one in torch's hub cache; never downloaded)",
+    )
+    group.add_argument(
+        "--early-stop",
+        type=_count,
+        default=5,
+        help="end a class's pixel phase after this many validations without a PSNR gain (0: off; default 5)",
+    )
+    group.add_argument("--val-every", type=_positive_int, default=500, help="validate every N steps (default 500)")
+    group.add_argument("--min-delta", type=float, default=0.01, help="PSNR gain (dB) that counts as better")
+    group.add_argument("--seed", type=int, default=0)
+
+    group = parser.add_argument_group("devices and speed")
+    group.add_argument(
+        "--devices",
+        default="auto",
+        help="cpu | cuda:0,cuda:1,... : one worker process per entry (default: every CUDA device, else cpu)",
+    )
+    group.add_argument("--concurrent", action="store_true", help="one worker process per class, sharing the devices")
+    group.add_argument("--amp", choices=AMP_MODES, default="off", help="bf16 autocast (CUDA only)")
+    group.add_argument("--channels-last", action="store_true", help="channels_last memory format")
+    group.add_argument("--compile", action="store_true", help="torch.compile the models")
+    group.add_argument("--threads", type=_positive_int, help="CPU threads per worker (default: cores / CPU workers)")
+
+    group = parser.add_argument_group("run")
+    group.add_argument("--resume", action="store_true", help="continue every unfinished class from its last checkpoint")
+    group.add_argument("--log-every", type=_positive_int, default=50, help="JSONL log interval in steps")
+    group.add_argument("--checkpoint-every", type=_positive_int, default=1000, help="checkpoint interval in steps")
+    group.add_argument("--keep-checkpoints", type=_positive_int, default=2, help="checkpoints kept per class")
+    group.add_argument("--no-progress", action="store_true", help="no progress bars")
+    group.add_argument("--tile-size", type=_positive_int, default=32, help="bundle default LR tile size")
+    group.add_argument("--overlap", type=_count, default=8, help="bundle default tile overlap")
+
+
+def settings_from_args(args: argparse.Namespace, command: Sequence[str] = ()) -> TrainSettings:
+    """Check the parsed options and resolve per-class values; raises ValueError naming the option."""
+    boundaries = None
+    if args.boundaries is not None:
+        try:
+            values = [float(b) for b in args.boundaries.split(",") if b.strip()]
+            boundaries = check_boundaries(values)
+        except ValueError as err:
+            raise ValueError(f"--boundaries: {err}") from None
+    if boundaries is not None:
+        mmsr_classes = len(boundaries) + 1
+    elif args.classes is not None:
+        mmsr_classes = args.classes
+    elif args.configs and "," in args.configs:
+        mmsr_classes = len(args.configs.split(","))
+    else:
+        mmsr_classes = _DEFAULT_CLASSES
+    if boundaries is not None and args.classes is not None and args.classes != mmsr_classes:
+        raise ValueError(f"--classes {args.classes} disagrees with the {mmsr_classes} classes of --boundaries")
+
+    if args.configs:
+        configs = _per_class(args.configs, mmsr_classes, _config_name, "--configs")
+    elif mmsr_classes in DEFAULT_CONFIGS:
+        configs = DEFAULT_CONFIGS[mmsr_classes]
+    else:
+        raise ValueError(f"there is no default model list for {mmsr_classes} classes; give --configs")
+    pixel_steps = _per_class(args.pixel_steps, mmsr_classes, _count, "--pixel-steps")
+    gan_steps = _per_class(args.gan_steps, mmsr_classes, _count, "--gan-steps")
+    batch = _per_class(args.batch, mmsr_classes, _positive_int, "--batch")
+    lr = _per_class(args.lr, mmsr_classes, _positive_float, "--lr")
+    for k in range(mmsr_classes):
+        if pixel_steps[k] + gan_steps[k] == 0:
+            raise ValueError(f"class {k} has no steps: --pixel-steps and --gan-steps are both 0")
+
+    if args.baseline:
+        if len(set(batch)) != 1 or len(set(lr)) != 1:
+            raise ValueError("--baseline needs one --batch and one --lr value for all classes")
+        # Same crops as the K-class run: its per-class budgets summed, in steps of the same batch.
+        configs = (_config_name(args.baseline_config),)
+        pixel_steps = (sum(pixel_steps),)
+        gan_steps = (sum(gan_steps),)
+        batch, lr = batch[:1], lr[:1]
+        boundaries = ()
+
+    if args.crop % args.scale:
+        raise ValueError(f"--crop {args.crop} is not divisible by --scale {args.scale}")
+    if not 0.0 <= args.holdout < 1.0:
+        raise ValueError(f"--holdout must be in [0, 1), got {args.holdout}")
+    if not 0.0 < args.min_class_fraction <= 1.0:
+        raise ValueError(f"--min-class-fraction must be in (0, 1], got {args.min_class_fraction}")
+    if args.threshold < 0 or not math.isfinite(args.threshold):
+        raise ValueError(f"--threshold must be a finite number >= 0, got {args.threshold}")
+    devices = parse_devices(args.devices)
+    if args.amp == "bf16" and any(d == "cpu" for d in devices):
+        raise ValueError(
+            "--amp bf16 needs CUDA devices, but --devices includes cpu; bf16 autocast is for GPUs (drop --amp on CPU)"
+        )
+    run_dir = args.run_dir or _default_run_dir(args.out)
+    return TrainSettings(
+        data=str(args.data),
+        out=str(args.out),
+        run_dir=str(run_dir),
+        configs=tuple(configs),
+        pixel_steps=tuple(pixel_steps),
+        gan_steps=tuple(gan_steps),
+        batch=tuple(batch),
+        lr=tuple(lr),
+        boundaries=boundaries,
+        threshold=float(args.threshold),
+        calib_samples=args.calib_samples,
+        baseline=bool(args.baseline),
+        mmsr_classes=mmsr_classes,
+        crop=args.crop,
+        scale=args.scale,
+        holdout=args.holdout,
+        val_crops=args.val_crops,
+        min_class_fraction=args.min_class_fraction,
+        pixel_loss=args.pixel_loss,
+        gan_lr=args.gan_lr,
+        pixel_weight=args.pixel_weight,
+        perceptual_weight=args.perceptual_weight,
+        adv_weight=args.adv_weight,
+        disc_width=args.disc_width,
+        vgg19=os.path.abspath(args.vgg19) if args.vgg19 else None,
+        early_stop=args.early_stop,
+        val_every=args.val_every,
+        min_delta=args.min_delta,
+        log_every=args.log_every,
+        checkpoint_every=args.checkpoint_every,
+        keep_checkpoints=args.keep_checkpoints,
+        seed=args.seed,
+        devices=devices,
+        concurrent=bool(args.concurrent),
+        amp=args.amp,
+        channels_last=bool(args.channels_last),
+        compile=bool(args.compile),
+        threads=args.threads,
+        resume=bool(args.resume),
+        progress=not args.no_progress,
+        tile_size=args.tile_size,
+        overlap=args.overlap,
+        command=tuple(command),
+    )

@@ -1,0 +1,598 @@
+"""Run a training: data, boundaries, class -> device plan, worker processes or torchrun ranks, bundle.
+
+Two ways in, one set of options (:mod:`mmsr.train.config`):
+
+- ``mmsr train DATA --out B --devices cpu | cuda:0,cuda:1,...``: this process decodes the data
+  once and starts one worker process per device entry (``torch.multiprocessing``, spawn); the
+  images reach the workers through shared memory, not a copy per worker. Classes go to workers
+  longest-first (:mod:`mmsr.train.schedule`); a worker runs its classes one after another.
+  ``--concurrent`` gives every class its own worker instead. With a single worker, training runs
+  in this process.
+- ``torchrun ... -m mmsr.train DATA --out B``: every rank runs this module; rank r trains class r,
+  and ranks beyond the number of classes join the costliest classes, which then train with DDP on a
+  process group of their own. Rank 0 writes the summary and the bundle.
+
+A class that fails is reported with its class, model and error; the other classes go on (under
+torchrun the failing rank exits and torchrun stops the rest). The run then exits non-zero, and
+``--resume`` retrains only what is unfinished.
+
+Example:
+    >>> from mmsr.train.config import add_arguments, settings_from_args       # doctest: +SKIP
+    >>> run(settings)  # 0 on success                                            # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import queue as queue_module
+import sys
+import time
+import traceback
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from ..bundle import Bundle, save_bundle
+from ..data import ImageSet, load_folder, sample_scores, split_holdout
+from ..models import Generator, ModelConfig
+from .calibrate import calibrate, class_fractions
+from .checkpoint import atomic_write, list_checkpoints, load_checkpoint
+from .config import ClassJob, TrainSettings
+from .losses import VGG19Features, find_vgg19_weights
+from .report import summarise, write_summary
+from .schedule import assign_ranks, assign_slots, job_cost
+from .trainer import ClassResult, ClassTrainer, DDPGroup
+
+__all__ = ["is_torchrun", "run"]
+
+# Seconds the launcher lets workers finish their step and checkpoint after Ctrl-C, before SIGTERM,
+# and then before SIGKILL.
+_GRACE_S = 10.0
+_KILL_AFTER_S = 60.0
+# Collective waits under torchrun include waiting for other classes to finish training.
+_DIST_TIMEOUT = datetime.timedelta(days=7)
+
+
+def _note(message: str) -> None:
+    print(f"mmsr: {message}", file=sys.stderr, flush=True)
+
+
+def is_torchrun() -> bool:
+    """True when this process was started by torchrun (or another launcher that sets its variables)."""
+    return "TORCHELASTIC_RUN_ID" in os.environ or ("RANK" in os.environ and "WORLD_SIZE" in os.environ)
+
+
+def _mmsr_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mmsr")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass
+class _Prepared:
+    """Everything the workers need besides the settings."""
+
+    train: ImageSet
+    val: Optional[ImageSet]
+    data: dict
+    boundaries: tuple[float, ...]
+    shares: Optional[list[float]]
+    jobs: list[ClassJob]
+    costs: list[float]
+    vgg19: Optional[str]
+
+
+# -- preparation ---------------------------------------------------------------------------------
+
+
+def _check_run_dir(settings: TrainSettings) -> None:
+    run_dir = Path(settings.run_dir)
+    existing = any(list_checkpoints(p) for p in (run_dir / "checkpoints").glob("class*")) if run_dir.is_dir() else False
+    if existing and not settings.resume:
+        raise ValueError(
+            f"run directory {run_dir} holds checkpoints of an earlier run; pass --resume to continue it, "
+            "or choose another --run-dir / --out"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _plan_record(settings: TrainSettings, boundaries: tuple[float, ...]) -> dict:
+    return {
+        "mode": "baseline" if settings.baseline else "mmsr",
+        "configs": list(settings.configs),
+        "boundaries": list(boundaries),
+        "threshold": settings.threshold,
+        "scale": settings.scale,
+        "crop": settings.crop,
+    }
+
+
+def _resumed_boundaries(settings: TrainSettings) -> Optional[tuple[float, ...]]:
+    """The boundaries of the run being resumed (from its plan.json), checked against these settings."""
+    path = Path(settings.run_dir) / "plan.json"
+    if not settings.resume or not path.is_file():
+        return None
+    try:
+        plan = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot read {path} of the run to resume: {err}") from None
+    current = _plan_record(settings, tuple(plan.get("boundaries", ())))
+    for key in ("mode", "configs", "threshold", "scale", "crop"):
+        if plan.get(key) != current[key]:
+            raise ValueError(
+                f"--resume: the run in {settings.run_dir} used {key}={plan.get(key)!r}, but this command gives "
+                f"{key}={current[key]!r}; resume with the original options"
+            )
+    boundaries = tuple(float(b) for b in plan["boundaries"])
+    if settings.boundaries is not None and not settings.baseline and tuple(settings.boundaries) != boundaries:
+        raise ValueError(f"--resume: the run used boundaries {list(boundaries)}, but --boundaries gives {list(settings.boundaries)}")
+    return boundaries
+
+
+def _choose_boundaries(settings: TrainSettings, train: ImageSet) -> tuple[tuple[float, ...], Optional[list[float]]]:
+    if settings.baseline:
+        return (), None
+    if settings.classes == 1:
+        return (), [1.0]
+    resumed = _resumed_boundaries(settings)
+    common = dict(crop=settings.crop, scale=settings.scale, threshold=settings.threshold)
+    if resumed is not None or settings.boundaries is not None:
+        boundaries = resumed if resumed is not None else tuple(settings.boundaries)
+        scores = sample_scores(train, samples=settings.calib_samples, seed=settings.seed, **common)
+        shares = class_fractions(scores, boundaries)
+        origin = "from the run being resumed" if resumed is not None else "given"
+    else:
+        calibration = calibrate(
+            train, classes=settings.classes, samples=settings.calib_samples, seed=settings.seed, **common
+        )
+        boundaries, shares, scores = calibration.boundaries, list(calibration.fractions), calibration.scores
+        origin = f"calibrated on {settings.calib_samples} crops"
+    rare = [k for k, share in enumerate(shares) if share < settings.min_class_fraction]
+    if rare:
+        listing = ", ".join(f"class {k}: {shares[k]:.2%}" for k in range(len(shares)))
+        low, high = (float(q) for q in scores.quantile(torch.tensor([0.01, 0.99])))
+        raise ValueError(
+            f"TVAT boundaries {list(boundaries)} leave class(es) {rare} below --min-class-fraction "
+            f"{settings.min_class_fraction:.2%} of the crops ({listing}). On this data TVAT runs from {low:.4g} to "
+            f"{high:.4g} (1st-99th percentile) in mmsr's units (pixels in [0, 1]; the paper's 2 and 4 are in other "
+            f"units); see `mmsr calibrate {settings.data}`"
+        )
+    shown = ", ".join(f"{b:.6g}" for b in boundaries)
+    _note(f"TVAT boundaries ({origin}): {shown}; class shares " + " / ".join(f"{s:.0%}" for s in shares))
+    return boundaries, shares
+
+
+def _resolve_vgg19(settings: TrainSettings) -> Optional[str]:
+    if not any(settings.gan_steps):
+        return None
+    path = find_vgg19_weights(settings.vgg19)
+    if path is None:
+        _note(
+            "perceptual loss off: no VGG19 weights (give --vgg19 FILE, a torchvision vgg19 state_dict; none in "
+            f"{Path(torch.hub.get_dir()) / 'checkpoints'}). The GAN phase uses pixel + adversarial loss."
+        )
+        return None
+    VGG19Features.from_file(path)  # fail here, once, rather than in every worker
+    _note(f"perceptual loss: VGG19 conv5_4 features from {path}")
+    return str(path)
+
+
+def _prepare(settings: TrainSettings) -> _Prepared:
+    folder = load_folder(settings.data, min_size=settings.crop, log=_note)
+    train, val = split_holdout(folder.images, settings.holdout, seed=settings.seed)
+    if val is None and settings.holdout > 0:
+        _note("only one usable image: nothing held out; validation uses fixed crops of the training image")
+    boundaries, shares = _choose_boundaries(settings, train)
+    jobs = settings.jobs()
+    costs = [job_cost(j, scale=settings.scale, crop=settings.crop, disc_width=settings.disc_width) for j in jobs]
+    data = {
+        "path": os.path.abspath(settings.data),
+        "images": len(folder.images),
+        "train_images": len(train),
+        "val_images": 0 if val is None else len(val),
+        "skipped": [{"path": s.path, "reason": s.reason} for s in folder.skipped],
+    }
+    return _Prepared(train, val, data, boundaries, shares, jobs, costs, _resolve_vgg19(settings))
+
+
+# -- workers -------------------------------------------------------------------------------------
+
+
+def _train_classes(
+    indices: list[int],
+    device: str,
+    position: int,
+    settings: TrainSettings,
+    prepared: _Prepared,
+    report: Callable[[tuple], None],
+) -> None:
+    """Train ``indices`` one after another on ``device``, reporting ("start" | "done" | "failed" |
+    "interrupted", class, payload) through ``report``. A failed class does not stop the others."""
+    for k in indices:
+        report(("start", k, device))
+        try:
+            trainer = ClassTrainer(
+                prepared.jobs[k],
+                settings,
+                prepared.train,
+                prepared.val,
+                prepared.boundaries,
+                device,
+                position=position,
+                vgg19=prepared.vgg19,
+                log=_note,
+            )
+            report(("done", k, trainer.run().to_dict()))
+        except KeyboardInterrupt:
+            report(("interrupted", k, None))
+            return
+        except Exception as err:
+            report(("failed", k, f"{type(err).__name__}: {err}", traceback.format_exc()))
+
+
+def _worker(slot: int, device: str, indices, settings, prepared, threads: Optional[int], results) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        _train_classes(indices, device, slot, settings, prepared, results.put)
+    except KeyboardInterrupt:
+        # Ctrl-C between classes: the classes already reported; nothing more to save.
+        pass
+
+
+class _Tracker:
+    """Per-class results as worker messages arrive."""
+
+    def __init__(self, jobs: list[ClassJob], slots: list[tuple[str, list[int]]]) -> None:
+        self.slot_of = {k: slot for slot, (_, ks) in enumerate(slots) for k in ks}
+        self.results = {j.index: ClassResult(j.index, j.config, slots[self.slot_of[j.index]][0], "not run") for j in jobs}
+        self.interrupted = False
+
+    def handle(self, message: tuple) -> None:
+        kind, k = message[0], message[1]
+        if kind == "start":
+            self.results[k].status = "running"
+        elif kind == "done":
+            self.results[k] = ClassResult(**message[2])
+        elif kind == "failed":
+            result = self.results[k]
+            result.status, result.error = "failed", message[2]
+            _note(f"class {k} ({result.config}) on {result.device} failed: {message[2]}\n{message[3]}")
+        elif kind == "interrupted":
+            self.results[k].status = "interrupted"
+            self.interrupted = True
+
+    def died(self, slot: int, exitcode: Optional[int]) -> None:
+        """Mark the class a worker was training when its process ended abnormally."""
+        for result in self.results.values():
+            if result.status == "running" and self.slot_of[result.index] == slot:
+                result.status = "failed"
+                result.error = f"worker process {slot} on {result.device} died (exit code {exitcode}) while training this class"
+                _note(f"class {result.index} ({result.config}) on {result.device} failed: {result.error}")
+
+
+def _run_local(settings: TrainSettings, prepared: _Prepared) -> tuple[list[ClassResult], bool]:
+    devices = list(settings.devices)
+    if settings.concurrent:
+        per_device = assign_slots(prepared.costs, len(devices))
+        slots = [(devices[d], [k]) for d, ks in enumerate(per_device) for k in ks]
+    else:
+        slots = [(devices[d], ks) for d, ks in enumerate(assign_slots(prepared.costs, len(devices))) if ks]
+    for device, ks in slots:
+        plan = ", ".join(f"class {k} ({prepared.jobs[k].config}, {prepared.jobs[k].steps} steps)" for k in ks)
+        _note(f"{device}: {plan}")
+    tracker = _Tracker(prepared.jobs, slots)
+
+    if len(slots) == 1:
+        device, ks = slots[0]
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
+        try:
+            _train_classes(ks, device, 0, settings, prepared, tracker.handle)
+        except KeyboardInterrupt:
+            tracker.interrupted = True
+        return [tracker.results[j.index] for j in prepared.jobs], tracker.interrupted
+
+    cpu_slots = sum(1 for device, _ in slots if device == "cpu")
+    threads = settings.threads or (max(1, torch.get_num_threads() // cpu_slots) if cpu_slots else None)
+    context = mp.get_context("spawn")
+    results = context.Queue()
+    processes = []
+    for slot, (device, ks) in enumerate(slots):
+        process = context.Process(
+            target=_worker,
+            args=(slot, device, ks, settings, prepared, threads if device == "cpu" else settings.threads, results),
+            name=f"mmsr-train-{slot}",
+        )
+        process.start()
+        processes.append((slot, device, process))
+    _wait(processes, results, tracker)
+    return [tracker.results[j.index] for j in prepared.jobs], tracker.interrupted
+
+
+def _drain(results, tracker: _Tracker, timeout: float) -> None:
+    try:
+        tracker.handle(results.get(timeout=timeout))
+        while True:
+            tracker.handle(results.get_nowait())
+    except queue_module.Empty:
+        pass
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM to the launcher: the workers did not get it and must be told."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated()
+
+
+def _wait(processes, results, tracker: _Tracker) -> None:
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        _wait_for_workers(processes, results, tracker)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _wait_for_workers(processes, results, tracker: _Tracker) -> None:
+    reported: set[int] = set()
+    deadline: Optional[float] = None
+    while True:
+        try:
+            _drain(results, tracker, timeout=0.5)
+            for slot, _, process in processes:
+                if process.exitcode is not None and slot not in reported:
+                    reported.add(slot)
+                    _drain(results, tracker, timeout=0.5)
+                    if process.exitcode != 0:
+                        tracker.died(slot, process.exitcode)
+            if len(reported) == len(processes):
+                return
+            if deadline is not None and time.monotonic() > deadline:
+                for _, _, process in processes:
+                    if process.exitcode is None:
+                        process.kill()
+                deadline = None
+        except KeyboardInterrupt as interrupt:
+            tracker.interrupted = True
+            _note("interrupted: waiting for the workers to checkpoint")
+            if not isinstance(interrupt, _Terminated):
+                # Ctrl-C from a terminal reached the workers too; they stop at their next step.
+                _wait_briefly(processes, results, tracker)
+            # SIGTERM (or a Ctrl-C sent to this process alone) is passed on; a worker that already
+            # stopped its step takes a second signal as "stop now", and still checkpoints.
+            for _, _, process in processes:
+                if process.exitcode is None:
+                    process.terminate()
+            deadline = time.monotonic() + _KILL_AFTER_S
+
+
+def _wait_briefly(processes, results, tracker: _Tracker) -> None:
+    start = time.monotonic()
+    while time.monotonic() - start < _GRACE_S and any(p.exitcode is None for _, _, p in processes):
+        try:
+            _drain(results, tracker, timeout=0.5)
+        except KeyboardInterrupt:
+            return
+
+
+# -- results -------------------------------------------------------------------------------------
+
+
+def _final_generator(result: ClassResult, scale: int, state: Optional[dict]) -> Generator:
+    if state is None:
+        state = load_checkpoint(Path(result.checkpoint))["generator"]
+    generator = Generator.from_config(ModelConfig.parse(result.config), scale)
+    generator.load_state_dict(state)
+    return generator
+
+
+def _provenance(settings: TrainSettings, prepared: _Prepared, results: list[ClassResult], wall: float) -> dict:
+    return {
+        "mode": "baseline" if settings.baseline else "mmsr",
+        "data": prepared.data["path"],
+        "images": prepared.data["images"],
+        "train_images": prepared.data["train_images"],
+        "val_images": prepared.data["val_images"],
+        "crop": settings.crop,
+        "batch": list(settings.batch),
+        "classes": [
+            {
+                "config": r.config,
+                "iterations": r.steps,
+                "pixel_steps": r.pixel_steps,
+                "gan_steps": r.gan_steps,
+                "wall_time_s": r.wall_time_s,
+                "device": r.device,
+                "val_psnr": r.val_psnr,
+            }
+            for r in results
+        ],
+        "wall_time_s": wall,
+        "devices": list(settings.devices),
+        "mmsr_version": _mmsr_version(),
+        "torch_version": torch.__version__,
+        "command": " ".join(settings.command),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _conclude(
+    settings: TrainSettings,
+    prepared: _Prepared,
+    results: list[ClassResult],
+    wall: float,
+    interrupted: bool,
+    states: Optional[dict[int, dict]] = None,
+) -> int:
+    """Write summary.json and, when every class finished, the bundle; returns the exit status.
+
+    ``states`` holds generator state_dicts by class where they did not come from checkpoint files.
+    """
+    summary = summarise(
+        mode="baseline" if settings.baseline else "mmsr",
+        settings=settings.to_dict(),
+        data=prepared.data,
+        boundaries=list(prepared.boundaries),
+        threshold=settings.threshold,
+        class_shares=prepared.shares,
+        classes=[r.to_dict() for r in results],
+        wall_time_s=wall,
+        mmsr_version=_mmsr_version(),
+    )
+    summary_path = Path(settings.run_dir) / "summary.json"
+    write_summary(summary_path, summary)
+    for r in results:
+        timing = f"{r.steps} steps, {r.wall_time_s:.1f} s" if r.wall_time_s is not None else "no timing"
+        psnr = f", val PSNR {r.val_psnr:.2f} dB" if r.val_psnr is not None else ""
+        _note(f"class {r.index} ({r.config}) on {r.device}: {r.status}, {timing}{psnr}")
+    unfinished = [r for r in results if r.status != "finished"]
+    if unfinished:
+        names = ", ".join(f"class {r.index} ({r.config}): {r.status}" for r in unfinished)
+        _note(f"no bundle written; unfinished: {names}. Run the same command with --resume to finish them.")
+        _note(f"summary: {summary_path}")
+        return 130 if interrupted and not any(r.status == "failed" for r in results) else 1
+    states = states or {}
+    generators = [_final_generator(r, settings.scale, states.get(r.index)) for r in results]
+    bundle = Bundle.from_generators(
+        generators,
+        list(settings.configs),
+        threshold=settings.threshold,
+        boundaries=list(prepared.boundaries),
+        tile_size=settings.tile_size,
+        overlap=settings.overlap,
+        provenance=_provenance(settings, prepared, results, wall),
+    )
+    Path(settings.out).parent.mkdir(parents=True, exist_ok=True)
+    save_bundle(bundle, settings.out)
+    _note(f"wrote {settings.out}; summary: {summary_path}")
+    return 0
+
+
+def _save_plan(settings: TrainSettings, boundaries: tuple[float, ...]) -> None:
+    record = _plan_record(settings, boundaries)
+    atomic_write(Path(settings.run_dir) / "plan.json", (json.dumps(record, indent=2) + "\n").encode())
+
+
+def run(settings: TrainSettings) -> int:
+    """Train every class of ``settings`` and write the bundle; returns the process exit status.
+
+    0: the bundle was written. 1: a class failed (the others finished or checkpointed). 130: interrupted.
+    Under torchrun (see :func:`is_torchrun`) this is the per-rank entry and rank 0 writes the outputs.
+    """
+    if is_torchrun():
+        return _run_torchrun(settings)
+    start = time.perf_counter()
+    _check_run_dir(settings)
+    prepared = _prepare(settings)
+    _save_plan(settings, prepared.boundaries)
+    results, interrupted = _run_local(settings, prepared)
+    return _conclude(settings, prepared, results, time.perf_counter() - start, interrupted)
+
+
+# -- torchrun ------------------------------------------------------------------------------------
+
+
+def _run_torchrun(settings: TrainSettings) -> int:
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    use_cuda = torch.cuda.is_available() and not all(d == "cpu" for d in settings.devices)
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+        device = f"cuda:{local_rank}"
+    else:
+        device = "cpu"
+        torch.set_num_threads(settings.threads or max(1, (os.cpu_count() or 1) // local_world))
+    dist.init_process_group("nccl" if use_cuda else "gloo", timeout=_DIST_TIMEOUT)
+    try:
+        return _torchrun_body(settings, rank, world, local_rank, device)
+    finally:
+        dist.destroy_process_group()
+
+
+def _torchrun_body(settings: TrainSettings, rank: int, world: int, local_rank: int, device: str) -> int:
+    start = time.perf_counter()
+    settings = replace(settings, devices=(device,))
+    # Rank 0 decides the boundaries (calibration, resume checks); every rank then uses its answer.
+    box: list = [None]
+    if rank == 0:
+        try:
+            _check_run_dir(settings)
+            prepared = _prepare(settings)
+            box[0] = ("ok", prepared.boundaries, prepared.shares, prepared.vgg19)
+            _save_plan(settings, prepared.boundaries)
+        except Exception as err:
+            box[0] = ("error", f"{type(err).__name__}: {err}")
+    dist.broadcast_object_list(box, src=0)
+    if box[0][0] == "error":
+        if rank == 0:
+            _note(box[0][1])
+        return 2
+    _, boundaries, shares, vgg19 = box[0]
+    if rank != 0:
+        folder = load_folder(settings.data, min_size=settings.crop, log=None)
+        train, val = split_holdout(folder.images, settings.holdout, seed=settings.seed)
+        jobs = settings.jobs()
+        costs = [job_cost(j, scale=settings.scale, crop=settings.crop, disc_width=settings.disc_width) for j in jobs]
+        prepared = _Prepared(train, val, {}, boundaries, shares, jobs, costs, vgg19)
+
+    ranks_of_class = assign_ranks(prepared.costs, world)
+    groups = {}
+    for k, ranks in enumerate(ranks_of_class):
+        if len(ranks) > 1:
+            # Every rank must create every group, in the same order.
+            groups[k] = dist.new_group(ranks)
+    mine = sorted((k for k, ranks in enumerate(ranks_of_class) if rank in ranks), key=lambda k: -prepared.costs[k])
+    if rank == 0:
+        for k, ranks in enumerate(ranks_of_class):
+            _note(f"class {k} ({prepared.jobs[k].config}): ranks {ranks}")
+
+    outcomes = []
+    for k in mine:
+        ranks = ranks_of_class[k]
+        ddp = DDPGroup(groups[k], ranks.index(rank), len(ranks), ranks[0]) if k in groups else None
+        trainer = ClassTrainer(
+            prepared.jobs[k],
+            settings,
+            prepared.train,
+            prepared.val,
+            boundaries,
+            device,
+            ddp=ddp,
+            position=local_rank,
+            vgg19=vgg19,
+            log=_note,
+        )
+        try:
+            result = trainer.run()
+        except Exception as err:
+            # torchrun stops the other ranks when this one exits non-zero; they checkpoint on SIGTERM.
+            _note(f"rank {rank}: class {k} ({prepared.jobs[k].config}) on {device} failed: {type(err).__name__}: {err}")
+            raise
+        if ddp is None or ddp.rank == 0:
+            state = load_checkpoint(Path(result.checkpoint))["generator"]
+            result.device = f"{device} (rank {rank})" if ddp is None else f"{device} x{len(ranks)} (ranks {ranks})"
+            outcomes.append((result.to_dict(), state))
+
+    gathered = [None] * world if rank == 0 else None
+    dist.gather_object(outcomes, gathered, dst=0)
+    if rank != 0:
+        return 0
+    by_class = {d["index"]: (d, state) for part in gathered for d, state in part}
+    results = [ClassResult(**by_class[k][0]) for k in range(len(prepared.jobs))]
+    # The bundle is built from the states sent to rank 0, so no rank needs to see another's disk.
+    states = {k: state for k, (_, state) in by_class.items()}
+    wall = time.perf_counter() - start
+    return _conclude(replace(settings, devices=tuple(r.device for r in results)), prepared, results, wall, False, states)

@@ -1,0 +1,96 @@
+"""Training records: a JSONL log per class and the run's summary.json.
+
+summary.json is what the evaluation tools read to print the paper's Table 3 (training time of a
+run and its ratio to the 16-8 baseline). Its top level holds:
+
+- ``mode`` ("mmsr" or "baseline"), ``mmsr_version``, ``command``, ``settings`` (every option);
+- ``data``: folder, image counts, skipped files; ``boundaries``, ``threshold``, ``class_shares``;
+- ``classes``: per class ``index``, ``config``, ``device``, ``status``, ``steps``, ``pixel_steps``,
+  ``gan_steps``, ``early_stopped_at``, ``wall_time_s`` (training time over all sessions),
+  ``val_psnr``, ``best_val_psnr``, ``crops_per_s``, ``generator_parameters``, ``error``;
+- ``wall_time_s``: this invocation, start to end;
+- ``sequential_wall_time_s``: the sum of the classes' times (all on one device, one after another);
+- ``predicted_wall_time_separate_devices_s``: the max of the classes' times, i.e. each class on a
+  device of its own, marked by ``predicted_note`` as computed from the per-class timings, not measured.
+
+Example:
+    >>> import tempfile
+    >>> log = JsonlLog(Path(tempfile.mkdtemp()) / "class0.jsonl")
+    >>> log.write({"step": 1, "phase": "pixel", "loss_pixel": 0.1})
+    >>> log.path.read_text().count("\\n")
+    1
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+from .checkpoint import atomic_write
+
+__all__ = ["JsonlLog", "summarise", "write_summary"]
+
+PREDICTED_NOTE = "computed: the longest class's wall time, as if each class had a device of its own; not measured"
+
+
+def _plain(value: Any) -> Any:
+    # JSON has no NaN or inf; a missing measurement is null.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+class JsonlLog:
+    """Append-only JSON-lines log; each :meth:`write` is one flushed line (resumed runs append)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, record: dict) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(_plain(record)) + "\n")
+
+
+def summarise(
+    *,
+    mode: str,
+    settings: dict,
+    data: dict,
+    boundaries: Optional[list],
+    threshold: float,
+    class_shares: Optional[list],
+    classes: list[dict],
+    wall_time_s: float,
+    mmsr_version: str,
+) -> dict:
+    """The summary.json dict (see the module docstring for its fields)."""
+    times = [c.get("wall_time_s") for c in classes]
+    complete = all(isinstance(t, (int, float)) for t in times) and bool(times)
+    return _plain(
+        {
+            "mode": mode,
+            "mmsr_version": mmsr_version,
+            "command": settings.get("command"),
+            "data": data,
+            "boundaries": boundaries,
+            "threshold": threshold,
+            "class_shares": class_shares,
+            "classes": classes,
+            "wall_time_s": wall_time_s,
+            "sequential_wall_time_s": sum(times) if complete else None,
+            "predicted_wall_time_separate_devices_s": max(times) if complete else None,
+            "predicted_note": PREDICTED_NOTE,
+            "settings": settings,
+        }
+    )
+
+
+def write_summary(path: Path, summary: dict) -> None:
+    """Write summary.json atomically (a reader never sees half of it)."""
+    atomic_write(path, (json.dumps(summary, indent=2) + "\n").encode())

@@ -1,0 +1,305 @@
+"""`mmsr upscale` and `mmsr classify` end to end on small files, with a tiny random bundle."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from test_imageio import _write_png16
+
+from mmsr.bundle import Bundle, save_bundle
+from mmsr.cli import main
+from mmsr.cli import upscale_cmd
+
+H, W = 30, 40
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny models: two OpenMP threads on shared cores mostly wait for each other.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def bundle_path(tmp_path_factory):
+    bundle = Bundle.random(
+        ["1-2w8", "2-2w8"], threshold=0.0, boundaries=[0.02], scale=2, tile_size=16, overlap=4, seed=1
+    )
+    return save_bundle(bundle, tmp_path_factory.mktemp("bundle") / "tiny.safetensors")
+
+
+def _rgb(seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    array = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    array[:, : W // 2] = 120  # a flat half and a noisy half: both classes get tiles
+    return array
+
+
+def _write_inputs(folder):
+    """One file of every kind the CLI must take; returns {name: expected output mode}."""
+    rgb = _rgb()
+    folder.mkdir(exist_ok=True)
+    Image.fromarray(rgb).save(folder / "rgb.png")
+    Image.fromarray(np.dstack([rgb, np.full((H, W), 200, np.uint8)])).save(folder / "rgba.png")
+    Image.fromarray(rgb[..., 0]).save(folder / "grey.png")
+    Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=32).save(folder / "palette.png")
+    Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(folder / "deep.png")
+    _write_png16(folder / "deep_rgb.png", rgb.astype(np.uint16) * 257)
+    Image.fromarray(rgb).save(folder / "photo.jpg", quality=92)
+    Image.fromarray(rgb).save(folder / "web.webp")
+    Image.fromarray(rgb).save(folder / "scan.tif")
+    Image.fromarray(rgb).save(folder / "old.bmp")
+    return {
+        "rgb.png": "RGB", "rgba.png": "RGBA", "grey.png": "L", "palette.png": "RGB", "deep.png": "I;16", "deep_rgb.png": "RGB",
+        "photo.jpg": "RGB", "web.webp": "RGB", "scan.tif": "RGB", "old.bmp": "RGB",
+    }
+
+
+def _upscale(*args):
+    return main(["upscale", *map(str, args)])
+
+
+def test_every_kind_of_file(tmp_path, bundle_path, capsys):
+    expected = _write_inputs(tmp_path / "in")
+    assert _upscale(tmp_path / "in", "-o", tmp_path / "out", "--bundle", bundle_path) == 0
+    for name, mode in expected.items():
+        out = Image.open(tmp_path / "out" / name)
+        assert out.size == (2 * W, 2 * H), name
+        assert out.mode == mode, name
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(expected)
+    assert all("-> " in line and "1-2w8:" in line and "2-2w8:" in line for line in lines)
+
+
+def test_alpha_is_upscaled_on_its_own(tmp_path, bundle_path):
+    alpha = np.zeros((H, W), np.uint8)
+    alpha[:, W // 2 :] = 255
+    Image.fromarray(np.dstack([_rgb(), alpha])).save(tmp_path / "a.png")
+    assert _upscale(tmp_path / "a.png", "-o", tmp_path / "b.png", "--bundle", bundle_path) == 0
+    out_alpha = np.array(Image.open(tmp_path / "b.png"))[..., 3]
+    assert out_alpha[:, : W - 3].max() == 0 and out_alpha[:, W + 3 :].min() == 255
+
+
+def test_jpeg_output_drops_alpha_with_a_warning(tmp_path, bundle_path, capsys):
+    Image.fromarray(np.dstack([_rgb(), np.full((H, W), 9, np.uint8)])).save(tmp_path / "a.png")
+    assert _upscale(tmp_path / "a.png", "-o", tmp_path / "a.jpg", "--bundle", bundle_path) == 0
+    assert Image.open(tmp_path / "a.jpg").mode == "RGB"
+    assert "cannot hold a.png's alpha channel" in capsys.readouterr().err
+
+
+def test_default_output_name_next_to_the_input(tmp_path, bundle_path):
+    Image.fromarray(_rgb()).save(tmp_path / "photo.png")
+    assert _upscale(tmp_path / "photo.png", "--bundle", bundle_path, "-q") == 0
+    assert Image.open(tmp_path / "photo_x2.png").size == (2 * W, 2 * H)
+
+
+def test_output_matches_the_python_api(tmp_path, bundle_path):
+    from mmsr import Upscaler
+
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    assert _upscale(tmp_path / "a.png", "-o", tmp_path / "b.png", "--bundle", bundle_path, "--blend", "cosine") == 0
+    x = torch.from_numpy(_rgb()).permute(2, 0, 1).contiguous()
+    expected = Upscaler(bundle_path, blend="cosine").upscale(x).image.permute(1, 2, 0).numpy()
+    assert np.array_equal(np.array(Image.open(tmp_path / "b.png")), expected)
+
+
+def test_refuses_to_overwrite_an_input(tmp_path, bundle_path, capsys):
+    path = tmp_path / "a.png"
+    Image.fromarray(_rgb()).save(path)
+    before = path.read_bytes()
+    assert _upscale(path, "-o", path, "--bundle", bundle_path) == 1
+    assert "refusing to write" in capsys.readouterr().err
+    assert path.read_bytes() == before
+    # The same through a directory: -o the input directory maps every output onto its input.
+    assert _upscale(tmp_path, "-o", tmp_path, "--bundle", bundle_path) == 1
+    assert path.read_bytes() == before
+
+
+def test_refuses_to_overwrite_through_a_hard_link(tmp_path, bundle_path):
+    path = tmp_path / "a.png"
+    Image.fromarray(_rgb()).save(path)
+    (tmp_path / "link.png").hardlink_to(path)
+    before = path.read_bytes()
+    assert _upscale(path, "-o", tmp_path / "link.png", "--bundle", bundle_path) == 1
+    assert path.read_bytes() == before
+
+
+def test_a_bad_file_is_reported_and_the_rest_written(tmp_path, bundle_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(_rgb()).save(folder / "a.png")
+    (folder / "b_corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\ngarbage")
+    Image.fromarray(_rgb(1)).save(folder / "c.png")
+    assert _upscale(folder, "-o", tmp_path / "out", "--bundle", bundle_path) == 1
+    err = capsys.readouterr().err
+    assert "b_corrupt.png" in err and "1 failed" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
+
+
+def test_missing_input_is_reported(tmp_path, bundle_path, capsys):
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    assert _upscale(tmp_path / "a.png", tmp_path / "nope.png", "-o", tmp_path / "out", "--bundle", bundle_path) == 1
+    assert "nope.png: no such file or directory" in capsys.readouterr().err
+    assert (tmp_path / "out" / "a.png").exists()
+
+
+def test_max_pixels(tmp_path, bundle_path, capsys):
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    assert _upscale(tmp_path / "a.png", "-o", tmp_path / "b.png", "--bundle", bundle_path, "--max-pixels", "1000") == 1
+    err = capsys.readouterr().err
+    assert "a.png: 40x30 = 1,200 pixels exceeds the limit of 1,000" in err and "--max-pixels" in err
+    assert not (tmp_path / "b.png").exists()
+    assert _upscale(tmp_path / "a.png", "-o", tmp_path / "b.png", "--bundle", bundle_path, "--max-pixels", "1.2k") == 0
+
+
+@pytest.mark.parametrize("text, pixels", [("50M", 50_000_000), ("1.5g", 1_500_000_000), ("1200", 1200), ("0", None)])
+def test_pixel_counts(text, pixels):
+    assert upscale_cmd.parse_pixels(text) == pixels
+
+
+def test_class_map_files(tmp_path, bundle_path):
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    assert _upscale(tmp_path / "a.png", "-o", tmp_path / "b.png", "--bundle", bundle_path,
+                    "--class-map", tmp_path / "map.json") == 0
+    record = json.loads((tmp_path / "map.json").read_text())
+    assert record["configs"] == ["1-2w8", "2-2w8"] and record["scale"] == 2
+    assert np.array(record["classes"]).shape == (record["rows"], record["cols"])
+    assert sum(record["histogram"]) == record["rows"] * record["cols"]
+    assert record["histogram"][0] > 0 and record["histogram"][1] > 0
+    assert _upscale(tmp_path / "a.png", "-o", tmp_path / "c.png", "--bundle", bundle_path,
+                    "--class-map", tmp_path / "map.png") == 0
+    assert Image.open(tmp_path / "map.png").size == (W, H)
+
+
+def test_class_maps_for_several_inputs(tmp_path, bundle_path):
+    _write_inputs(tmp_path / "in")
+    assert _upscale(tmp_path / "in" / "rgb.png", tmp_path / "in" / "grey.png", "-o", tmp_path / "out",
+                    "--bundle", bundle_path, "--class-map", tmp_path / "maps") == 0
+    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["grey.json", "rgb.json"]
+
+
+def test_tiling_options_are_used(tmp_path, bundle_path):
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    assert _upscale(tmp_path / "a.png", "-o", tmp_path / "b.png", "--bundle", bundle_path, "--tile", "20",
+                    "--overlap", "8", "--margin", "2", "--batch-size", "2", "--class-map", tmp_path / "m.json") == 0
+    record = json.loads((tmp_path / "m.json").read_text())
+    assert record["tile_size"] == 20 and record["overlap"] == 8
+
+
+def test_no_bundle_installed(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(upscale_cmd, "_DEFAULT_BUNDLE", ("weights", "no-such-bundle.safetensors"))
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    assert _upscale(tmp_path / "a.png") == 2
+    assert "no default bundle is installed yet" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--half", "--device", "cpu"], "--half (float16) runs on CUDA only"),
+        (["--tile", "8", "--overlap", "8"], "overlap must be smaller than tile_size"),
+        (["--overlap", "4", "--margin", "3"], "margin must be at most overlap / 2"),
+        (["--batch-size", "0"], "batch_size must be >= 1"),
+        (["--device", "tpu"], "device must be 'cpu', 'cuda' or 'cuda:N'"),
+        (["-o", "out.gif"], "unsupported extension '.gif'"),
+        (["--class-map", "map.txt"], "use a .json file, or an image file"),
+    ],
+)
+def test_bad_options(tmp_path, bundle_path, capsys, monkeypatch, options, message):
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    assert _upscale(tmp_path / "a.png", "--bundle", bundle_path, *options) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_bundle_file(tmp_path, capsys):
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    (tmp_path / "b.safetensors").write_bytes(b"nonsense")
+    assert _upscale(tmp_path / "a.png", "--bundle", tmp_path / "b.safetensors") == 2
+    assert "b.safetensors" in capsys.readouterr().err
+
+
+def test_several_inputs_need_a_directory(tmp_path, bundle_path, capsys):
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    Image.fromarray(_rgb()).save(tmp_path / "b.png")
+    (tmp_path / "file.png").write_bytes(b"")
+    assert _upscale(tmp_path / "a.png", tmp_path / "b.png", "-o", tmp_path / "file.png", "--bundle", bundle_path) == 2
+    assert "the output must be a directory" in capsys.readouterr().err
+
+
+def test_same_name_from_two_directories(tmp_path, bundle_path, capsys):
+    for sub in ("x", "y"):
+        (tmp_path / sub).mkdir()
+        Image.fromarray(_rgb()).save(tmp_path / sub / "a.png")
+    assert _upscale(tmp_path / "x", tmp_path / "y", "-o", tmp_path / "out", "--bundle", bundle_path) == 1
+    assert "already written for an earlier input" in capsys.readouterr().err
+    assert (tmp_path / "out" / "a.png").exists()
+
+
+# ---- mmsr classify -----------------------------------------------------------------------------
+
+
+def test_classify_with_boundaries(tmp_path, capsys):
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    assert main(["classify", str(tmp_path / "a.png"), "--map", str(tmp_path / "map.png"),
+                 "--boundaries", "0.02", "--tile", "16", "--overlap", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "9 tiles of 16x16" in out and "[0, 0.02)" in out and ">= 0.02" in out
+    counts = [int(line.split()[4]) for line in out.splitlines() if line.split()[:1] in (["0"], ["1"])]
+    assert sum(counts) == 9 and min(counts) > 0
+    tinted = np.array(Image.open(tmp_path / "map.png"))
+    assert tinted.shape == (H, W, 3)
+    assert not np.array_equal(tinted[:, :5], tinted[:, -5:])  # flat and busy halves get different colours
+
+
+def test_classify_with_a_bundle_and_json(tmp_path, bundle_path, capsys):
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    assert main(["classify", str(tmp_path / "a.png"), "--map", str(tmp_path / "m.json"), "--bundle", str(bundle_path)]) == 0
+    assert "1-2w8" in capsys.readouterr().out
+    record = json.loads((tmp_path / "m.json").read_text())
+    assert record["configs"] == ["1-2w8", "2-2w8"] and record["tile_size"] == 16
+    assert np.array(record["scores"]).shape == (record["rows"], record["cols"])
+    # The same routing as `mmsr upscale`.
+    assert _upscale(tmp_path / "a.png", "-o", tmp_path / "b.png", "--bundle", bundle_path, "--class-map", tmp_path / "u.json") == 0
+    assert json.loads((tmp_path / "u.json").read_text())["classes"] == record["classes"]
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--boundaries", "0.1,0.05"], "strictly ascending"),
+        (["--boundaries", "a,b"], "comma-separated numbers"),
+        (["--boundaries", "0.1", "--tile", "8", "--overlap", "9"], "0 <= --overlap < --tile"),
+        (["--boundaries", "0.1", "--map", "m.gif"], "use an image extension"),
+    ],
+)
+def test_classify_bad_options(tmp_path, capsys, monkeypatch, options, message):
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    assert main(["classify", "a.png", *options]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_classify_refuses_to_overwrite_the_image(tmp_path, capsys):
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    assert main(["classify", str(tmp_path / "a.png"), "--map", str(tmp_path / "a.png"), "--boundaries", "0.1"]) == 2
+    assert "refusing to overwrite the input" in capsys.readouterr().err
+
+
+def test_classify_unreadable_image(tmp_path, capsys):
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    assert main(["classify", str(tmp_path / "bad.png"), "--boundaries", "0.1"]) == 1
+    assert "bad.png" in capsys.readouterr().err
+
+
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "upscale" in out and "classify" in out

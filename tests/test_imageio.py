@@ -1,0 +1,263 @@
+"""mmsr.imageio: every kind of file in and back out, size limits, bad files, atomic writes."""
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageCms
+
+from mmsr.imageio import (
+    ImageData,
+    ImageTooLargeError,
+    alpha_supported,
+    atomic_write,
+    read_image,
+    resize_alpha,
+    write_image,
+)
+
+
+def _pixels(h=12, w=10, channels=3, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (h, w, channels) if channels > 1 else (h, w), dtype=np.uint8)
+
+
+def _save(path, array, **options):
+    Image.fromarray(array).save(path, **options)
+    return path
+
+
+@pytest.mark.parametrize("ext", [".png", ".webp", ".tif", ".bmp"])
+def test_rgb_round_trip_lossless(tmp_path, ext):
+    array = _pixels()
+    extra = {"lossless": True} if ext == ".webp" else {}
+    image = read_image(_save(tmp_path / f"a{ext}", array, **extra))
+    assert image.rgb.dtype == torch.uint8 and image.rgb.shape == (3, 12, 10)
+    assert np.array_equal(image.rgb.permute(1, 2, 0).numpy(), array)
+    assert image.alpha is None and not image.grayscale and not image.sixteen_bit
+    if ext != ".webp":  # mmsr writes WebP lossy at quality 95
+        write_image(tmp_path / f"b{ext}", image)
+        assert np.array_equal(np.array(Image.open(tmp_path / f"b{ext}")), array)
+
+
+def test_jpeg_reads_and_writes(tmp_path):
+    image = read_image(_save(tmp_path / "a.jpg", _pixels(), quality=90))
+    assert image.rgb.shape == (3, 12, 10)
+    write_image(tmp_path / "b.jpeg", image)
+    assert Image.open(tmp_path / "b.jpeg").format == "JPEG"
+
+
+def test_rgba_keeps_alpha_apart(tmp_path):
+    array = _pixels(channels=4)
+    image = read_image(_save(tmp_path / "a.png", array))
+    assert np.array_equal(image.rgb.permute(1, 2, 0).numpy(), array[..., :3])
+    assert np.array_equal(image.alpha.numpy(), array[..., 3])
+    write_image(tmp_path / "b.png", image)
+    assert np.array_equal(np.array(Image.open(tmp_path / "b.png")), array)
+
+
+@pytest.mark.parametrize("ext, keeps", [(".png", True), (".webp", True), (".tif", True), (".jpg", False), (".bmp", False)])
+def test_alpha_support_by_format(tmp_path, ext, keeps):
+    assert alpha_supported(f"x{ext}") == keeps
+    image = ImageData(rgb=torch.zeros(3, 4, 4, dtype=torch.uint8), alpha=torch.full((4, 4), 7, dtype=torch.uint8))
+    write_image(tmp_path / f"a{ext}", image)
+    assert ("A" in Image.open(tmp_path / f"a{ext}").mode) == keeps
+
+
+def test_grayscale_round_trip(tmp_path):
+    array = _pixels(channels=1)
+    image = read_image(_save(tmp_path / "g.png", array))
+    assert image.grayscale and image.rgb.shape == (3, 12, 10)
+    assert all(torch.equal(image.rgb[c], torch.from_numpy(array)) for c in range(3))
+    write_image(tmp_path / "h.png", image)
+    out = Image.open(tmp_path / "h.png")
+    assert out.mode == "L" and np.array_equal(np.array(out), array)
+
+
+def test_grey_with_alpha(tmp_path):
+    array = _pixels(channels=2)
+    Image.fromarray(array, "LA").save(tmp_path / "la.png")
+    image = read_image(tmp_path / "la.png")
+    assert image.grayscale and np.array_equal(image.alpha.numpy(), array[..., 1])
+    write_image(tmp_path / "out.png", image)
+    assert Image.open(tmp_path / "out.png").mode == "LA"
+
+
+def test_bilevel_reads_as_grey(tmp_path):
+    Image.fromarray(_pixels(channels=1) > 127).save(tmp_path / "b.png")
+    image = read_image(tmp_path / "b.png")
+    assert image.grayscale and set(image.rgb.unique().tolist()) <= {0, 255}
+
+
+def test_palette_reads_as_rgb(tmp_path):
+    rgb = Image.fromarray(_pixels())
+    rgb.convert("P", palette=Image.Palette.ADAPTIVE, colors=16).save(tmp_path / "p.png")
+    image = read_image(tmp_path / "p.png")
+    expected = np.array(Image.open(tmp_path / "p.png").convert("RGB"))
+    assert np.array_equal(image.rgb.permute(1, 2, 0).numpy(), expected)
+    assert image.alpha is None and not image.grayscale
+
+
+def test_palette_transparency_becomes_alpha(tmp_path):
+    p = Image.fromarray(_pixels()).convert("P", palette=Image.Palette.ADAPTIVE, colors=8)
+    index = np.array(p)[0, 0]
+    p.save(tmp_path / "t.png", transparency=int(index))
+    image = read_image(tmp_path / "t.png")
+    assert image.alpha is not None and image.alpha[0, 0] == 0
+    assert (image.alpha == 0).sum() == (np.array(p) == index).sum()
+
+
+def test_rgb_transparency_key_becomes_alpha(tmp_path):
+    array = _pixels()
+    array[0, 0] = (1, 2, 3)
+    Image.fromarray(array).save(tmp_path / "k.png", transparency=(1, 2, 3))
+    assert read_image(tmp_path / "k.png").alpha[0, 0] == 0
+
+
+def test_sixteen_bit_png(tmp_path):
+    values = np.arange(12 * 10, dtype=np.uint16).reshape(12, 10) * 500
+    Image.fromarray(values).save(tmp_path / "g16.png")
+    image = read_image(tmp_path / "g16.png")
+    assert image.sixteen_bit and image.grayscale and image.rgb.dtype == torch.float32
+    torch.testing.assert_close(image.rgb[0], torch.from_numpy(values.astype(np.float32) / 65535))
+    write_image(tmp_path / "out.png", image)
+    out = Image.open(tmp_path / "out.png")
+    assert out.mode == "I;16" and np.array_equal(np.array(out), values)
+    write_image(tmp_path / "out.jpg", image)  # no 16-bit JPEG: written as 8-bit grey
+    assert Image.open(tmp_path / "out.jpg").mode == "L"
+
+
+def _write_png16(path, array: np.ndarray) -> None:
+    """A 16-bit RGB (3 channels) or RGBA (4) PNG, which Pillow cannot write."""
+    h, w, c = array.shape
+    raw = b"".join(b"\x00" + array[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", w, h, 16, {3: 2, 4: 6}[c], 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_sixteen_bit_colour_png_reads_at_eight_bits(tmp_path, channels):
+    values = np.random.default_rng(0).integers(0, 65536, (6, 5, channels), dtype=np.uint16)
+    _write_png16(tmp_path / "c16.png", values)
+    image = read_image(tmp_path / "c16.png")
+    assert image.rgb.dtype == torch.uint8 and image.rgb.shape == (3, 6, 5)
+    assert np.array_equal(image.rgb.permute(1, 2, 0).numpy(), (values[..., :3] >> 8).astype(np.uint8))
+    assert (image.alpha is not None) == (channels == 4)
+
+
+def test_cmyk_jpeg_reads_as_rgb(tmp_path):
+    Image.fromarray(_pixels()).convert("CMYK").save(tmp_path / "c.jpg")
+    assert read_image(tmp_path / "c.jpg").rgb.shape == (3, 12, 10)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    im = Image.fromarray(_pixels(h=6, w=10))
+    exif = im.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    im.save(tmp_path / "o.jpg", exif=exif.tobytes())
+    assert read_image(tmp_path / "o.jpg").size == (10, 6)
+
+
+def test_icc_profile_is_carried(tmp_path):
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(_pixels()).save(tmp_path / "icc.png", icc_profile=profile)
+    image = read_image(tmp_path / "icc.png")
+    assert image.icc_profile == profile
+    write_image(tmp_path / "out.webp", image)
+    assert Image.open(tmp_path / "out.webp").info.get("icc_profile") == profile
+
+
+def test_float_pixels_are_quantised(tmp_path):
+    rgb = torch.tensor([0.0, 0.5, 1.0, 1.2]).view(1, 1, 4).expand(3, 1, 4).contiguous()
+    write_image(tmp_path / "f.png", ImageData(rgb=rgb))
+    assert np.array(Image.open(tmp_path / "f.png"))[0, :, 0].tolist() == [0, 128, 255, 255]
+
+
+def test_max_pixels_refused_before_decoding(tmp_path):
+    path = _save(tmp_path / "big.png", _pixels(h=100, w=100))
+    with pytest.raises(ImageTooLargeError, match=r"big\.png: 100x100 = 10,000 pixels exceeds the limit of 9,999"):
+        read_image(path, max_pixels=9_999)
+    assert read_image(path, max_pixels=10_000).size == (100, 100)
+    assert read_image(path, max_pixels=None).size == (100, 100)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"not an image at all", b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR"],
+    ids=["empty", "text", "png-header-only"],
+)
+def test_unreadable_files_name_the_file(tmp_path, content):
+    path = tmp_path / "broken.png"
+    path.write_bytes(content)
+    with pytest.raises(OSError, match="broken.png"):
+        read_image(path)
+
+
+def test_truncated_file(tmp_path):
+    data = io.BytesIO()
+    Image.fromarray(_pixels(h=64, w=64)).save(data, format="PNG")
+    path = tmp_path / "cut.png"
+    path.write_bytes(data.getvalue()[: len(data.getvalue()) // 2])
+    with pytest.raises(OSError, match="cut.png"):
+        read_image(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_image(tmp_path / "nope.png")
+
+
+def test_float_mode_refused(tmp_path):
+    Image.fromarray(np.zeros((4, 4), dtype=np.float32)).save(tmp_path / "f.tif")
+    with pytest.raises(ValueError, match=r"f\.tif: 32-bit floating-point"):
+        read_image(tmp_path / "f.tif")
+
+
+def test_unsupported_output_extension(tmp_path):
+    with pytest.raises(ValueError, match=r"unsupported extension '\.gif'"):
+        write_image(tmp_path / "a.gif", ImageData(rgb=torch.zeros(3, 2, 2, dtype=torch.uint8)))
+
+
+def test_malformed_pixels(tmp_path):
+    with pytest.raises(ValueError, match=r"rgb should be a \[3, H, W\] tensor"):
+        write_image(tmp_path / "a.png", ImageData(rgb=torch.zeros(4, 2, 2, dtype=torch.uint8)))
+
+
+def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
+    path = _save(tmp_path / "keep.png", _pixels())
+    before = path.read_bytes()
+
+    def broken_save(self, fp, *args, **kwargs):
+        fp.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        write_image(path, ImageData(rgb=torch.zeros(3, 2, 2, dtype=torch.uint8)))
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["keep.png"]  # no temporary file left behind
+
+
+def test_atomic_write(tmp_path):
+    atomic_write(tmp_path / "x.json", b"{}")
+    assert (tmp_path / "x.json").read_bytes() == b"{}"
+    assert os.listdir(tmp_path) == ["x.json"]
+
+
+def test_resize_alpha():
+    alpha = torch.zeros(4, 6, dtype=torch.uint8)
+    alpha[:, 3:] = 255
+    big = resize_alpha(alpha, 4)
+    assert big.shape == (16, 24) and big.dtype == torch.uint8
+    assert big[:, :10].max() == 0 and big[:, 14:].min() == 255  # flat regions stay exact
+    with pytest.raises(ValueError, match="alpha should be a uint8"):
+        resize_alpha(alpha.float(), 2)

@@ -1,0 +1,326 @@
+"""End-to-end training on CPU with tiny models: CLI, bundle, logs, workers, resume, torchrun, baseline.
+
+Models here are 1-2 residual blocks at width 8 on 32-pixel crops, a few dozen steps: these tests
+check the machinery, not the quality.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import mmsr
+from mmsr.bundle import load_bundle
+from mmsr.cli import main as mmsr_main
+from mmsr.train.trainer import FAIL_ENV, ClassTrainer
+
+TINY = [
+    "--devices", "cpu",
+    "--crop", "32",
+    "--batch", "4",
+    "--configs", "1-2w8,2-2w8",
+    "--disc-width", "8",
+    "--pixel-steps", "12",
+    "--gan-steps", "4",
+    "--val-every", "4",
+    "--log-every", "2",
+    "--checkpoint-every", "4",
+    "--holdout", "0.3",
+    "--val-crops", "4",
+    "--calib-samples", "256",
+    "--threads", "1",
+    "--no-progress",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """Six small photo-like images, one in a subfolder: each has a smooth half and a textured half,
+    so every image, held out or not, holds crops of both TVAT classes."""
+    root = tmp_path_factory.mktemp("hr")
+    (root / "sub").mkdir()
+    rng = np.random.default_rng(0)
+    for i, noise in enumerate([8, 12, 20, 30, 45, 60]):
+        h, w = 64 + 8 * i, 72
+        y, x = np.mgrid[0:h, 0:w] / 72
+        image = np.stack([x, y, (x + y) / 2], axis=-1) * 200 + 20
+        image[:, w // 2 :] += 30 * np.sin(x[:, w // 2 :, None] * (20 + i)) + rng.normal(0, noise, (h, w - w // 2, 3))
+        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(root / ("sub" if i == 3 else "") / f"im{i}.png")
+    return root
+
+
+def _run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mmsr", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _summary(out: Path) -> dict:
+    return json.loads(out.with_name(out.stem + ".run").joinpath("summary.json").read_text())
+
+
+def _log(out: Path, klass: int) -> list[dict]:
+    path = out.with_name(out.stem + ".run") / "logs" / f"class{klass}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_cli_trains_two_classes_into_a_loadable_bundle_with_logs_and_summary(data_dir, tmp_path):
+    out = tmp_path / "mmsr.safetensors"
+    done = _run_cli("train", str(data_dir), "--out", str(out), *TINY)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("perceptual loss off") == 1
+
+    summary = _summary(out)
+    bundle = load_bundle(out)
+    assert [c.name for c in bundle.configs] == ["1-2w8", "2-2w8"]
+    assert list(bundle.boundaries) == summary["boundaries"] and len(bundle.boundaries) == 1
+    assert bundle.threshold == pytest.approx(mmsr.DEFAULT_TVAT_THRESHOLD)
+    assert bundle.scale == 4
+    provenance = bundle.provenance
+    assert provenance["data"] == str(data_dir) and provenance["images"] == 6
+    assert [c["iterations"] for c in provenance["classes"]] == [16, 16]
+    assert all(c["wall_time_s"] > 0 for c in provenance["classes"])
+    assert provenance["devices"] == ["cpu"] and provenance["mmsr_version"] == mmsr.__version__
+    assert "train" in provenance["command"]
+
+    assert summary["mode"] == "mmsr" and summary["data"]["train_images"] + summary["data"]["val_images"] == 6
+    assert sum(summary["class_shares"]) == pytest.approx(1.0)
+    for entry in summary["classes"]:
+        assert entry["status"] == "finished" and entry["device"] == "cpu" and entry["steps"] == 16
+        assert entry["wall_time_s"] > 0 and entry["val_psnr"] is not None
+    times = [c["wall_time_s"] for c in summary["classes"]]
+    assert summary["predicted_wall_time_separate_devices_s"] == pytest.approx(max(times))
+    assert summary["sequential_wall_time_s"] == pytest.approx(sum(times))
+    assert "computed" in summary["predicted_note"]
+    assert summary["wall_time_s"] >= max(times)
+    assert summary["settings"]["crop"] == 32 and summary["settings"]["configs"] == ["1-2w8", "2-2w8"]
+
+    records = _log(out, 1)
+    train = [r for r in records if r["event"] == "train"]
+    assert {"step", "phase", "loss_pixel", "crops_per_s", "elapsed_s"} <= set(train[0])
+    assert {r["phase"] for r in train} == {"pixel", "gan"}
+    assert {"loss_adv", "loss_d"} <= set(train[-1])
+    assert any(r["event"] == "val" for r in records) and records[-1]["event"] == "finish"
+
+
+def test_user_boundaries_are_used_and_stored(data_dir, tmp_path):
+    out = tmp_path / "b.safetensors"
+    code = mmsr_main(["train", str(data_dir), "--out", str(out), *TINY, "--boundaries", "0.05", "--gan-steps", "0"])
+    assert code == 0
+    assert list(load_bundle(out).boundaries) == [0.05]
+    assert _summary(out)["boundaries"] == [0.05]
+
+
+def test_boundaries_in_the_papers_units_are_refused_with_the_data_range(data_dir, tmp_path, capsys):
+    code = mmsr_main(["train", str(data_dir), "--out", str(tmp_path / "p.safetensors"), *TINY, "--boundaries", "2"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "leave class(es) [1] below --min-class-fraction" in err and "the paper's 2 and 4 are in other units" in err
+
+
+def test_pixel_loss_falls_on_one_fixed_batch(data_dir, tmp_path):
+    from mmsr.data import load_folder
+
+    settings = _settings(tmp_path, pixel_steps=(60,), lr=(2e-3,))
+    images = load_folder(data_dir, min_size=32, log=None).images
+    trainer = ClassTrainer(settings.jobs()[0], settings, images, None, (), "cpu")
+    torch.manual_seed(0)
+    lr, hr = trainer.batches.next(4)
+    losses = [float(trainer._pixel_step(lr, hr)["loss_pixel"]) for _ in range(60)]
+    assert losses[-1] < 0.3 * losses[0], losses
+
+
+def _settings(tmp_path, **changes):
+    import argparse
+    from dataclasses import replace
+
+    from mmsr.train.config import add_arguments, settings_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["unused", "--out", str(tmp_path / "x.safetensors"), "--baseline"])
+    base = settings_from_args(args)
+    return replace(base, configs=("2-2w8",), batch=(4,), crop=32, gan_steps=(0,), **changes)
+
+
+def test_baseline_trains_one_16_8_model_on_all_crops_with_the_same_budget(data_dir, tmp_path):
+    out = tmp_path / "base.safetensors"
+    code = mmsr_main(
+        [
+            "train", str(data_dir), "--out", str(out), *TINY,
+            "--baseline", "--baseline-config", "16-8w8", "--gan-steps", "0", "--channels-last",
+        ]  # fmt: skip
+    )
+    assert code == 0
+    bundle = load_bundle(out)
+    assert [c.name for c in bundle.configs] == ["16-8w8"] and list(bundle.boundaries) == []
+    summary = _summary(out)
+    assert summary["mode"] == "baseline" and summary["boundaries"] == []
+    assert summary["classes"][0]["steps"] == 2 * 12  # two classes' pixel budgets
+
+
+def test_early_stopping_ends_the_pixel_phase_and_restores_the_best(data_dir, tmp_path):
+    out = tmp_path / "es.safetensors"
+    code = mmsr_main(
+        ["train", str(data_dir), "--out", str(out), *TINY, "--early-stop", "1", "--min-delta", "100"]
+    )
+    assert code == 0
+    for entry in _summary(out)["classes"]:
+        # First validation (step 4) sets the best; the second (step 8) is not 100 dB better: stop.
+        assert entry["early_stopped_at"] == 8 and entry["pixel_steps"] == 8 and entry["gan_steps"] == 4
+    events = [r["event"] for r in _log(out, 0)]
+    assert "early_stop" in events and "restore_best" in events
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("devices", [["cpu,cpu"], ["cpu", "--concurrent"]], ids=["two-devices", "concurrent-on-one"])
+def test_two_cpu_workers_train_in_separate_processes(data_dir, tmp_path, devices):
+    out = tmp_path / "w.safetensors"
+    options = [o for option in TINY for o in (devices if option == "cpu" else [option])]
+    code = mmsr_main(["train", str(data_dir), "--out", str(out), *options])
+    assert code == 0
+    classes = _summary(out)["classes"]
+    pids = {c["pid"] for c in classes}
+    assert len(pids) == 2 and os.getpid() not in pids
+    assert sorted(c["worker"] for c in classes) == [0, 1]
+    assert len(load_bundle(out).configs) == 2
+
+
+@pytest.mark.slow
+def test_a_failed_worker_is_reported_and_resume_finishes_only_that_class(data_dir, tmp_path, capsys):
+    out = tmp_path / "r.safetensors"
+    args = ["train", str(data_dir), "--out", str(out), *[o if o != "cpu" else "cpu,cpu" for o in TINY]]
+    failed = _run_cli(*args, env={FAIL_ENV: "1:6"})
+    assert failed.returncode == 1
+    assert "class 1 (2-2w8) on cpu failed: InjectedFailure" in failed.stderr
+    assert "--resume" in failed.stderr and not out.exists()
+    statuses = {c["index"]: c for c in _summary(out)["classes"]}
+    assert statuses[0]["status"] == "finished" and statuses[1]["status"] == "failed"
+    assert "injected failure" in statuses[1]["error"]
+
+    capsys.readouterr()
+    assert mmsr_main(args) == 2
+    assert "pass --resume" in capsys.readouterr().err
+
+    # Resume may use other devices: here the remaining class trains in this process.
+    single = [o if o != "cpu,cpu" else "cpu" for o in args]
+    assert mmsr_main([*single, "--resume"]) == 0
+    assert "class 0 (1-2w8) finished in an earlier run; not retrained" in capsys.readouterr().err
+    classes = {c["index"]: c for c in _summary(out)["classes"]}
+    assert classes[0]["session_steps"] == 0 and classes[0]["steps"] == 16
+    assert classes[1]["resumed_from"] == 4 and classes[1]["session_steps"] == 12 and classes[1]["steps"] == 16
+    assert len(load_bundle(out).configs) == 2
+
+
+def test_resume_refuses_a_corrupt_checkpoint_with_a_clear_message(data_dir, tmp_path):
+    out = tmp_path / "c.safetensors"
+    args = ["train", str(data_dir), "--out", str(out), *TINY, "--keep-checkpoints", "1"]
+    os.environ[FAIL_ENV] = "0:5"
+    try:
+        assert mmsr_main(args) == 1
+    finally:
+        del os.environ[FAIL_ENV]
+    checkpoint = out.with_name("c.run") / "checkpoints" / "class0" / "step00000004.pt"
+    data = bytearray(checkpoint.read_bytes())
+    data[-100] ^= 0xFF
+    checkpoint.write_bytes(bytes(data))
+    assert mmsr_main([*args, "--resume"]) == 1
+    entry = _summary(out)["classes"][0]
+    assert entry["status"] == "failed"
+    assert "step00000004.pt is corrupt: sha256 mismatch" in entry["error"]
+    assert "Delete" in entry["error"]
+
+
+def test_bf16_autocast_is_refused_on_cpu(data_dir, tmp_path, capsys):
+    code = mmsr_main(["train", str(data_dir), "--out", str(tmp_path / "a.safetensors"), *TINY, "--amp", "bf16"])
+    assert code == 2
+    assert "--amp bf16 needs CUDA devices" in capsys.readouterr().err
+
+
+def test_a_vgg19_file_turns_the_perceptual_loss_on(data_dir, tmp_path, capsys):
+    from mmsr.train.losses import VGG19Features
+
+    vgg = tmp_path / "vgg19.pth"
+    torch.save({f"features.{k}": v for k, v in VGG19Features().features.state_dict().items()}, vgg)
+    out = tmp_path / "p.safetensors"
+    options = ["--pixel-steps", "2", "--gan-steps", "2", "--vgg19", str(vgg), "--configs", "1-2w8", "--classes", "1"]
+    code = mmsr_main(["train", str(data_dir), "--out", str(out), *TINY, *options])
+    assert code == 0
+    assert "perceptual loss: VGG19 conv5_4 features from" in capsys.readouterr().err
+    gan = [r for r in _log(out, 0) if r["event"] == "train" and r["phase"] == "gan"]
+    assert gan and all(r["loss_perceptual"] >= 0 for r in gan)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_torchrun_gloo_trains_classes_on_ranks_and_the_extra_rank_joins_with_ddp(data_dir, tmp_path):
+    out = tmp_path / "t.safetensors"
+    command = [
+        sys.executable, "-m", "torch.distributed.run",
+        "--nnodes", "1", "--nproc-per-node", "3",
+        "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
+        "-m", "mmsr.train", str(data_dir), "--out", str(out), *TINY,
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    classes = _summary(out)["classes"]
+    ranks = sorted(c["ranks"] for c in classes)
+    assert ranks == [1, 2]
+    joint = next(c for c in classes if c["ranks"] == 2)
+    assert joint["steps"] == 8  # 16 steps' crops in 8 steps of two ranks
+    assert "ranks [1, 2]" in joint["device"]
+    assert len(load_bundle(out).configs) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "devices, signal_name", [("cpu", "SIGINT"), ("cpu,cpu", "SIGTERM")], ids=["ctrl-c-in-process", "sigterm-two-workers"]
+)
+def test_an_interrupted_run_checkpoints_every_running_class(data_dir, tmp_path, devices, signal_name):
+    import signal
+    import time
+
+    from mmsr.train.checkpoint import load_latest
+
+    out = tmp_path / "i.safetensors"
+    run_dir = out.with_name("i.run")
+    options = [o if o != "cpu" else devices for o in TINY]
+    long_run = ["--pixel-steps", "100000", "--early-stop", "0", "--checkpoint-every", "100000", "--log-every", "1"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mmsr", "train", str(data_dir), "--out", str(out), *options, *long_run],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    running = [0, 1] if devices == "cpu,cpu" else [1]  # one worker runs the costlier class first
+    logs = [run_dir / "logs" / f"class{k}.jsonl" for k in running]
+    deadline = time.monotonic() + 90
+    while not all(p.is_file() and p.read_text().count("\n") >= 2 for p in logs):
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read() if process.poll() else "slow"
+        time.sleep(0.2)
+    process.send_signal(getattr(signal, signal_name))
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for k in running:
+        assert summary["classes"][k]["status"] == "interrupted"
+        state, _ = load_latest(run_dir / "checkpoints" / f"class{k}")
+        assert not state["finished"] and state["step"] >= 2
+    assert not out.exists()
