@@ -13,6 +13,7 @@ python -c "import mmsr, json; print(json.dumps(mmsr.build_info()))" | tee "$out/
 
 python -m pytest tests -q -x -p no:cacheprovider -k "cuda" 2>&1 | tail -15 | tee "$out/cuda_tests.txt"
 
-MMSR_BENCH_DEVICE=cuda python -m pytest benchmarks/test_bench_tvat.py benchmarks/test_bench_stitch.py \
-  --benchmark-only -q -p no:cacheprovider --benchmark-json="$out/bench_cuda.json" 2>&1 | tail -3
+MMSR_BENCH_DEVICE=cuda python -m pytest benchmarks --benchmark-only -q -p no:cacheprovider \
+  --benchmark-json="$out/bench_cuda.json" 2>&1 | tail -3
 python benchmarks/summarize.py "$out/bench_cuda.json" | tee "$out/bench_cuda.md"
+python benchmarks/profile_generator.py --device cuda --batch 64 --dtype bfloat16 2>&1 | tee "$out/profile_cuda.txt"

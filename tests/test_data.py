@@ -77,7 +77,7 @@ def test_load_folder_converts_to_rgb_and_reports_skipped_files(folder):
     assert kept == {"a.png", "b.JPG", "gray.png", "alpha.png", "palette.bmp"}
     skipped = {s.path.split("/")[-1]: s.reason for s in loaded.skipped}
     assert set(skipped) == {"broken.jpg", "small.png"}
-    assert "cannot decode" in skipped["broken.jpg"]
+    assert "broken.jpg: cannot read image" in skipped["broken.jpg"]
     assert "smaller than the 32x32 crop" in skipped["small.png"]
     assert any("broken.jpg" in m for m in messages) and any("small.png" in m for m in messages)
     for i, path in enumerate(loaded.images.paths):

@@ -15,7 +15,6 @@ from mmsr.imageio import (
     ImageData,
     ImageTooLargeError,
     alpha_supported,
-    atomic_write,
     read_image,
     resize_alpha,
     write_image,
@@ -245,12 +244,6 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
         write_image(path, ImageData(rgb=torch.zeros(3, 2, 2, dtype=torch.uint8)))
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["keep.png"]  # no temporary file left behind
-
-
-def test_atomic_write(tmp_path):
-    atomic_write(tmp_path / "x.json", b"{}")
-    assert (tmp_path / "x.json").read_bytes() == b"{}"
-    assert os.listdir(tmp_path) == ["x.json"]
 
 
 def test_resize_alpha():

@@ -29,7 +29,6 @@ import json
 import math
 import os
 import re
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -40,6 +39,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
+from .atomic import write_bytes_atomically
 from .models import Generator, ModelConfig
 
 __all__ = ["FORMAT_VERSION", "Bundle", "BundleError", "load_bundle", "read_bundle_metadata", "save_bundle"]
@@ -333,34 +333,6 @@ def _stored_tensor(name: str, tensor: Tensor, weights_dtype: torch.dtype) -> Ten
     return stored
 
 
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; Windows has no directory handles to fsync.
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    # A temp file in the same directory makes os.replace an atomic rename on one filesystem: readers
-    # see the old file or the new one, never a partial one, and a failure leaves the old file intact.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
 def save_bundle(bundle: Bundle, path: str | os.PathLike, *, weights_dtype: torch.dtype = torch.float16) -> Path:
     """Write ``bundle`` to one safetensors file, atomically.
 
@@ -403,7 +375,7 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike, *, weights_dtype: torch
         "provenance": bundle.provenance,
     }
     metadata = {_METADATA_KEY: json.dumps(header, allow_nan=False)}
-    _atomic_write(path, safetensors.torch.save(tensors, metadata=metadata))
+    write_bytes_atomically(path, safetensors.torch.save(tensors, metadata=metadata))
     return path
 
 

@@ -25,12 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
+from . import imageio
 from .ops import classify, tvat
 
 __all__ = [
@@ -50,7 +49,7 @@ __all__ = [
     "tvat_classes",
 ]
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
+IMAGE_EXTENSIONS = frozenset(imageio.EXTENSIONS)
 
 # Index elements per gather: bounds the int64 index tensor of one gather to 32 MiB.
 _GATHER_CHUNK = 1 << 22
@@ -90,10 +89,10 @@ def find_images(root: str | os.PathLike) -> list[Path]:
 
 
 def read_image(path: str | os.PathLike) -> Tensor:
-    """Decode one image file to RGB: uint8 Tensor[3, H, W].
+    """Decode one image file for training: uint8 Tensor[3, H, W], RGB.
 
-    Grayscale, palette, CMYK and alpha images become RGB (alpha is dropped); 16-bit grayscale is
-    scaled to 8 bits; the EXIF orientation is applied.
+    Decoding is :func:`mmsr.imageio.read_image` (grayscale and palette become RGB, EXIF
+    orientation applied); training drops alpha and rounds 16-bit files to 8 bits.
 
     Raises:
         OSError: the file cannot be read or decoded (the message names the file).
@@ -103,17 +102,12 @@ def read_image(path: str | os.PathLike) -> Tensor:
         torch.Size([3, 480, 640])
     """
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            if im.mode.startswith("I;16") or im.mode == "I":
-                # Pillow's convert("RGB") clips 16-bit values at 255 instead of rescaling them.
-                gray = np.asarray(im, dtype=np.float64) / 257.0
-                array = np.repeat(np.clip(gray.round(), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
-            else:
-                array = np.array(im.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-        raise OSError(f"cannot decode image {str(path)!r}: {err}") from None
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+        rgb = imageio.read_image(path, max_pixels=None).rgb
+    except ValueError as err:  # an unsupported pixel format: as unusable as a broken file
+        raise OSError(str(err)) from None
+    if rgb.dtype != torch.uint8:
+        rgb = (rgb * 255).round().to(torch.uint8)
+    return rgb
 
 
 @dataclass

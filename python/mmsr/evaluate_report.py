@@ -33,7 +33,7 @@ from .classmap import class_colors, render_class_map
 from .evaluate import HR, EvalRun, ImageOutcome, Method, Scores
 from .imageio import ImageData, write_image
 from .metrics import PI_UNAVAILABLE_REASON, rgb_to_y
-from .train.checkpoint import atomic_write
+from .atomic import write_bytes_atomically
 
 __all__ = [
     "CSV_COLUMNS",
@@ -304,7 +304,7 @@ def write_reports(run: EvalRun, out_dir: Path, comparisons: Optional[Dict[str, s
     }
     paths = []
     for name, text in files.items():
-        atomic_write(out_dir / name, text.encode())
+        write_bytes_atomically(out_dir / name, text.encode())
         paths.append(out_dir / name)
     return paths
 

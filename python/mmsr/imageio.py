@@ -16,8 +16,7 @@ result back the way it came in:
 - EXIF orientation is applied on reading, so the pixels are upright and the written file needs no
   orientation tag; an ICC colour profile is carried through to formats that store one.
 
-Writes go to a temporary file in the destination's directory, then ``os.replace`` it into place: a
-reader sees the old file or the new one, never a partial one.
+Writes go through :mod:`mmsr.atomic`: a reader sees the old file or the new one, never a partial one.
 
 Example:
     >>> import tempfile
@@ -29,20 +28,20 @@ Example:
 from __future__ import annotations
 
 import os
-import secrets
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO, Callable, Optional, Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from .atomic import write_atomically
+
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "alpha_supported",
-    "atomic_write",
     "EXTENSIONS",
     "ImageData",
     "ImageTooLargeError",
@@ -239,17 +238,6 @@ def _to_pil(image: ImageData, fmt: str) -> Image.Image:
     return im
 
 
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; Windows has no directory handles to fsync.
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_image(path: Union[str, os.PathLike], image: ImageData) -> None:
     """Encode ``image`` in the format named by ``path``'s extension and write it atomically.
 
@@ -275,32 +263,7 @@ def write_image(path: Union[str, os.PathLike], image: ImageData) -> None:
     options = {"quality": _LOSSY_QUALITY} if fmt in ("JPEG", "WEBP") else {}
     if image.icc_profile and fmt != "BMP":
         options["icc_profile"] = image.icc_profile
-    _write_atomically(path, lambda f: im.save(f, format=fmt, **options))
-
-
-def _write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    # A temp file in the same directory makes os.replace an atomic rename on one filesystem: readers
-    # see the old file or the new one, never a partial one, and a failure leaves the old file intact.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write(path: Union[str, os.PathLike], data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``, as :func:`write_image` does.
-
-    Example:
-        >>> atomic_write("classes.json", b"{}")  # doctest: +SKIP
-    """
-    _write_atomically(Path(path), lambda f: f.write(data))
+    write_atomically(path, lambda f: im.save(f, format=fmt, **options))
 
 
 def alpha_supported(path: Union[str, os.PathLike]) -> bool:

@@ -93,7 +93,8 @@ def _histogram_table(counts, boundaries, names) -> str:
 
 def run(args) -> int:
     from ..classmap import class_histogram, class_map_record, record_to_json, render_class_map, tile_classes
-    from ..imageio import EXTENSIONS, ImageData, atomic_write, read_image, write_image
+    from ..atomic import write_bytes_atomically
+    from ..imageio import EXTENSIONS, ImageData, read_image, write_image
 
     try:
         threshold, boundaries, tile, overlap, names = _routing(args)
@@ -125,7 +126,7 @@ def run(args) -> int:
             record = {"image": str(source), "threshold": threshold, "boundaries": boundaries}
             configs = names if all(names) else None
             record.update(class_map_record(classes, grid, len(names), configs=configs, scores=scores))
-            atomic_write(target, record_to_json(record).encode())
+            write_bytes_atomically(target, record_to_json(record).encode())
         else:
             write_image(target, ImageData(rgb=render_class_map(image.rgb, classes, grid, len(names))))
     except (OSError, ValueError) as err:

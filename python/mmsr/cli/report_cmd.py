@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..evaluate_training import find_baseline, load_run, training_table
-    from ..train.checkpoint import atomic_write
+    from ..atomic import write_bytes_atomically
 
     try:
         runs = [load_run(spec) for spec in args.runs]
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
             out = Path(args.out)
             if out.resolve() in {Path(r.path).resolve() for r in runs}:
                 raise ValueError(f"--out {args.out!r} is one of the input summaries; choose another file")
-            atomic_write(out, table.encode())
+            write_bytes_atomically(out, table.encode())
     except (ValueError, OSError) as err:
         print(f"mmsr report: error: {err}", file=sys.stderr)
         return 2

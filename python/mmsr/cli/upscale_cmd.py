@@ -142,7 +142,8 @@ class FileSet:
 def write_class_map(path: Path, image, classes, grid, bundle, source: Path) -> None:
     """A class map as JSON (``.json``) or as the image tinted by class (any image extension)."""
     from ..classmap import class_map_record, record_to_json, render_class_map
-    from ..imageio import EXTENSIONS, ImageData, atomic_write, write_image
+    from ..atomic import write_bytes_atomically
+    from ..imageio import EXTENSIONS, ImageData, write_image
 
     if path.suffix.lower() == ".json":
         record = {
@@ -152,7 +153,7 @@ def write_class_map(path: Path, image, classes, grid, bundle, source: Path) -> N
             "boundaries": list(bundle.boundaries),
             **class_map_record(classes, grid, bundle.num_classes, configs=[c.name for c in bundle.configs]),
         }
-        atomic_write(path, record_to_json(record).encode())
+        write_bytes_atomically(path, record_to_json(record).encode())
     elif path.suffix.lower() in EXTENSIONS:
         write_image(path, ImageData(rgb=render_class_map(image, classes, grid, bundle.num_classes)))
     else:

@@ -26,40 +26,20 @@ import io
 import json
 import os
 import re
-import secrets
 from pathlib import Path
 from typing import Callable, Optional
 
 import torch
 
-__all__ = ["CheckpointError", "atomic_write", "list_checkpoints", "load_checkpoint", "load_latest", "save_checkpoint"]
+from ..atomic import write_bytes_atomically
+
+__all__ = ["CheckpointError", "list_checkpoints", "load_checkpoint", "load_latest", "save_checkpoint"]
 
 _NAME = re.compile(r"step([0-9]{8,})\.pt")
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used; the message names the file and what is wrong with it."""
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if os.name == "posix":
-        # The rename is durable only once the directory entry is.
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _sidecar(pt: Path) -> Path:
@@ -77,9 +57,9 @@ def save_checkpoint(directory: Path, step: int, state: dict, *, keep: int) -> Pa
     torch.save(state, buffer)
     data = buffer.getvalue()
     pt = directory / f"step{step:08d}.pt"
-    atomic_write(pt, data)
+    write_bytes_atomically(pt, data)
     record = {"step": step, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    atomic_write(_sidecar(pt), json.dumps(record).encode())
+    write_bytes_atomically(_sidecar(pt), json.dumps(record).encode())
     for _, old in list_checkpoints(directory)[keep:]:
         # Sidecar first: an interrupted prune leaves an ignored .pt, never a record without data.
         _sidecar(old).unlink(missing_ok=True)

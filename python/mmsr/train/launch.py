@@ -41,7 +41,8 @@ from ..bundle import Bundle, save_bundle
 from ..data import ImageSet, load_folder, sample_scores, split_holdout
 from ..models import Generator, ModelConfig
 from .calibrate import calibrate, class_fractions
-from .checkpoint import atomic_write, list_checkpoints, load_checkpoint
+from ..atomic import write_bytes_atomically
+from .checkpoint import list_checkpoints, load_checkpoint
 from .config import ClassJob, TrainSettings
 from .losses import VGG19Features, find_vgg19_weights
 from .report import summarise, write_summary
@@ -482,7 +483,7 @@ def _conclude(
 
 def _save_plan(settings: TrainSettings, boundaries: tuple[float, ...]) -> None:
     record = _plan_record(settings, boundaries)
-    atomic_write(Path(settings.run_dir) / "plan.json", (json.dumps(record, indent=2) + "\n").encode())
+    write_bytes_atomically(Path(settings.run_dir) / "plan.json", (json.dumps(record, indent=2) + "\n").encode())
 
 
 def run(settings: TrainSettings) -> int:

@@ -27,7 +27,7 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
-from .checkpoint import atomic_write
+from ..atomic import write_bytes_atomically
 
 __all__ = ["JsonlLog", "summarise", "write_summary"]
 
@@ -93,4 +93,4 @@ def summarise(
 
 def write_summary(path: Path, summary: dict) -> None:
     """Write summary.json atomically (a reader never sees half of it)."""
-    atomic_write(path, (json.dumps(summary, indent=2) + "\n").encode())
+    write_bytes_atomically(path, (json.dumps(summary, indent=2) + "\n").encode())
