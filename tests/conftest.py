@@ -19,6 +19,16 @@ def device(request):
     return request.param
 
 
+@pytest.fixture
+def one_thread():
+    """Runs a test with one torch thread: tiny models on shared cores mostly wait for a spinning
+    partner thread (a small conv takes ~30 ms instead of ~0.2 ms)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def random_image(shape, dtype=torch.float32, device="cpu", seed=0) -> torch.Tensor:
     """Uniform noise in [0, 1] (0..255 for uint8), reproducible from ``seed``."""
     g = torch.Generator().manual_seed(seed)

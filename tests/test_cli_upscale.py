@@ -17,13 +17,7 @@ from mmsr.cli import upscale_cmd
 H, W = 30, 40
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models: two OpenMP threads on shared cores mostly wait for each other.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

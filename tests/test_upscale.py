@@ -19,14 +19,7 @@ from mmsr.upscale import UpscaleResult, Upscaler
 TINY = ("1-2w8", "2-2w8", "1-2w12")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # These models are tiny: with 2 OpenMP threads on shared cores a small conv waits ~30 ms for
-    # its spinning partner thread instead of taking ~0.2 ms.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _bundle(configs=TINY, boundaries=(0.02, 0.2), scale=2, **kwargs) -> Bundle:

@@ -30,6 +30,7 @@ import math
 import os
 import re
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -408,12 +409,18 @@ def _parse_metadata(path: Path, metadata: dict[str, str] | None) -> dict:
     return header
 
 
-def _open_error(path: Path) -> BundleError | None:
+@contextmanager
+def _reading(path: Path):
+    """``safe_open`` on a bundle file; any failure to open or read it is a BundleError naming it."""
     if not path.exists():
-        return BundleError(f"{path}: no such bundle file")
+        raise BundleError(f"{path}: no such bundle file")
     if not path.is_file():
-        return BundleError(f"{path}: not a file")
-    return None
+        raise BundleError(f"{path}: not a file")
+    try:
+        with safe_open(path, framework="pt") as f:
+            yield f
+    except (SafetensorError, OSError) as err:
+        raise BundleError(f"{path}: not a readable safetensors file ({err})") from None
 
 
 def read_bundle_metadata(path: str | os.PathLike) -> dict:
@@ -432,14 +439,8 @@ def read_bundle_metadata(path: str | os.PathLike) -> dict:
         ['2-2w8']
     """
     path = Path(path)
-    error = _open_error(path)
-    if error is not None:
-        raise error
-    try:
-        with safe_open(path, framework="pt") as f:
-            metadata = f.metadata()
-    except (SafetensorError, OSError) as err:
-        raise BundleError(f"{path}: not a readable safetensors file ({err})") from None
+    with _reading(path) as f:
+        metadata = f.metadata()
     return _parse_metadata(path, metadata)
 
 
@@ -460,15 +461,9 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
         '2-2w8'
     """
     path = Path(path)
-    error = _open_error(path)
-    if error is not None:
-        raise error
-    try:
-        with safe_open(path, framework="pt") as f:
-            header = _parse_metadata(path, f.metadata())
-            tensors = {name: f.get_tensor(name) for name in f.keys()}
-    except (SafetensorError, OSError) as err:
-        raise BundleError(f"{path}: not a readable safetensors file ({err})") from None
+    with _reading(path) as f:
+        header = _parse_metadata(path, f.metadata())
+        tensors = {name: f.get_tensor(name) for name in f.keys()}
 
     num_classes = len(header["configs"])
     state_dicts: list[dict[str, Tensor]] = [{} for _ in range(num_classes)]
