@@ -12,6 +12,7 @@ from typing import Sequence, Tuple, Union
 import torch
 
 from . import _ops
+from ._checks import check_int
 from .grid import TileGrid, make_grid
 
 #: Default VSP threshold, in [0, 1] pixel units. It equals a pixel whose 8 neighbours each differ
@@ -38,14 +39,6 @@ def _check_image(x, name: str) -> torch.Tensor:
     if C < 1 or H < 1 or W < 1:
         raise ValueError(f"{name} is an empty image: C, H and W must be >= 1, got shape {tuple(x.shape)}")
     return x4
-
-
-def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 def _check_threshold(threshold) -> float:
@@ -158,8 +151,8 @@ def tile(x: torch.Tensor, tile_size: int, overlap: int) -> Tuple[torch.Tensor, T
         (torch.Size([24, 3, 32, 32]), 12)
     """
     x4 = _check_image(x, "x")
-    _check_int(tile_size, "tile_size", 1)
-    _check_int(overlap, "overlap", 0)
+    check_int(tile_size, "tile_size", 1)
+    check_int(overlap, "overlap", 0)
     grid = make_grid(x4.shape[2], x4.shape[3], tile_size, overlap)
     return _ops.tile(x4, tile_size, overlap), grid
 
@@ -194,7 +187,7 @@ def stitch(tiles: torch.Tensor, grid: TileGrid, scale: int = 1, blend: str = "me
     """
     if not isinstance(grid, TileGrid):
         raise TypeError(f"grid must be the TileGrid returned by mmsr.tile, got {type(grid).__name__}")
-    _check_int(scale, "scale", 1)
+    check_int(scale, "scale", 1)
     if blend not in BLENDS:
         raise ValueError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
     if not isinstance(tiles, torch.Tensor):

@@ -21,6 +21,7 @@ from typing import Callable, List, Optional, Tuple, Union
 import torch
 
 from . import _ops
+from ._checks import check_int
 from .bundle import Bundle, load_bundle
 from .grid import TileGrid, make_grid
 from .inference import prepare_generator
@@ -88,14 +89,6 @@ def _check_device(device: Union[str, torch.device]) -> torch.device:
     if index >= torch.cuda.device_count():
         raise ValueError(f"device={str(device)!r} but only {torch.cuda.device_count()} CUDA devices are visible")
     return torch.device("cuda", index)
-
-
-def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 class Upscaler:
@@ -200,22 +193,22 @@ class Upscaler:
                 "slower than float32 or missing; use dtype=torch.float32 (the default) or device='cuda'"
             )
         self.dtype = dtype
-        self.tile_size = _check_int(bundle.tile_size if tile_size is None else tile_size, "tile_size", 1)
-        self.overlap = _check_int(bundle.overlap if overlap is None else overlap, "overlap", 0)
+        self.tile_size = check_int(bundle.tile_size if tile_size is None else tile_size, "tile_size", 1)
+        self.overlap = check_int(bundle.overlap if overlap is None else overlap, "overlap", 0)
         if self.overlap >= self.tile_size:
             raise ValueError(f"overlap must be smaller than tile_size, got overlap={self.overlap} >= tile_size={self.tile_size}")
         if blend not in BLENDS:
             raise ValueError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
         self.blend = blend
-        self.margin = 3 * self.overlap // 8 if margin is None else _check_int(margin, "margin", 0)
+        self.margin = 3 * self.overlap // 8 if margin is None else check_int(margin, "margin", 0)
         if 2 * self.margin > self.overlap:
             raise ValueError(
                 f"margin must be at most overlap / 2 so that every pixel keeps a tile that trusts it, "
                 f"got margin={self.margin} with overlap={self.overlap}"
             )
         default_batch = _CPU_BATCH if self.device.type == "cpu" else _GPU_BATCH
-        self.batch_size = default_batch if batch_size is None else _check_int(batch_size, "batch_size", 1)
-        self.band_rows = None if band_rows is None else _check_int(band_rows, "band_rows", 1)
+        self.batch_size = default_batch if batch_size is None else check_int(batch_size, "batch_size", 1)
+        self.band_rows = None if band_rows is None else check_int(band_rows, "band_rows", 1)
         self.channels_last = bool(channels_last)
         self._memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
 
