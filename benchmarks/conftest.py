@@ -33,17 +33,25 @@ def describe_device(device: str) -> str:
     return f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores visible)"
 
 
-def run_timed(benchmark, fn, device: str, *, bytes_moved: int, rounds: int = 10, warmup: int = 2):
-    """Times ``fn`` with pytest-benchmark, synchronising CUDA inside the timed region."""
+def run_timed(benchmark, fn, device: str, *, bytes_moved: int, rounds: int = 10, warmup: int = 2, calls: int = 1):
+    """Times ``fn`` with pytest-benchmark, synchronising CUDA inside the timed region.
+
+    On CUDA a round makes ``calls`` back-to-back calls before it synchronises: a kernel of ~0.1 ms
+    would otherwise be timed mostly as launch and synchronisation latency. The per-call time is the
+    round's time / ``calls`` (recorded as ``calls_per_round``; ``summarize.py`` divides by it).
+    """
+    calls = calls if device.startswith("cuda") else 1
     benchmark.extra_info.update(
         device=describe_device(device),
         threads=torch.get_num_threads(),
         torch=torch.__version__,
         bytes_moved=bytes_moved,
+        calls_per_round=calls,
     )
     if device.startswith("cuda"):
         def timed():
-            out = fn()
+            for _ in range(calls):
+                out = fn()
             torch.cuda.synchronize()
             return out
     else:

@@ -47,4 +47,4 @@ def test_stitch(benchmark, device, impl):
     expected = reference.stitch(tiles, grid, 1, "cosine" if impl == "native_cosine" else "mean")
     torch.testing.assert_close(fn(), expected, rtol=1e-5, atol=1e-5)
     out_bytes = 3 * grid.height * grid.width * 4
-    run_timed(benchmark, fn, device, bytes_moved=tiles.numel() * 4 + out_bytes, rounds=5)
+    run_timed(benchmark, fn, device, bytes_moved=tiles.numel() * 4 + out_bytes, rounds=5, calls=10)

@@ -56,4 +56,4 @@ def test_tvat(benchmark, device, impl, shape_name):
     # Correctness outside the timed region (this also triggers compilation for torch_compile).
     torch.testing.assert_close(fn(), reference.tvat(x, THRESHOLD), rtol=1e-4, atol=1e-6)
     rounds = 3 if impl == "torch_eager" and device == "cpu" else 10
-    run_timed(benchmark, fn, device, bytes_moved=x.numel() * x.element_size(), rounds=rounds)
+    run_timed(benchmark, fn, device, bytes_moved=x.numel() * x.element_size(), rounds=rounds, calls=20)

@@ -1,4 +1,6 @@
 // Texture classes on CUDA: boundaries travel by value in the launch, so no device copy is needed.
+#include <algorithm>
+
 #include "cuda_util.cuh"
 
 namespace mmsr::cuda {
@@ -27,6 +29,7 @@ __global__ void classify_kernel(const float* __restrict__ scores, int64_t* __res
 
 void classify(const ClassifyParams& p, const CudaLaunch& launch) {
   require(p.boundaries.size() <= static_cast<size_t>(kMaxBoundaries), "classify: at most 255 boundaries");
+  require(std::is_sorted(p.boundaries.begin(), p.boundaries.end()), "classify: boundaries must be ascending");
   if (p.N == 0) return;
   Boundaries b{};
   b.count = static_cast<int>(p.boundaries.size());

@@ -183,14 +183,17 @@ class ClassTrainer:
             )
         self.generator.to(self.device, memory_format=self.memory_format)
         _, self.g_train = self._wrap(self.generator)
-        self.opt_pixel = torch.optim.Adam(self.generator.parameters(), lr=job.lr)
-        self.opt_gan = torch.optim.Adam(self.generator.parameters(), lr=settings.gan_lr)
+        # Fused Adam on CUDA: one kernel for every parameter instead of a few per tensor; small models
+        # are launch-bound there. (Not on CPU, where the fused kernel is no faster.)
+        fused = True if self.device.type == "cuda" else None
+        self.opt_pixel = torch.optim.Adam(self.generator.parameters(), lr=job.lr, fused=fused)
+        self.opt_gan = torch.optim.Adam(self.generator.parameters(), lr=settings.gan_lr, fused=fused)
         if self.discriminator is not None:
             self.discriminator.to(self.device, memory_format=self.memory_format)
             self.d_ddp, self.d_train = self._wrap(self.discriminator)
             # The generator's step runs the discriminator frozen and outside DDP: no reduction for it.
             self.d_frozen = torch.compile(self.discriminator) if settings.compile else self.discriminator
-            self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=settings.gan_lr)
+            self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=settings.gan_lr, fused=fused)
         self.pixel_loss = pixel_loss(settings.pixel_loss)
         self.perceptual = None
         if vgg19 is not None and job.gan_steps:
