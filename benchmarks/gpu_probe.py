@@ -76,17 +76,20 @@ def smoke(device: str) -> list[str]:
     return failures
 
 
-def step_ms(config: str, batch: int, crop: int, scale: int, device: str, steps: int = 30) -> float:
+def step_ms(config: str, batch: int, crop: int, scale: int, device: str, *, bf16: bool = True,
+            channels_last: bool = True, compile: bool = False, steps: int = 30) -> float:
     """Milliseconds per pixel-phase step, after a warm-up, as the trainer runs it on CUDA."""
     torch.manual_seed(0)
-    model = Generator.from_config(ModelConfig.parse(config), scale).to(device, memory_format=torch.channels_last)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model = Generator.from_config(ModelConfig.parse(config), scale).to(device, memory_format=layout)
+    forward = torch.compile(model) if compile else model
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
-    lr = torch.rand(batch, 3, crop // scale, crop // scale, device=device).contiguous(memory_format=torch.channels_last)
-    hr = torch.rand(batch, 3, crop, crop, device=device).contiguous(memory_format=torch.channels_last)
+    lr = torch.rand(batch, 3, crop // scale, crop // scale, device=device).contiguous(memory_format=layout)
+    hr = torch.rand(batch, 3, crop, crop, device=device).contiguous(memory_format=layout)
 
     def one():
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            sr = model(lr)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            sr = forward(lr)
         loss = F.l1_loss(sr.float(), hr)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -102,6 +105,31 @@ def step_ms(config: str, batch: int, crop: int, scale: int, device: str, steps: 
     return (time.perf_counter() - start) / steps * 1e3
 
 
+LEVERS = {  # name -> step_ms options; each adds one lever to the row above it
+    "fp32 (TF32 convs), NCHW": dict(bf16=False, channels_last=False),
+    "bf16 autocast, NCHW": dict(bf16=True, channels_last=False),
+    "bf16 + channels_last": dict(bf16=True, channels_last=True),
+    "bf16 + channels_last + torch.compile": dict(bf16=True, channels_last=True, compile=True),
+}
+
+
+def levers(configs: list[str], batch: int, crop: int, scale: int, device: str) -> None:
+    """One pixel step per training-speed lever, per config, printed as a Markdown table."""
+    print(f"| lever (batch {batch}, {crop} HR, x{scale}, pixel step) | " + " | ".join(f"{c} ms" for c in configs) + " |")
+    print("|---|" + "---|" * len(configs))
+    for name, options in LEVERS.items():
+        cells = []
+        for config in configs:
+            if options.get("compile") and config != configs[-1]:
+                cells.append("—")  # compiling takes ~30 s a model: only the last (deepest) config
+                continue
+            start = time.perf_counter()
+            cells.append(f"{step_ms(config, batch, crop, scale, device, **options):.2f}")
+            if options.get("compile"):
+                cells[-1] += f" (compiled in {time.perf_counter() - start:.0f} s)"
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=160.0, help="seconds of baseline compute to plan for")
@@ -112,8 +140,12 @@ def main() -> int:
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--min-steps", type=int, default=500)
     parser.add_argument("--max-steps", type=int, default=8000)
+    parser.add_argument("--levers", action="store_true", help="only time the training-speed levers")
     args = parser.parse_args()
     device = "cuda"
+    if args.levers:
+        levers(args.configs.split(","), args.batch, args.crop, args.scale, device)
+        return 0
     print(json.dumps({"build_info": mmsr.build_info(), "gpu": torch.cuda.get_device_name()}), flush=True)
 
     start = time.perf_counter()

@@ -46,6 +46,19 @@ def _options(device: str) -> dict:
     return dict(device=device)
 
 
+def _exact_options(options: dict) -> dict:
+    """The same Upscaler options in float32: the equivalence checks compare arithmetic, and bf16's
+    8-bit mantissa differs by more than 2 levels between cuDNN's algorithms for different batch
+    sizes or layouts (seen on an H100), which says nothing about the cut being checked."""
+    return {**options, "dtype": torch.float32} if "dtype" in options else options
+
+
+def _max_level_difference(a: Upscaler, b: Upscaler, image: torch.Tensor) -> int:
+    # Without TF32 convolutions, so that float32 really is float32 on the GPU too.
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        return int((a.upscale(image).image.int() - b.upscale(image).image.int()).abs().max())
+
+
 def _three_texture_image(size: int) -> torch.Tensor:
     """uint8 [3, size, size]: a flat left third, a mildly textured middle, a busy right third,
     each with a smooth gradient so no tile is exactly constant."""
@@ -84,7 +97,8 @@ def test_routed_vs_deepest(benchmark, device, configs, impl):
 
     run_timed(benchmark, lambda: up.upscale(image, force_class=force), device,
               bytes_moved=image.numel() * (1 + SCALE**2), rounds=5, warmup=1)
-    benchmark.extra_info["images_per_s"] = 1 / benchmark.stats.stats.median
+    if benchmark.stats is not None:  # None under --benchmark-disable
+        benchmark.extra_info["images_per_s"] = 1 / benchmark.stats.stats.median
 
 
 @pytest.mark.parametrize("impl", ["one_at_a_time", "batch_2", "batch_4", "batch_64"])
@@ -99,13 +113,14 @@ def test_batching(benchmark, device, impl):
     tiles = up.grid(size, size).num_tiles
     benchmark.group = f"batching 16-block generator, {tiles} tiles of {TILE}x{TILE} x{SCALE} {device}"
 
-    baseline = Upscaler(bundle, **{**options, "batch_size": 1}).upscale(image).image
-    assert (up.upscale(image).image.int() - baseline.int()).abs().max() <= 2
+    exact = _exact_options(options)
+    assert _max_level_difference(Upscaler(bundle, **exact), Upscaler(bundle, **{**exact, "batch_size": 1}), image) <= 2
     benchmark.extra_info.update(tiles=tiles, batch_size=batch)
 
     run_timed(benchmark, lambda: up.upscale(image), device, bytes_moved=image.numel() * (1 + SCALE**2),
               rounds=5, warmup=1)
-    benchmark.extra_info["tiles_per_s"] = tiles / benchmark.stats.stats.median
+    if benchmark.stats is not None:  # None under --benchmark-disable
+        benchmark.extra_info["tiles_per_s"] = tiles / benchmark.stats.stats.median
 
 
 CUTS = {  # impl -> (fold_bn, fuse_tail, channels_last)
@@ -126,8 +141,10 @@ def test_inference_cuts(benchmark, device, config, impl):
     up = Upscaler(bundle, fold_bn=fold_bn, fuse_tail=fuse_tail, channels_last=channels_last, **_options(device))
     benchmark.group = f"inference cuts {config}, 16 tiles of {TILE}x{TILE} x{SCALE} {device}"
 
-    plain = Upscaler(bundle, fold_bn=False, fuse_tail=False, channels_last=False, **_options(device))
-    assert (up.upscale(image).image.int() - plain.upscale(image).image.int()).abs().max() <= 2
+    exact = _exact_options(_options(device))
+    cut = Upscaler(bundle, fold_bn=fold_bn, fuse_tail=fuse_tail, channels_last=channels_last, **exact)
+    plain = Upscaler(bundle, fold_bn=False, fuse_tail=False, channels_last=False, **exact)
+    assert _max_level_difference(cut, plain, image) <= 2
 
     run_timed(benchmark, lambda: up.upscale(image), device, bytes_moved=image.numel() * (1 + SCALE**2),
               rounds=5, warmup=1)

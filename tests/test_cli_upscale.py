@@ -186,11 +186,30 @@ def test_tiling_options_are_used(tmp_path, bundle_path):
     assert record["tile_size"] == 20 and record["overlap"] == 8
 
 
-def test_no_bundle_installed(tmp_path, monkeypatch, capsys):
+def test_a_missing_default_bundle_is_reported(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(upscale_cmd, "_DEFAULT_BUNDLE", ("weights", "no-such-bundle.safetensors"))
     Image.fromarray(_rgb()).save(tmp_path / "a.png")
     assert _upscale(tmp_path / "a.png") == 2
-    assert "no default bundle is installed yet" in capsys.readouterr().err
+    assert "lacks the default bundle" in capsys.readouterr().err
+
+
+def test_the_shipped_default_bundle_upscales_without_options(tmp_path):
+    from importlib import resources
+
+    from mmsr.bundle import read_bundle_metadata
+
+    default = resources.files("mmsr") / "weights" / "default.safetensors"
+    with resources.as_file(default) as path:
+        assert path.stat().st_size <= 15 * 2**20  # the limit for shipped weights
+        meta = read_bundle_metadata(path)
+    assert meta["scale"] == 4 and meta["weights_dtype"] == "float16"
+    assert len(meta["configs"]) == len(meta["boundaries"]) + 1 >= 2  # a multi-model bundle
+    assert meta["provenance"]["mode"] == "mmsr" and meta["provenance"]["images"] > 0
+
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    assert _upscale(tmp_path / "a.png", "-o", tmp_path / "a_x4.png") == 0
+    with Image.open(tmp_path / "a_x4.png") as out:
+        assert out.size == (W * 4, H * 4) and out.mode == "RGB"
 
 
 @pytest.mark.parametrize(

@@ -263,3 +263,26 @@ def test_calibrate_command_prints_the_histogram_and_boundaries(tmp_path, capsys)
     assert f"--boundaries {line.split(': ')[1]}" in out
     assert main(["calibrate", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cosine_schedule_decays_from_lr_to_one_percent_and_constant_stays():
+    from mmsr.train.trainer import scheduled_lr
+
+    values = [scheduled_lr("cosine", 2e-4, step, 1000) for step in range(0, 1001, 100)]
+    assert values[0] == pytest.approx(2e-4)
+    assert values[5] == pytest.approx(2e-4 * (0.01 + 0.99 * 0.5))
+    assert values[-1] == pytest.approx(2e-6)
+    assert all(a > b for a, b in zip(values, values[1:]))  # strictly decreasing
+    assert scheduled_lr("cosine", 2e-4, 5000, 1000) == pytest.approx(2e-6)  # past the plan: the floor
+    assert {scheduled_lr("constant", 3e-4, step, 1000) for step in (0, 500, 2000)} == {3e-4}
+    with pytest.raises(ValueError, match="schedule"):
+        scheduled_lr("linear", 1e-4, 0, 10)
+
+
+def test_lr_schedule_option_is_checked(tmp_path):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([str(tmp_path), "--out", "m.safetensors", "--devices", "cpu", "--lr-schedule", "cosine"])
+    assert settings_from_args(args).lr_schedule == "cosine"
+    with pytest.raises(SystemExit):
+        parser.parse_args([str(tmp_path), "--out", "m.safetensors", "--lr-schedule", "step"])

@@ -81,8 +81,9 @@ def resolve_bundle(path: Optional[str]):
         default = resources.files("mmsr").joinpath(_DEFAULT_BUNDLE[0]).joinpath(_DEFAULT_BUNDLE[1])
         if not default.is_file():
             raise CommandError(
-                "no --bundle given and no default bundle is installed yet "
-                f"(mmsr/{'/'.join(_DEFAULT_BUNDLE)} is absent); pass --bundle FILE, e.g. one written by `mmsr train`"
+                "no --bundle given and this installation lacks the default bundle "
+                f"(mmsr/{'/'.join(_DEFAULT_BUNDLE)} is absent); reinstall mmsr, or pass --bundle FILE, "
+                "e.g. one written by `mmsr train`"
             )
         with resources.as_file(default) as default_path:
             path = str(default_path)

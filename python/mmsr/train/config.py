@@ -39,6 +39,7 @@ DEFAULT_CONFIGS: dict[int, tuple[str, ...]] = {
     5: PAPER_CONFIGS,
 }
 AMP_MODES = ("off", "bf16")
+LR_SCHEDULES = ("constant", "cosine")
 _DEFAULT_CLASSES = 3
 _T = TypeVar("_T")
 
@@ -94,6 +95,7 @@ class TrainSettings:
     val_crops: int = 32
     min_class_fraction: float = 0.005
     pixel_loss: str = "l1"
+    lr_schedule: str = "constant"
     gan_lr: float = 1e-4
     pixel_weight: float = 1.0
     perceptual_weight: float = 1.0
@@ -262,6 +264,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--gan-steps", default="10000", help="per class: adversarial fine-tuning steps (0: none)")
     group.add_argument("--pixel-loss", choices=PIXEL_LOSSES, default="l1", help="pixel loss (default l1)")
     group.add_argument("--lr", default="1e-4", help="per class: pixel-phase learning rate (default 1e-4)")
+    group.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default="constant",
+        help="pixel phase: constant --lr, or cosine decay from --lr to 1%% of it over the planned pixel steps "
+        "(default %(default)s)",
+    )
     group.add_argument("--gan-lr", type=float, default=1e-4, help="GAN-phase learning rate, G and D (default 1e-4)")
     group.add_argument("--pixel-weight", type=float, default=1.0, help="GAN phase: pixel loss weight")
     group.add_argument("--perceptual-weight", type=float, default=1.0, help="GAN phase: VGG19 loss weight")
@@ -381,6 +390,7 @@ def settings_from_args(args: argparse.Namespace, command: Sequence[str] = ()) ->
         val_crops=args.val_crops,
         min_class_fraction=args.min_class_fraction,
         pixel_loss=args.pixel_loss,
+        lr_schedule=args.lr_schedule,
         gan_lr=args.gan_lr,
         pixel_weight=args.pixel_weight,
         perceptual_weight=args.perceptual_weight,

@@ -55,6 +55,28 @@ _CHECKPOINT_FORMAT = 1
 _VAL_DRAWS_PER_CROP = 800
 
 
+# The cosine schedule ends at this share of --lr rather than at 0, where the last steps would be wasted.
+_COSINE_FLOOR = 0.01
+
+
+def scheduled_lr(schedule: str, base: float, step: int, steps: int) -> float:
+    """The pixel phase's learning rate at ``step`` of ``steps``: ``base``, or its cosine decay to 1%.
+
+    A function of the step alone, so a resumed run continues the same curve with nothing extra in
+    its checkpoint. The decay spans the planned pixel steps; early stopping may end it sooner.
+
+    Example:
+        >>> [round(scheduled_lr("cosine", 1.0, s, 100), 3) for s in (0, 50, 100)]
+        [1.0, 0.505, 0.01]
+    """
+    if schedule == "constant" or steps <= 1:
+        return base
+    if schedule != "cosine":
+        raise ValueError(f"unknown learning-rate schedule {schedule!r}")
+    progress = min(step, steps) / steps
+    return base * (_COSINE_FLOOR + (1 - _COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
 class InjectedFailure(RuntimeError):
     """Raised by the ``MMSR_TRAIN_FAIL_AT`` test hook."""
 
@@ -357,6 +379,8 @@ class ClassTrainer:
     # -- steps ---------------------------------------------------------------------------------
 
     def _pixel_step(self, lr: Tensor, hr: Tensor) -> dict[str, Tensor]:
+        for group in self.opt_pixel.param_groups:
+            group["lr"] = scheduled_lr(self.settings.lr_schedule, self.job.lr, self.step, self.pixel_budget)
         with self._autocast():
             sr = self.g_train(lr)
         loss = self.pixel_loss(sr.float(), hr)
@@ -468,7 +492,8 @@ class ClassTrainer:
     def _log_train(self, phase: str, sums: dict[str, Tensor], steps: int, seconds: float, bar) -> None:
         values = {name: float(total) / steps for name, total in sums.items()}
         crops_per_s = steps * self.job.batch * self.ranks / max(seconds, 1e-9)
-        self._write({"event": "train", "phase": phase, **values, "crops_per_s": crops_per_s})
+        opt = self.opt_pixel if phase == "pixel" else self.opt_gan
+        self._write({"event": "train", "phase": phase, **values, "lr": opt.param_groups[0]["lr"], "crops_per_s": crops_per_s})
         bar.set_postfix(phase=phase, loss=f"{values['loss_pixel']:.4f}", refresh=False)
 
     def _loop(self, bar) -> None:
