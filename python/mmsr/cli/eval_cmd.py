@@ -44,6 +44,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N images")
     parser.add_argument("--tile-size", type=int, help="LR tile size (default: each bundle's)")
     parser.add_argument("--overlap", type=int, help="LR tile overlap (default: each bundle's)")
+    parser.add_argument("--context", type=int, help="LR context pixels around each tile (default: the Upscaler's, 4)")
     parser.add_argument("--blend", default="linear", help="tile blend: linear, cosine or mean (default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=64, help="tiles per generator call (default %(default)s)")
     parser.add_argument(
@@ -91,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
             options["tile_size"] = args.tile_size
         if args.overlap is not None:
             options["overlap"] = args.overlap
+        if args.context is not None:
+            options["context"] = args.context
         methods = [bicubic_method()]
         for spec in args.bundle:
             name, path = parse_bundle_spec(spec)

@@ -186,7 +186,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--margin", type=int, metavar="N",
         help="LR pixels at each inner tile edge left to the neighbouring tile, at most overlap/2 "
-        "(default 3/8 of the overlap); hides the zero-padding error at tile edges",
+        "(default 0 with context, else 3/8 of the overlap); hides the zero-padding error at tile edges",
+    )
+    parser.add_argument(
+        "--context", type=int, metavar="N",
+        help="LR pixels of the image around each tile that its model also sees, cropped off again "
+        "(default 4; 0 is faster but leaves faint seams)",
     )
     parser.add_argument("--device", default="auto", help="auto (default: cuda if available), cpu, cuda or cuda:N")
     parser.add_argument("--batch-size", type=int, metavar="N", help="tiles per model call (default 2 on CPU, 64 on CUDA)")
@@ -284,6 +289,7 @@ def _build_upscaler(args, bundle):
             overlap=args.overlap,
             blend=args.blend,
             margin=args.margin,
+            context=args.context,
             batch_size=args.batch_size,
             dtype=torch.float16 if args.half else torch.float32,
         )

@@ -1,0 +1,70 @@
+"""Context windows: each LR tile goes through its generator with real image pixels around it.
+
+Every conv of a generator zero-pads its input, so near a tile edge that lies inside the image the
+tile's SR output differs from whole-image inference, where real pixels sit beyond that edge. The
+Upscaler therefore cuts each tile's *window*: the tile plus ``context`` LR pixels on every side,
+shifted to stay inside the image. A tile side on the image border then stays on the window border,
+zero-padded exactly as whole-image inference pads it, and an inner side gets real neighbours. The
+window's SR output is cropped back to the tile before blending, so tiling, TVAT classes and
+stitching are unchanged; only the generator sees more.
+
+Example:
+    >>> w = axis_windows((0, 24, 38), tile_len=32, image_len=70, context=4)
+    >>> w.length, w.starts, w.offsets
+    (40, (0, 20, 30), (0, 4, 8))
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+__all__ = ["AxisWindows", "axis_windows", "crop_tiles", "gather_windows"]
+
+
+@dataclass(frozen=True)
+class AxisWindows:
+    """The windows of the tiles along one axis.
+
+    Attributes:
+        length: window edge (tile + 2 * context, at most the image's length).
+        starts: each window's first pixel, in image coordinates.
+        offsets: each tile's origin minus its window's start: where the tile sits in the window.
+    """
+
+    length: int
+    starts: Tuple[int, ...]
+    offsets: Tuple[int, ...]
+
+
+def axis_windows(origins: Sequence[int], tile_len: int, image_len: int, context: int) -> AxisWindows:
+    """Windows of ``context`` pixels around tiles at ``origins``, each kept inside ``[0, image_len)``."""
+    length = min(tile_len + 2 * context, image_len)
+    starts = tuple(min(max(origin - context, 0), image_len - length) for origin in origins)
+    return AxisWindows(length, starts, tuple(origin - start for origin, start in zip(origins, starts)))
+
+
+def gather_windows(source: Tensor, images: Tensor, row_starts: Tensor, col_starts: Tensor, height: int, width: int) -> Tensor:
+    """Windows ``source[images[n], :, row_starts[n] : +height, col_starts[n] : +width]`` as Tensor[n, C, height, width].
+
+    One indexing operation for the whole batch (no Python loop over tiles).
+
+    Example:
+        >>> x = torch.arange(2 * 1 * 4 * 5).view(2, 1, 4, 5)
+        >>> gather_windows(x, torch.tensor([1]), torch.tensor([1]), torch.tensor([2]), 2, 3)[0, 0]
+        tensor([[27, 28, 29],
+                [32, 33, 34]])
+    """
+    rows = row_starts.view(-1, 1) + torch.arange(height, device=source.device)  # [n, height]
+    cols = col_starts.view(-1, 1) + torch.arange(width, device=source.device)  # [n, width]
+    # Advanced indices split by the channel slice come first: the result is [n, height, width, C].
+    picked = source[images.view(-1, 1, 1), :, rows.view(-1, height, 1), cols.view(-1, 1, width)]
+    return picked.permute(0, 3, 1, 2)
+
+
+def crop_tiles(windows: Tensor, row_offsets: Tensor, col_offsets: Tensor, height: int, width: int) -> Tensor:
+    """``windows[n, :, row_offsets[n] : +height, col_offsets[n] : +width]`` as a contiguous Tensor[n, C, height, width]."""
+    n = windows.shape[0]
+    return gather_windows(windows, torch.arange(n, device=windows.device), row_offsets, col_offsets, height, width).contiguous()
