@@ -107,6 +107,8 @@ for s in $stages; do
     # --baseline with a third of the steps per class: exactly the `train` stage's baseline command.
     bounded 200 python -m mmsr train "${train_common[@]}" --pixel-steps $((steps / 3)) --configs 4-2,8-6,16-8 \
       --baseline --lr-schedule cosine --out "$work/cosine_16-8.safetensors" --run-dir "$work/cosine_16-8.run"
+    python -c "import json, sys; [print('val', r['step'], round(r['elapsed_s'], 1), r['val_psnr']) for r in map(json.loads, open(sys.argv[1])) if r['event'] == 'val']" \
+      "$work/cosine_16-8.run/logs/class0.jsonl"
     ;;
   *) echo "unknown stage $s" ;;
   esac

@@ -1,10 +1,19 @@
 // VSP and TVAT on CUDA.
 //
-// One block scores a 32x32 patch of one image: each channel's patch plus a one-pixel halo is staged
-// in shared memory, and each thread walks four consecutive rows of one column keeping a 3x3 window
-// in registers. The thresholded VSP sum is reduced per block into a workspace, then a second kernel
-// sums each image's blocks in a fixed order, so results are deterministic (no float atomics).
+// The work is cut into warp tasks, each one image's band of rows times a strip of columns. Within a
+// warp, every lane owns kPix consecutive pixels of one row (one vector load where alignment allows)
+// and walks kRows rows down with a three-row window in registers; the left and right neighbours of
+// its pixels come from the adjacent lanes by shuffle, and the lanes at a strip's edges load the one
+// halo column themselves. No shared memory and no block barriers: each warp streams on its own.
+// Narrow images use segments of 8 or 16 lanes, stacked vertically in the warp, so that lanes are not
+// left idle past the right edge of 64-pixel tiles.
+//
+// Channels are the outer loop, so any C works with a fixed register budget: each channel's band is
+// loaded (kRows + 2 rows, all loads issued before use) and its squared differences are added to
+// per-pixel accumulators. Each warp writes one partial sum of thresholded VSP; a second kernel sums
+// each image's partials in a fixed order in double, so results are deterministic (no float atomics).
 #include <algorithm>
+#include <climits>
 #include <type_traits>
 
 #include "cuda_util.cuh"
@@ -12,133 +21,300 @@
 namespace mmsr::cuda {
 namespace {
 
-constexpr int kPatch = 32;        // patch edge in pixels
-constexpr int kRowsPerThread = 4;  // consecutive rows per thread
-constexpr int kThreadsY = kPatch / kRowsPerThread;
-constexpr int kStage = kPatch + 2;  // staged edge including the halo
+constexpr int kPix = 4;    // consecutive pixels of one row per lane
+constexpr int kRows = 4;   // rows per lane: a segment's band height
+constexpr int kWarps = 4;  // warps (independent tasks) per block
+constexpr int kBlock = 32 * kWarps;
+// Resident blocks asked of ptxas: 6 x 128 threads caps the 32-bit path at 80 registers without
+// spills (24 warps per SM); the rare 64-bit path needs more registers for its offsets.
+template <typename Idx>
+constexpr int kMinBlocks = std::is_same_v<Idx, int32_t> ? 6 : 4;
+constexpr unsigned kFullMask = 0xffffffffu;
 
-int64_t blocks_along(int64_t n) { return (n + kPatch - 1) / kPatch; }
+// 32-bit offsets inside one channel plane are enough when even the rows and columns a task touches
+// past the image's far edges (under 4 * kRows + 1 rows, 32 * kPix + 2 columns) stay below 2^31.
+bool needs_wide_index(int64_t H, int64_t W) {
+  return (H + 4 * kRows + 1) * (W + 32 * kPix + 2) >= static_cast<int64_t>(INT32_MAX);
+}
 
-template <typename T, bool kWriteVsp, bool kScore>
-__global__ void __launch_bounds__(kPatch* kThreadsY)
-    tvat_kernel(const T* __restrict__ x, float* __restrict__ vsp, float* __restrict__ partial, int64_t C,
-                int64_t H, int64_t W, float threshold) {
-  __shared__ float stage[kStage][kStage + 1];  // +1 column: no bank conflicts on column reads
-  __shared__ float warp_sums[kThreadsY];
-  const int tx = threadIdx.x, ty = threadIdx.y;
-  const int64_t image = blockIdx.z;
-  const int64_t x0 = static_cast<int64_t>(blockIdx.x) * kPatch;
-  const int64_t y0 = static_cast<int64_t>(blockIdx.y) * kPatch;
-  const int64_t gx = x0 + tx;
-  const int64_t gy_first = y0 + ty * kRowsPerThread;
+// Lanes per row segment: the fewest whose pixels span the width (a warp holds 32 / lanes segments).
+// Huge planes always take full-warp rows so that the 64-bit path needs only one instantiation.
+int lanes_per_row(int64_t H, int64_t W) {
+  if (needs_wide_index(H, W)) return 32;
+  return W <= 8 * kPix ? 8 : (W <= 16 * kPix ? 16 : 32);
+}
 
-  // Which of the 8 neighbours lie inside the image, per row of this thread; fixed across channels.
-  const bool has_left = gx > 0, has_right = gx + 1 < W;
-  float acc[kRowsPerThread] = {};
+// Tasks of one image: bands of (32 / lanes) * kRows rows times strips of lanes * kPix columns.
+struct Layout {
+  int lanes;
+  int64_t strips, tasks;
+};
 
-  const T* plane = x + image * C * H * W;
-  for (int64_t c = 0; c < C; ++c, plane += H * W) {
-    for (int i = ty * kPatch + tx; i < kStage * kStage; i += kPatch * kThreadsY) {
-      const int sy = i / kStage, sx = i % kStage;
-      const int64_t py = y0 + sy - 1, px = x0 + sx - 1;
-      stage[sy][sx] = (py >= 0 && py < H && px >= 0 && px < W) ? to_unit(plane[py * W + px]) : 0.0f;
-    }
-    __syncthreads();
-    // Window rows: above, centre, below; columns: left, centre, right.
-    const int sx = tx + 1;
-    int sy = ty * kRowsPerThread + 1;
-    float up_l = stage[sy - 1][sx - 1], up_c = stage[sy - 1][sx], up_r = stage[sy - 1][sx + 1];
-    float mid_l = stage[sy][sx - 1], mid_c = stage[sy][sx], mid_r = stage[sy][sx + 1];
+Layout layout_of(int64_t H, int64_t W) {
+  Layout l;
+  l.lanes = lanes_per_row(H, W);
+  const int64_t band_rows = (32 / l.lanes) * kRows, strip_cols = static_cast<int64_t>(l.lanes) * kPix;
+  l.strips = (W + strip_cols - 1) / strip_cols;
+  l.tasks = l.strips * ((H + band_rows - 1) / band_rows);
+  return l;
+}
+
+// uint8 -> v / 255 exactly as the CPU rounds it, without a division: the product with the rounded
+// reciprocal is off by one ulp for about half of the 256 values, and one Newton step on the residual
+// corrects it (checked exhaustively for every byte value).
+__device__ __forceinline__ float unit_of(uint8_t v) {
+  const float f = static_cast<float>(v), q = f * (1.0f / 255.0f);
+  return fmaf(fmaf(-q, 255.0f, f), 1.0f / 255.0f, q);
+}
+template <typename T>
+__device__ __forceinline__ float unit_of(T v) {
+  return to_unit(v);
+}
+
+// kPix elements of T as one aligned load: 16 bytes of float, 8 of half types, 4 of bytes.
+template <typename T>
+struct alignas(sizeof(T) * kPix) PixVec {
+  T e[kPix];
+};
+
+// Pixels xs .. xs + kPix - 1 of one row as floats (zero outside the image). kVec: the row start and
+// W are multiples of kPix elements and the base is aligned, so the lane's pixels are all in or out.
+template <typename T, bool kVec, typename Idx>
+__device__ __forceinline__ void load_pixels(const T* __restrict__ row, bool row_ok, Idx xs, Idx W,
+                                            float (&out)[kPix]) {
+  if constexpr (kVec) {
+    PixVec<T> v{};
+    if (row_ok && xs < W) v = *reinterpret_cast<const PixVec<T>*>(row + xs);
 #pragma unroll
-    for (int r = 0; r < kRowsPerThread; ++r, ++sy) {
-      const float lo_l = stage[sy + 1][sx - 1], lo_c = stage[sy + 1][sx], lo_r = stage[sy + 1][sx + 1];
-      const int64_t gy = gy_first + r;
-      const bool has_up = gy > 0, has_down = gy + 1 < H;
-      float v = 0.0f, d;
-      d = mid_c - up_c;  v += has_up ? d * d : 0.0f;
-      d = mid_c - lo_c;  v += has_down ? d * d : 0.0f;
-      d = mid_c - mid_l; v += has_left ? d * d : 0.0f;
-      d = mid_c - mid_r; v += has_right ? d * d : 0.0f;
-      d = mid_c - up_l;  v += (has_up && has_left) ? d * d : 0.0f;
-      d = mid_c - up_r;  v += (has_up && has_right) ? d * d : 0.0f;
-      d = mid_c - lo_l;  v += (has_down && has_left) ? d * d : 0.0f;
-      d = mid_c - lo_r;  v += (has_down && has_right) ? d * d : 0.0f;
-      acc[r] += v;
-      up_l = mid_l; up_c = mid_c; up_r = mid_r;
-      mid_l = lo_l; mid_c = lo_c; mid_r = lo_r;
-    }
-    __syncthreads();
-  }
-
-  float kept = 0.0f;
+    for (int k = 0; k < kPix; ++k) out[k] = unit_of(v.e[k]);
+  } else {
 #pragma unroll
-  for (int r = 0; r < kRowsPerThread; ++r) {
-    const int64_t gy = gy_first + r;
-    if (gy < H && gx < W) {
-      if constexpr (kWriteVsp) vsp[(image * H + gy) * W + gx] = acc[r];
-      kept += acc[r] >= threshold ? acc[r] : 0.0f;
-    }
+    for (int k = 0; k < kPix; ++k) out[k] = (row_ok && xs + k < W) ? unit_of(row[xs + k]) : 0.0f;
   }
-  if constexpr (kScore) {
-    kept = warp_sum(kept);
-    if (tx == 0) warp_sums[ty] = kept;
-    __syncthreads();
-    if (ty == 0) {
-      float v = tx < kThreadsY ? warp_sums[tx] : 0.0f;
-      v = warp_sum(v);
-      if (tx == 0) partial[(image * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x] = v;
+}
+
+// Adds one channel's squared differences to the accumulators of a lane's kRows x kPix pixels.
+// win[i] is row y0 - 1 + i as [left neighbour, kPix own pixels, right neighbour]. Neighbours outside
+// the image must contribute nothing; the mask of neighbour (dy, dx) is row_w[dy] * col_w[dx], so
+// each neighbour row's three terms are summed first and weighted once by a 0/1 float. Float weights
+// instead of branches or per-term predicates keep the code branch-free and light on registers.
+// Column weights are needed only where they can be 0: pixel 0's left (wl), and the right of the
+// last pixel, or of every pixel without kVec (wr).
+template <bool kVec>
+__device__ __forceinline__ void add_channel(float (&acc)[kRows][kPix], const float (&win)[kRows + 2][kPix + 2],
+                                            const float (&w_up)[kRows], const float (&w_down)[kRows], float wl,
+                                            const float (&wr)[kPix]) {
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+    for (int k = 0; k < kPix; ++k) {
+      const float m = win[r + 1][k + 1];
+      // Difference to the left / right column, masked where that column may lie outside.
+      const auto dl = [&](const float* row) { return k == 0 ? (m - row[k]) * wl : m - row[k]; };
+      const auto dr = [&](const float* row) {
+        return (kVec && k + 1 < kPix) ? m - row[k + 2] : (m - row[k + 2]) * wr[k];
+      };
+      const auto row_terms = [&](const float* row) {  // the three neighbours in an adjacent row
+        const float a = dl(row), b = m - row[k + 1], c = dr(row);
+        return fmaf(c, c, fmaf(b, b, a * a));
+      };
+      const float ml = dl(win[r + 1]), mr = dr(win[r + 1]);
+      float s = fmaf(ml, ml, acc[r][k]);
+      s = fmaf(mr, mr, s);
+      s = fmaf(w_up[r], row_terms(win[r]), s);
+      s = fmaf(w_down[r], row_terms(win[r + 2]), s);
+      acc[r][k] = s;
     }
   }
 }
 
-// One warp per image sums its blocks' partial sums in a fixed order, in double as the CPU does: a
-// 4000x3000 image has ~12k block sums, enough for float's rounding to show at 1e-5.
-__global__ void tvat_finish_kernel(const float* __restrict__ partial, float* __restrict__ score, int64_t blocks,
-                                   double inv_pixels) {
-  const int64_t image = blockIdx.x;
-  double sum = 0.0;
-  for (int64_t i = threadIdx.x; i < blocks; i += 32) sum += partial[image * blocks + i];
-  for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_down_sync(0xffffffffu, sum, offset);
-  if (threadIdx.x == 0) score[image] = static_cast<float>(sum * inv_pixels);
+// One warp task. Idx is the index type inside a channel plane (int32 unless the plane is huge).
+template <typename T, int kLanes, typename Idx, bool kVec>
+__global__ void __launch_bounds__(kBlock, kMinBlocks<Idx>)
+    tvat_kernel(const T* __restrict__ x, float* __restrict__ vsp, float* __restrict__ partial, int64_t tasks,
+                int64_t tasks_per_image, int64_t strips, int64_t C, Idx H, Idx W, float threshold) {
+  constexpr int kSegs = 32 / kLanes;
+  const int64_t task = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+  if (task >= tasks) return;  // the whole warp leaves together, so every shuffle sees all 32 lanes
+  const int lane = threadIdx.x & 31, sl = lane % kLanes;
+  const int64_t image = task / tasks_per_image, rest = task - image * tasks_per_image;
+  const int64_t band = rest / strips;
+  const Idx x0 = static_cast<Idx>(rest - band * strips) * (kLanes * kPix);
+  const Idx band_y0 = static_cast<Idx>(band) * (kSegs * kRows);
+  const Idx y0 = band_y0 + (lane / kLanes) * kRows;  // first row of this lane's segment
+  const Idx xs = x0 + sl * kPix;                      // first pixel of this lane
+  // The segment's edge lanes read the column just outside the strip: left for lane 0, right for the last.
+  const bool left_lane = sl == 0, right_lane = sl == kLanes - 1;
+  const Idx hx = left_lane ? x0 - 1 : x0 + kLanes * kPix;
+  const bool halo_ok = (left_lane || right_lane) && hx >= 0 && hx < W;
+  // 0/1 weights of the neighbours that may lie outside the image, fixed across channels. Only pixel 0
+  // can lack a left neighbour; with kVec a lane's pixels are all in or all out, so only the last one
+  // can lack a right neighbour. Rows past the bottom (y >= H) are computed but never stored.
+  const float wl = xs > 0 ? 1.0f : 0.0f;
+  float wr[kPix], w_up[kRows], w_down[kRows];
+#pragma unroll
+  for (int k = 0; k < kPix; ++k) wr[k] = xs + k + 1 < W ? 1.0f : 0.0f;
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    w_up[r] = y0 + r > 0 ? 1.0f : 0.0f;
+    w_down[r] = y0 + r + 1 < H ? 1.0f : 0.0f;
+  }
+
+  float acc[kRows][kPix] = {};
+  const int64_t plane_size = static_cast<int64_t>(H) * W;
+  const T* plane = x + image * C * plane_size;
+#pragma unroll 1
+  for (int64_t c = 0; c < C; ++c, plane += plane_size) {
+    // Rows y0 - 1 .. y0 + kRows; all loads are issued before any result is used, so that a warp
+    // keeps its whole band in flight.
+    float win[kRows + 2][kPix + 2];
+    float halo[kRows + 2];
+#pragma unroll
+    for (int i = 0; i < kRows + 2; ++i) {
+      const Idx y = y0 - 1 + i;
+      const bool row_ok = y >= 0 && y < H;
+      const T* row = plane + (row_ok ? y : 0) * W;
+      float px[kPix];
+      load_pixels<T, kVec>(row, row_ok, xs, W, px);
+#pragma unroll
+      for (int k = 0; k < kPix; ++k) win[i][k + 1] = px[k];
+      T h{};  // zero; loaded under a predicate and converted unconditionally, so no branch
+      if (row_ok && halo_ok) h = row[hx];
+      halo[i] = unit_of(h);
+    }
+#pragma unroll
+    for (int i = 0; i < kRows + 2; ++i) {
+      const float from_left = __shfl_up_sync(kFullMask, win[i][kPix], 1, kLanes);
+      const float from_right = __shfl_down_sync(kFullMask, win[i][1], 1, kLanes);
+      win[i][0] = left_lane ? halo[i] : from_left;
+      win[i][kPix + 1] = right_lane ? halo[i] : from_right;
+    }
+    add_channel<kVec>(acc, win, w_up, w_down, wl, wr);
+  }
+
+  // Store VSP and sum the thresholded values of this lane's pixels inside the image.
+  float kept = 0.0f;
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const Idx y = y0 + r;
+    if (y >= H || xs >= W) continue;
+    float* out = vsp != nullptr ? vsp + (image * H + y) * static_cast<int64_t>(W) + xs : nullptr;
+    if (kVec && out != nullptr) {
+      PixVec<float> v;
+#pragma unroll
+      for (int k = 0; k < kPix; ++k) v.e[k] = acc[r][k];
+      *reinterpret_cast<PixVec<float>*>(out) = v;
+    }
+#pragma unroll
+    for (int k = 0; k < kPix; ++k) {
+      if (!kVec && xs + k >= W) break;
+      if (!kVec && out != nullptr) out[k] = acc[r][k];
+      kept += acc[r][k] >= threshold ? acc[r][k] : 0.0f;
+    }
+  }
+  if (partial != nullptr) {
+    kept = warp_sum(kept);
+    if (lane == 0) partial[task] = kept;
+  }
+}
+
+// Sums each image's task partials in a fixed order, in double as the CPU does: a 4000x3000 image has
+// ~12k partials, enough for float's rounding to show at 1e-5. With few partials per image a warp
+// serves one image; with many, the whole block does, so a large image is not summed by 32 threads
+// one dependent load at a time.
+constexpr int kFinishThreads = 256;
+constexpr int kFinishWarps = kFinishThreads / 32;
+
+__device__ __forceinline__ double warp_sum_double(double v) {
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(kFullMask, v, offset);
+  return v;
+}
+
+template <bool kBlockPerImage>
+__global__ void __launch_bounds__(kFinishThreads)
+    tvat_finish_kernel(const float* __restrict__ partial, float* __restrict__ score, int64_t B, int64_t per_image,
+                       double inv_pixels) {
+  __shared__ double warp_sums[kFinishWarps];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if constexpr (kBlockPerImage) {
+    const int64_t image = blockIdx.x;
+    double sum = 0.0;
+    for (int64_t i = threadIdx.x; i < per_image; i += kFinishThreads) sum += partial[image * per_image + i];
+    sum = warp_sum_double(sum);
+    if (lane == 0) warp_sums[warp] = sum;
+    __syncthreads();
+    if (warp == 0) {
+      sum = lane < kFinishWarps ? warp_sums[lane] : 0.0;
+      sum = warp_sum_double(sum);
+      if (lane == 0) score[image] = static_cast<float>(sum * inv_pixels);
+    }
+  } else {
+    const int64_t image = static_cast<int64_t>(blockIdx.x) * kFinishWarps + warp;
+    if (image >= B) return;
+    double sum = 0.0;
+    for (int64_t i = lane; i < per_image; i += 32) sum += partial[image * per_image + i];
+    sum = warp_sum_double(sum);
+    if (lane == 0) score[image] = static_cast<float>(sum * inv_pixels);
+  }
+}
+
+template <typename T, int kLanes, typename Idx>
+void launch_tvat(const TvatParams& p, bool vec, const Layout& l, float* partial, cudaStream_t stream) {
+  const int64_t tasks = p.B * l.tasks;
+  const dim3 grid(static_cast<unsigned>((tasks + kWarps - 1) / kWarps)), block(kBlock);
+  const T* x = static_cast<const T*>(p.x);
+  const Idx H = static_cast<Idx>(p.H), W = static_cast<Idx>(p.W);
+  if (vec) {
+    tvat_kernel<T, kLanes, Idx, true><<<grid, block, 0, stream>>>(x, p.vsp, partial, tasks, l.tasks, l.strips,
+                                                                  p.C, H, W, p.threshold);
+  } else {
+    tvat_kernel<T, kLanes, Idx, false><<<grid, block, 0, stream>>>(x, p.vsp, partial, tasks, l.tasks, l.strips,
+                                                                   p.C, H, W, p.threshold);
+  }
 }
 
 }  // namespace
 
-int64_t tvat_workspace_floats(int64_t B, int64_t H, int64_t W) { return B * blocks_along(H) * blocks_along(W); }
+int64_t tvat_workspace_floats(int64_t B, int64_t H, int64_t W) { return B * layout_of(H, W).tasks; }
 
 void tvat(const TvatParams& p, float* workspace, const CudaLaunch& launch) {
   require(p.B >= 0 && p.C >= 1 && p.H >= 1 && p.W >= 1, "tvat: expects B >= 0 and C, H, W >= 1");
   require(p.score == nullptr || workspace != nullptr, "tvat: the score needs a workspace");
-  require(blocks_along(p.H) <= kMaxGridY, "tvat: image too tall for one launch (over 2 million rows)");
   if (p.B == 0 || (p.vsp == nullptr && p.score == nullptr)) return;  // nothing asked for
+  const Layout l = layout_of(p.H, p.W);
+  require((p.B * l.tasks + kWarps - 1) / kWarps <= INT32_MAX, "tvat: batch too large for one launch");
   DeviceGuard guard(launch.device);
   const cudaStream_t stream = stream_of(launch);
-  const int64_t blocks_x = blocks_along(p.W), blocks_y = blocks_along(p.H);
-  const int64_t plane = p.C * p.H * p.W;
-  // gridDim.z holds at most 65535 images, so larger batches go in several launches.
-  for (int64_t first = 0; first < p.B; first += kMaxGridY) {
-    const int64_t count = std::min<int64_t>(kMaxGridY, p.B - first);
-    const dim3 block(kPatch, kThreadsY);
-    const dim3 grid(static_cast<unsigned>(blocks_x), static_cast<unsigned>(blocks_y), static_cast<unsigned>(count));
-    float* vsp = p.vsp != nullptr ? p.vsp + first * p.H * p.W : nullptr;
-    float* partial = p.score != nullptr ? workspace + first * blocks_x * blocks_y : nullptr;
-    dispatch_dtype(p.dtype, [&](auto* tag) {
-      using T = std::remove_pointer_t<decltype(tag)>;
-      const T* x = static_cast<const T*>(p.x) + first * plane;
-      if (p.score != nullptr && vsp != nullptr) {
-        tvat_kernel<T, true, true><<<grid, block, 0, stream>>>(x, vsp, partial, p.C, p.H, p.W, p.threshold);
-      } else if (p.score != nullptr) {
-        tvat_kernel<T, false, true><<<grid, block, 0, stream>>>(x, nullptr, partial, p.C, p.H, p.W, p.threshold);
-      } else {
-        tvat_kernel<T, true, false><<<grid, block, 0, stream>>>(x, vsp, nullptr, p.C, p.H, p.W, p.threshold);
-      }
-    });
-    check(cudaGetLastError(), "tvat_kernel launch");
-  }
+  float* partial = p.score != nullptr ? workspace : nullptr;
+  const bool wide = needs_wide_index(p.H, p.W);
+
+  dispatch_dtype(p.dtype, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    // Vector loads need every row start aligned to kPix elements, and so do the float4 VSP stores.
+    const auto aligned = [](const void* ptr, size_t bytes) { return reinterpret_cast<uintptr_t>(ptr) % bytes == 0; };
+    const bool vec = p.W % kPix == 0 && aligned(p.x, sizeof(T) * kPix) &&
+                     (p.vsp == nullptr || aligned(p.vsp, sizeof(float) * kPix));
+    if (wide) {
+      launch_tvat<T, 32, int64_t>(p, vec, l, partial, stream);
+    } else if (l.lanes == 8) {
+      launch_tvat<T, 8, int32_t>(p, vec, l, partial, stream);
+    } else if (l.lanes == 16) {
+      launch_tvat<T, 16, int32_t>(p, vec, l, partial, stream);
+    } else {
+      launch_tvat<T, 32, int32_t>(p, vec, l, partial, stream);
+    }
+  });
+  check(cudaGetLastError(), "tvat_kernel launch");
+
   if (p.score != nullptr) {
     const double inv_pixels = 1.0 / (static_cast<double>(p.H) * static_cast<double>(p.W));
-    tvat_finish_kernel<<<static_cast<unsigned>(p.B), 32, 0, stream>>>(workspace, p.score, blocks_x * blocks_y,
-                                                                      inv_pixels);
+    if (l.tasks > kFinishThreads) {
+      tvat_finish_kernel<true><<<static_cast<unsigned>(p.B), kFinishThreads, 0, stream>>>(workspace, p.score, p.B,
+                                                                                          l.tasks, inv_pixels);
+    } else {
+      const unsigned blocks = static_cast<unsigned>((p.B + kFinishWarps - 1) / kFinishWarps);
+      tvat_finish_kernel<false><<<blocks, kFinishThreads, 0, stream>>>(workspace, p.score, p.B, l.tasks, inv_pixels);
+    }
     check(cudaGetLastError(), "tvat_finish_kernel launch");
   }
 }
