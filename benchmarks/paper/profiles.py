@@ -1,0 +1,171 @@
+"""The experiment profiles: every budget and setting of a run of the paper's experiments, in one place.
+
+Each profile trains the same set of models and differs only in size and devices:
+
+- **MMSR**: one bundle of ``mmsr_configs`` (K = 3 classes: 4-2, 8-6, 16-8, the paper's pairing),
+  ``pixel_steps`` + ``gan_steps`` per class, TVAT boundaries calibrated by `mmsr train`;
+- **baseline**: `mmsr train --baseline`: one 16-8 on all crops with the budget the K-class run
+  spends (K x the per-class steps, same batch and crop), as `mmsr train` defines the fair comparison;
+- **Table 1 depths**: every config of ``depth_configs`` trained as a one-class model on all crops
+  (`--classes 1 --configs X-Y`) with the baseline's budget. The baseline *is* that run for 16-8
+  (one 16-8, all crops, the same steps, seed and data), so it is not trained twice.
+
+Budgets and their estimates (see README.md for how they were sized):
+
+- ``smoke``: a few steps of everything on 2 images per set, to check that the harness works
+  end to end (~1 minute on the 2-core CPU machines). Its numbers mean nothing.
+- ``cpu``: ~30 minutes on the 2-core CPU machines, 1 thread per process (see ``threads``). Step
+  costs were measured here as CPU time of `mmsr train` with 1 thread, batch 8, crop 64: pixel step
+  0.16 / 0.17 / 0.20 / 0.23 s, GAN step 0.28 / 0.31 / 0.60 / 0.91 s for 2-2 / 4-2 / 8-6 / 16-8. MMSR
+  then the baseline alone: 1.27 s per per-class pixel step and 4.5 s per GAN step; the depth runs,
+  two at a time: 1.34 s per pixel step with the GAN steps at a fifth. 450 + 90 steps are ~26
+  minutes of training, plus ~3 minutes of start-up and evaluation. Far too short for any model to
+  converge: 3,600 crops per MMSR class, where SRGAN trains for ~10^6 steps of 16 crops.
+- ``gpu``: ~8 minutes of training on one H100 (bf16, channels_last, batch 64, crop 96; MMSR's
+  classes concurrently on the one GPU, the depth runs three at a time), sized from the H100
+  session's measurements: 16-8 baseline 24 ms per pixel step with validation, MMSR's three
+  concurrent classes 40 ms per step of all three, three concurrent processes 2.4x faster than one
+  after another, GAN steps 10.8 ms (4-2) and 29.5 ms (16-8). That gives ~0.145 s per per-class
+  pixel step and ~0.23 s per GAN step over all runs: 1800 + 450 steps are ~6 minutes of steps,
+  ~7-8 with start-up, plus ~1 minute of evaluation, inside the device tool's 10 minutes per
+  command. No matplotlib there: draw the charts afterwards with --report-only.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Dict, Optional, Tuple
+
+__all__ = ["BASELINE_CONFIG", "PROFILES", "Profile"]
+
+BASELINE_CONFIG = "16-8"  # SRGAN's own depth, the paper's baseline
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One size of the experiments. Per-class values apply to each MMSR class.
+
+    Attributes:
+        name: the profile's name on the command line.
+        purpose: one line for the report.
+        mmsr_configs: MMSR's class models, smooth -> complex.
+        depth_configs: Table 1's one-class models; must include :data:`BASELINE_CONFIG`.
+        crop, batch: HR crop side and crops per step (`mmsr train --crop / --batch`).
+        pixel_steps, gan_steps: per MMSR class; the baseline and the Table 1 models get
+            ``len(mmsr_configs)`` times as many.
+        lr, lr_schedule: pixel-phase learning rate and schedule (`--lr`, `--lr-schedule`).
+        val_every, val_crops: validation interval and held-out crops per class (early stopping is
+            off in every profile, so every run spends exactly its budget).
+        calib_samples: crops scored to calibrate MMSR's TVAT boundaries.
+        devices, amp, channels_last, concurrent: `mmsr train`'s device options.
+        threads: torch threads of MMSR's and the baseline's training and of the evaluation (None:
+            torch's default, all cores). On the shared 2-core machines one thread is the safe
+            choice: two threads that share their cores with other work wait for each other at every
+            op (16-8 steps took 30x longer with 2 threads than with 1 under a load of 4; on a quiet
+            machine 2 threads were 1.8x faster). `--threads 2` overrides it on a machine known quiet.
+        depth_threads: torch threads of each Table 1 depth run.
+        parallel_depth_runs: how many Table 1 depth runs train at once. They are not timed, so two
+            1-thread runs use both cores; MMSR and the baseline, which Table 3 times, run alone.
+        eval_device: where the Upscaler runs for evaluation.
+        eval_limit: evaluate only the first N images of each validation set (None: all).
+        planned_minutes: the estimated wall time of the whole profile.
+    """
+
+    name: str
+    purpose: str
+    crop: int
+    batch: int
+    pixel_steps: int
+    gan_steps: int
+    val_every: int
+    val_crops: int
+    calib_samples: int
+    planned_minutes: float
+    mmsr_configs: Tuple[str, ...] = ("4-2", "8-6", "16-8")
+    depth_configs: Tuple[str, ...] = ("2-2", "4-2", "8-6", BASELINE_CONFIG)
+    lr: float = 2e-4
+    lr_schedule: str = "cosine"
+    devices: str = "cpu"
+    amp: str = "off"
+    channels_last: bool = False
+    concurrent: bool = False
+    threads: Optional[int] = None
+    depth_threads: Optional[int] = None
+    parallel_depth_runs: int = 1
+    eval_device: str = "cpu"
+    eval_limit: Optional[int] = None
+
+    @property
+    def classes(self) -> int:
+        """K, MMSR's number of classes."""
+        return len(self.mmsr_configs)
+
+    @property
+    def single_pixel_steps(self) -> int:
+        """Pixel steps of every one-class model (baseline, Table 1): what MMSR spends over all classes."""
+        return self.classes * self.pixel_steps
+
+    @property
+    def single_gan_steps(self) -> int:
+        """GAN steps of every one-class model."""
+        return self.classes * self.gan_steps
+
+    @property
+    def uses_cuda(self) -> bool:
+        return self.devices.startswith("cuda") or self.eval_device.startswith("cuda")
+
+    def to_dict(self) -> dict:
+        """The settings as JSON values, with the derived one-class budgets."""
+        return {**asdict(self), "single_pixel_steps": self.single_pixel_steps, "single_gan_steps": self.single_gan_steps}
+
+
+PROFILES: Dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        purpose="a few steps of every run on 2 images per set: checks the harness, measures nothing",
+        crop=32,
+        batch=4,
+        pixel_steps=4,
+        gan_steps=2,
+        val_every=1000,
+        val_crops=4,
+        calib_samples=256,
+        threads=1,
+        depth_threads=1,
+        parallel_depth_runs=2,
+        eval_limit=2,
+        planned_minutes=1.5,
+    ),
+    "cpu": Profile(
+        name="cpu",
+        purpose="the experiments at toy scale on a 2-core CPU (~30 minutes)",
+        crop=64,
+        batch=8,
+        pixel_steps=450,
+        gan_steps=90,
+        val_every=100,
+        val_crops=32,
+        calib_samples=4096,
+        threads=1,
+        depth_threads=1,
+        parallel_depth_runs=2,
+        planned_minutes=30,
+    ),
+    "gpu": Profile(
+        name="gpu",
+        purpose="the experiments at small scale on one H100 (~8 minutes of training)",
+        crop=96,
+        batch=64,
+        pixel_steps=1800,
+        gan_steps=450,
+        val_every=500,
+        val_crops=32,
+        calib_samples=4096,
+        devices="cuda:0",
+        amp="bf16",
+        channels_last=True,
+        concurrent=True,
+        parallel_depth_runs=3,
+        eval_device="cuda:0",
+        planned_minutes=9,
+    ),
+}

@@ -1,0 +1,289 @@
+"""Run the MMSR paper's experiments at small scale and write a Markdown report with charts.
+
+    python benchmarks/paper/run_experiments.py --profile cpu --data /work/shared/data/train/sun_hays80 \\
+        --val /work/shared/data/val --out runs/paper_cpu
+    python benchmarks/paper/run_experiments.py --report-only --out runs/paper_cpu    # redraw report.md
+
+It drives mmsr as a user would: `mmsr train` for MMSR, the 16-8 baseline and the Table 1 depths,
+`mmsr report` for training time, `mmsr eval` for per-image quality, and mmsr's Python API (Upscaler,
+tvat, classify) for PSNR per TVAT bin. The budgets of each profile (smoke, cpu, gpu) are in
+profiles.py; the report's sections are described in report.py, the binning in bins.py.
+
+OUT receives report.md, charts/, results.json (all the numbers the report uses), texture_bins.csv,
+table3_mmsr_report.md, runs/ (bundles and training runs), eval/ (`mmsr eval` per set) and logs/.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import shlex
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+import torch
+
+import mmsr
+from mmsr.bundle import read_bundle_metadata
+from mmsr.data import find_images
+from mmsr.evaluate_training import load_run
+from mmsr.models import ModelConfig
+
+from commands import mmsr_command, run_logged
+from environment import describe_machine, load_average, now_utc
+from profiles import BASELINE_CONFIG, PROFILES, Profile
+from report import RESULTS_FILE, write_report
+from texture_table import evaluate_texture_bins, quantile_edges, table_rows
+from training import LOGS_DIR, RUNS_DIR, TrainedRun, mmsr_report, plan_runs, run_training
+
+_MMSR_NAME = "MMSR"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Run the MMSR paper's experiments (Table 1, Table 3, Fig. 10 analogues) at small scale with "
+        "mmsr's own tools, and write report.md with charts into --out.",
+    )
+    parser.add_argument("--profile", choices=sorted(PROFILES), help="budgets and devices (see profiles.py)")
+    parser.add_argument("--data", type=Path, help="folder of HR training photos, e.g. .../data/train/sun_hays80")
+    parser.add_argument("--val", type=Path, help="folder holding the validation sets, e.g. .../data/val")
+    parser.add_argument("--val-sets", default="set5,set14", help="sub-folders of --val to evaluate (default %(default)s)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument(
+        "--tvat-bins", type=int, default=0,
+        help="Table 1 bins: 0 (default) uses MMSR's calibrated class boundaries; N >= 2 cuts the validation "
+        "tiles' TVAT into N equal-count bins",
+    )
+    parser.add_argument(
+        "--reuse", action="store_true",
+        help="keep training runs already complete in --out, resume interrupted ones; evaluation is redone",
+    )
+    parser.add_argument(
+        "--threads", type=int,
+        help="torch threads of MMSR's and the baseline's training and of the evaluation (default: the profile's)",
+    )
+    parser.add_argument("--report-only", action="store_true", help="only redraw report.md and charts from --out")
+    return parser
+
+
+def _fail(parser: argparse.ArgumentParser, message: str) -> None:
+    parser.error(message)  # exits with status 2 and the usage line
+
+
+def _check_folder(parser, path: Optional[Path], option: str, what: str) -> Path:
+    if path is None:
+        _fail(parser, f"{option} is required: {what}")
+    if not path.exists():
+        _fail(parser, f"{option} {str(path)!r} does not exist ({what})")
+    if not path.is_dir():
+        _fail(parser, f"{option} {str(path)!r} is not a folder ({what})")
+    if option == "--data" and not find_images(path):
+        _fail(parser, f"{option} {str(path)!r} holds no image files ({what})")
+    return path
+
+
+def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Dict[str, Path]:
+    """Validate a full run's arguments; returns the validation sets (name -> folder)."""
+    if args.profile is None:
+        _fail(parser, f"--profile is required: one of {', '.join(sorted(PROFILES))}")
+    _check_folder(parser, args.data, "--data", "the training photos")
+    _check_folder(parser, args.val, "--val", "the folder holding the validation sets")
+    names = [n.strip() for n in args.val_sets.split(",") if n.strip()]
+    if not names:
+        _fail(parser, "--val-sets is empty: name at least one sub-folder of --val, e.g. set5,set14")
+    sets = {}
+    for name in names:
+        folder = args.val / name
+        if not folder.is_dir() or not find_images(folder):
+            _fail(parser, f"--val {str(args.val)!r} has no validation set {name!r}: {str(folder)!r} is missing, not a "
+                  "folder or holds no images (choose the sets with --val-sets)")
+        sets[name] = folder
+    if args.tvat_bins < 0 or args.tvat_bins == 1:
+        _fail(parser, f"--tvat-bins must be 0 (MMSR's boundaries) or at least 2, got {args.tvat_bins}")
+    if args.threads is not None and args.threads < 1:
+        _fail(parser, f"--threads must be at least 1, got {args.threads}")
+    if args.out.exists() and not args.out.is_dir():
+        _fail(parser, f"--out {str(args.out)!r} exists and is not a folder")
+    if (args.out / RUNS_DIR).exists() and not args.reuse:
+        _fail(parser, f"--out {str(args.out)!r} already holds training runs; pass --reuse to keep them (and resume "
+              "unfinished ones) or choose a new --out")
+    profile = PROFILES[args.profile]
+    if profile.uses_cuda:
+        if not torch.cuda.is_available():
+            _fail(parser, f"--profile {profile.name} trains on {profile.devices}, but torch sees no CUDA GPU; "
+                  "use --profile cpu here")
+        if not mmsr.build_info().get("cuda"):
+            _fail(parser, f"--profile {profile.name} needs mmsr's CUDA kernels, but this mmsr was built without them "
+                  "(rebuild with a CUDA compiler, MMSR_CUDA=ON)")
+    return sets
+
+
+def _evaluate_quality(profile: Profile, sets: Dict[str, Path], bundles: Dict[str, Path], out: Path) -> Dict[str, str]:
+    """`mmsr eval` per validation set; returns set name -> its results.json relative to OUT."""
+    files = {}
+    for name, folder in sets.items():
+        target = out / "eval" / name
+        command = mmsr_command("eval", "--hr", str(folder), "--out", str(target), "--device", profile.eval_device)
+        command += [arg for method, path in bundles.items() for arg in ("--bundle", f"{method}={path}")]
+        if profile.eval_limit is not None:
+            command += ["--limit", str(profile.eval_limit)]
+        print(f"paper: mmsr eval on {name}", file=sys.stderr, flush=True)
+        run_logged(command, out / LOGS_DIR / f"eval_{name}.log", f"mmsr eval ({name})", threads=profile.threads)
+        files[name] = (target / "results.json").relative_to(out).as_posix()
+    return files
+
+
+def _train_all(profile: Profile, data: Path, out: Path, reuse: bool, stages: Dict[str, float]) -> Dict[str, TrainedRun]:
+    """MMSR and the baseline one after another and alone (Table 3 times them), then the depth runs."""
+    runs = plan_runs(profile)
+    trained: Dict[str, TrainedRun] = {}
+    for run in runs:
+        if run.role != "depth":
+            trained[run.name] = run_training(run, profile, data, out, threads=profile.threads, reuse=reuse)
+            stages[f"train {run.name}"] = trained[run.name].seconds
+    # Deepest first, so the longest run does not start last and leave the other workers idle.
+    depth = sorted((r for r in runs if r.role == "depth"), key=lambda r: -ModelConfig.parse(r.configs[0]).blocks)
+    begin = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=profile.parallel_depth_runs) as pool:
+        futures = {
+            run.name: pool.submit(run_training, run, profile, data, out, threads=profile.depth_threads, reuse=reuse)
+            for run in depth
+        }
+        for name, future in futures.items():
+            trained[name] = future.result()
+    stages[f"train depths ({profile.parallel_depth_runs} at a time)"] = time.perf_counter() - begin
+    return trained
+
+
+def _table3(trained: Dict[str, TrainedRun], out: Path) -> dict:
+    """Run `mmsr report` on MMSR and the baseline, and keep the numbers it tabulates."""
+    run_dirs = {name: out / trained[name].run_dir for name in ("mmsr", "baseline")}
+    report_file = out / "table3_mmsr_report.md"
+    mmsr_report(run_dirs, "baseline", report_file, out / LOGS_DIR / "mmsr_report.log")
+    runs = {}
+    for name, run_dir in run_dirs.items():
+        times = load_run(f"{name}={run_dir}")
+        runs[name] = {
+            "configs": list(times.configs), "devices": list(times.devices), "statuses": list(times.statuses),
+            "steps": list(times.steps), "class_times_s": list(times.class_times), "wall_time_s": times.wall_time_s,
+            "sum_s": times.sum_s, "max_s": times.max_s, "resumed": times.resumed,
+        }
+    concurrent = bool(_summary(trained["mmsr"], out).get("settings", {}).get("concurrent", False))
+    return {"runs": runs, "mmsr_report": report_file.name, "mmsr_concurrent": concurrent}
+
+
+def _summary(trained: TrainedRun, out: Path) -> dict:
+    return json.loads((out / trained.run_dir / "summary.json").read_text(encoding="utf-8"))
+
+
+def _perceptual_loss(trained: TrainedRun, out: Path) -> bool:
+    # mmsr train says on its output which generator loss its GAN phase used.
+    log = out / trained.log
+    return log.is_file() and "perceptual loss: VGG19" in log.read_text(encoding="utf-8", errors="replace")
+
+
+def _write_texture_csv(texture: dict, names: Dict[str, str], path: Path) -> None:
+    rows = table_rows(texture)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=["method", *[k for k in rows[0] if k != "method"]])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "method": names.get(row["method"], row["method"])})
+
+
+def run_experiments(profile: Profile, data: Path, sets: Dict[str, Path], out: Path, *, tvat_bins: int,
+                    reuse: bool, command: str) -> Path:
+    """Train, evaluate and report; returns report.md's path."""
+    start, started_utc, load_start = time.perf_counter(), now_utc(), load_average()
+    out.mkdir(parents=True, exist_ok=True)
+    if profile.threads is not None:
+        torch.set_num_threads(profile.threads)  # the texture-bin evaluation runs in this process
+    stages: Dict[str, float] = {}
+    trained = _train_all(profile, data, out, reuse, stages)
+
+    begin = time.perf_counter()
+    table3 = _table3(trained, out)
+    stages["mmsr report"] = time.perf_counter() - begin
+
+    # Table 1's methods, in table order: every depth (16-8 is the baseline run), then routed MMSR.
+    depth_bundles = {run.configs[0]: out / run.bundle for run in trained.values() if run.role == "depth"}
+    depth_bundles[BASELINE_CONFIG] = out / trained["baseline"].bundle
+    bundles = {config: depth_bundles[config] for config in profile.depth_configs}
+    bundles[_MMSR_NAME] = out / trained["mmsr"].bundle
+    meta = read_bundle_metadata(bundles[_MMSR_NAME])
+    binning = dict(threshold=meta["threshold"], tile_size=meta["tile_size"], overlap=meta["overlap"], scale=meta["scale"])
+    begin = time.perf_counter()
+    if tvat_bins:
+        edges = quantile_edges(sets, tvat_bins, limit=profile.eval_limit, **binning)
+        source = f"{tvat_bins} equal-count bins of the validation tiles' TVAT"
+    else:
+        edges = list(meta["boundaries"])
+        source = "MMSR's boundaries, calibrated by `mmsr train` on its training crops"
+    texture = evaluate_texture_bins(sets, bundles, edges=edges, device=profile.eval_device, limit=profile.eval_limit,
+                                    **binning)
+    texture["edges_source"] = source
+    texture["display_names"] = {BASELINE_CONFIG: f"{BASELINE_CONFIG} (baseline)",
+                                _MMSR_NAME: f"MMSR ({' · '.join(profile.mmsr_configs)}, routed)"}
+    _write_texture_csv(texture, texture["display_names"], out / "texture_bins.csv")
+    stages["texture bins"] = time.perf_counter() - begin
+
+    begin = time.perf_counter()
+    quality = _evaluate_quality(profile, sets, {"baseline": bundles[BASELINE_CONFIG], "mmsr": bundles[_MMSR_NAME]}, out)
+    stages["mmsr eval"] = time.perf_counter() - begin
+
+    results = {
+        "format": 1,
+        "profile": profile.to_dict(),
+        "command": command,
+        "data": str(data),
+        "val_sets": {name: str(folder) for name, folder in sets.items()},
+        "machine": describe_machine([profile.devices, profile.eval_device]),
+        "started_utc": started_utc,
+        "finished_utc": now_utc(),
+        "load_average_start": load_start,
+        "load_average_end": load_average(),
+        "wall_time_s": time.perf_counter() - start,
+        "stages_s": stages,
+        "training": [t.to_dict() for t in trained.values()],
+        "training_data": _summary(trained["mmsr"], out).get("data", {}),  # image counts, held-out share
+        "perceptual_loss": _perceptual_loss(trained["mmsr"], out),
+        "texture": texture,
+        "table3": table3,
+        "quality": quality,
+    }
+    (out / RESULTS_FILE).write_text(json.dumps(results, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    return write_report(out)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.report_only:
+        try:
+            print(write_report(args.out))
+        except FileNotFoundError as err:
+            _fail(parser, str(err))
+        return 0
+    sets = _check_arguments(parser, args)
+    command = shlex.join([Path(sys.executable).name, *sys.argv]) if argv is None else shlex.join(argv)
+    profile = PROFILES[args.profile]
+    if args.threads is not None:
+        profile = dataclasses.replace(profile, threads=args.threads)
+    print(f"paper: profile {profile.name}: {profile.purpose}; planned ~{profile.planned_minutes:g} min",
+          file=sys.stderr, flush=True)
+    try:
+        report = run_experiments(profile, args.data, sets, args.out, tvat_bins=args.tvat_bins, reuse=args.reuse,
+                                 command=command)
+    except RuntimeError as err:
+        print(f"paper: error: {err}", file=sys.stderr)
+        return 1
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
