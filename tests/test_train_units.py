@@ -286,3 +286,17 @@ def test_lr_schedule_option_is_checked(tmp_path):
     assert settings_from_args(args).lr_schedule == "cosine"
     with pytest.raises(SystemExit):
         parser.parse_args([str(tmp_path), "--out", "m.safetensors", "--lr-schedule", "step"])
+
+
+def test_concurrent_defaults_to_on_for_gpus_and_off_for_cpu(tmp_path):
+    from mmsr.train.config import default_concurrent
+
+    assert default_concurrent(("cuda:0",), 3) and default_concurrent(("cuda:0", "cuda:1"), 3)
+    assert not default_concurrent(("cuda:0", "cuda:1", "cuda:2"), 3)  # a device per class already
+    assert not default_concurrent(("cpu",), 3) and not default_concurrent(("cuda:0", "cpu"), 3)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    base = [str(tmp_path), "--out", "m.safetensors", "--devices", "cpu"]
+    assert settings_from_args(parser.parse_args(base)).concurrent is False
+    assert settings_from_args(parser.parse_args(base + ["--concurrent"])).concurrent is True
+    assert settings_from_args(parser.parse_args(base + ["--no-concurrent"])).concurrent is False

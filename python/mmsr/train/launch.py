@@ -6,7 +6,8 @@ Two ways in, one set of options (:mod:`mmsr.train.config`):
   once and starts one worker process per device entry (``torch.multiprocessing``, spawn); the
   images reach the workers through shared memory, not a copy per worker. Classes go to workers
   longest-first (:mod:`mmsr.train.schedule`); a worker runs its classes one after another.
-  ``--concurrent`` gives every class its own worker instead. With a single worker, training runs
+  ``--concurrent`` (the default on GPUs when classes outnumber devices) gives every class its own
+  worker instead. With a single worker, training runs
   in this process.
 - ``torchrun ... -m mmsr.train DATA --out B``: every rank runs this module; rank r trains class r,
   and ranks beyond the number of classes join the costliest classes, which then train with DDP on a
