@@ -83,7 +83,7 @@ def plan_runs(profile: Profile) -> List[TrainingRun]:
     """
     mmsr_classes = ("--classes", str(profile.classes), "--configs", ",".join(profile.mmsr_configs))
     per_class = ("--pixel-steps", str(profile.pixel_steps), "--gan-steps", str(profile.gan_steps))
-    concurrent = ("--concurrent",) if profile.concurrent else ()
+    concurrent = ("--concurrent",) if profile.concurrent else ("--no-concurrent",)  # never mmsr train's default
     runs = [
         TrainingRun("mmsr", "mmsr", profile.mmsr_configs, mmsr_classes + per_class + concurrent),
         TrainingRun(
