@@ -21,7 +21,7 @@ from typing import Sequence, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ["AxisWindows", "axis_windows", "crop_tiles", "gather_windows"]
+__all__ = ["AxisWindows", "WindowIndex", "axis_windows", "crop_tiles", "gather_windows"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,20 @@ class AxisWindows:
     length: int
     starts: Tuple[int, ...]
     offsets: Tuple[int, ...]
+
+    def index(self, device: torch.device | str, shift: int = 0) -> WindowIndex:
+        """The windows as index tensors on ``device``, starts counted from pixel ``shift``."""
+        starts = torch.tensor(self.starts, device=device) - shift
+        return WindowIndex(self.length, starts, torch.tensor(self.offsets, device=device))
+
+
+@dataclass(frozen=True)
+class WindowIndex:
+    """:class:`AxisWindows` as index tensors, made once and indexed per batch of tiles."""
+
+    length: int
+    starts: Tensor
+    offsets: Tensor
 
 
 def axis_windows(origins: Sequence[int], tile_len: int, image_len: int, context: int) -> AxisWindows:

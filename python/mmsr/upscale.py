@@ -23,7 +23,7 @@ import torch
 from . import _ops
 from ._checks import check_int
 from .bundle import Bundle, load_bundle
-from .context import AxisWindows, axis_windows, crop_tiles, gather_windows
+from .context import WindowIndex, axis_windows, crop_tiles, gather_windows
 from .grid import TileGrid, make_grid
 from .inference import prepare_generator
 from .ops import BLENDS, classify, stitch, tile, tvat
@@ -300,7 +300,7 @@ class Upscaler:
         edge: Optional[Tuple[torch.Tensor, torch.Tensor]],
         force_class: Optional[int],
         progress: Optional[Callable[[int], None]],
-        windows: Optional[Tuple[torch.Tensor, AxisWindows, AxisWindows]] = None,
+        windows: Optional[Tuple[torch.Tensor, WindowIndex, WindowIndex]] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """strip Tensor[B, 3, h, W] on the device -> (stitched float32 [B, 3, h*s, W*s], classes [B*N]).
 
@@ -343,12 +343,9 @@ class Upscaler:
         s, per_image = self.scale, grid.rows * grid.cols
         image, rest = index.div(per_image, rounding_mode="floor"), index.remainder(per_image)
         r, c = rest.div(grid.cols, rounding_mode="floor"), rest.remainder(grid.cols)
-        device = index.device
-        row_starts, row_offsets = (torch.tensor(v, device=device) for v in (rows.starts, rows.offsets))
-        col_starts, col_offsets = (torch.tensor(v, device=device) for v in (cols.starts, cols.offsets))
-        lr = gather_windows(source, image, row_starts[r], col_starts[c], rows.length, cols.length)
+        lr = gather_windows(source, image, rows.starts[r], cols.starts[c], rows.length, cols.length)
         sr = self._run_generator(k, lr)
-        return crop_tiles(sr, row_offsets[r] * s, col_offsets[c] * s, grid.tile_h * s, grid.tile_w * s)
+        return crop_tiles(sr, rows.offsets[r] * s, cols.offsets[c] * s, grid.tile_h * s, grid.tile_w * s)
 
     def _band_rows(self, batch: int, grid: TileGrid) -> int:
         if self.band_rows is not None:
@@ -437,7 +434,7 @@ class Upscaler:
         col_masks = self._edge_masks(grid.xs, grid.tile_w, grid.width)
         col_plain, col_masked = self._axis_weights(grid.xs, grid.tile_w, grid.overlap_w, col_masks, 0, grid.width * s)
         col_factor = col_plain / col_masked
-        col_windows = axis_windows(grid.xs, grid.tile_w, grid.width, self.context)
+        col_windows = axis_windows(grid.xs, grid.tile_w, grid.width, self.context).index(self.device)
         carry_sum = carry_weight = None
         for r0 in range(0, grid.rows, band_rows):
             r1 = min(r0 + band_rows, grid.rows)
@@ -448,8 +445,7 @@ class Upscaler:
                 e0, e1 = max(0, y0 - 2 * self.context), min(grid.height, y1 + 2 * self.context)
                 source = x[:, :, e0:e1].to(self.device, non_blocking=True)
                 strip = source[:, :, y0 - e0 : y1 - e0]
-                rows = axis_windows(ys[r0:r1], th, grid.height, self.context)
-                rows = AxisWindows(rows.length, tuple(start - e0 for start in rows.starts), rows.offsets)
+                rows = axis_windows(ys[r0:r1], th, grid.height, self.context).index(self.device, shift=e0)
                 windows = (source, rows, col_windows)
             else:
                 strip = x[:, :, y0:y1].to(self.device, non_blocking=True)
