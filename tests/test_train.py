@@ -124,6 +124,39 @@ def test_user_boundaries_are_used_and_stored(data_dir, tmp_path):
     assert _summary(out)["boundaries"] == [0.05]
 
 
+def test_init_starts_from_the_bundle_weights_and_records_its_history(data_dir, tmp_path):
+    from mmsr.bundle import Bundle, read_bundle_metadata, save_bundle
+
+    from dataclasses import replace
+
+    start = Bundle.random(["1-2w8", "2-2w8"], threshold=0.002, boundaries=[0.05], seed=123)
+    start = replace(start, provenance={"note": "first run"})
+    first = save_bundle(start, tmp_path / "first.safetensors")
+    out = tmp_path / "tuned.safetensors"
+    # An lr of 1e-9 moves no weight visibly: what comes out is what went in, if --init was used.
+    options = [a for a in TINY if a not in ("--configs", "1-2w8,2-2w8")]
+    code = mmsr_main(["train", str(data_dir), "--out", str(out), *options, "--init", str(first),
+                      "--gan-steps", "0", "--pixel-steps", "2", "--lr", "1e-9"])  # fmt: skip
+    assert code == 0
+    tuned = load_bundle(out)
+    assert [c.name for c in tuned.configs] == ["1-2w8", "2-2w8"]
+    assert list(tuned.boundaries) == [0.05] and tuned.threshold == 0.002
+    for k in range(2):
+        for key in ("head.0.weight", "tail.weight"):
+            init = start.state_dicts[k][key].half().float()  # the bundle stores float16
+            assert torch.allclose(tuned.state_dicts[k][key], init, atol=1e-3), (k, key)
+    history = read_bundle_metadata(out)["provenance"]["init"]
+    assert history == {"bundle": str(first.resolve()), "provenance": {"note": "first run"}}
+
+    # The same run without --init starts from fresh random weights, nowhere near the bundle's.
+    fresh = tmp_path / "fresh.safetensors"
+    assert mmsr_main(["train", str(data_dir), "--out", str(fresh), *TINY, "--boundaries", "0.05",
+                      "--threshold", "0.002", "--gan-steps", "0", "--pixel-steps", "2", "--lr", "1e-9"]) == 0  # fmt: skip
+    other = load_bundle(fresh).state_dicts[0]["head.0.weight"]
+    assert not torch.allclose(other, start.state_dicts[0]["head.0.weight"].half().float(), atol=1e-3)
+    assert read_bundle_metadata(fresh)["provenance"]["init"] is None
+
+
 def test_boundaries_in_the_papers_units_are_refused_with_the_data_range(data_dir, tmp_path, capsys):
     code = mmsr_main(["train", str(data_dir), "--out", str(tmp_path / "p.safetensors"), *TINY, "--boundaries", "2"])
     assert code == 2

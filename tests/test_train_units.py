@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
+from mmsr.ops import DEFAULT_TVAT_THRESHOLD
 from mmsr.train.calibrate import check_boundaries, class_fractions, format_histogram, quantile_boundaries
 from mmsr.train.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, load_latest, save_checkpoint
 from mmsr.train.config import ClassJob, add_arguments, parse_devices, settings_from_args
@@ -67,6 +69,63 @@ def test_bad_options_are_refused_by_name():
         _settings("--pixel-steps", "0", "--gan-steps", "0")
     with pytest.raises(ValueError, match="no default model list for 7 classes"):
         _settings("--classes", "7")
+
+
+def _bundle_file(tmp_path, configs, boundaries, threshold=0.01, scale=4, name="b.safetensors"):
+    from mmsr.bundle import Bundle, save_bundle
+
+    return str(save_bundle(Bundle.random(configs, threshold=threshold, boundaries=boundaries, scale=scale), tmp_path / name))
+
+
+def test_init_bundle_supplies_models_routing_and_threshold(tmp_path):
+    path = _bundle_file(tmp_path, ["2-2w8", "4-2w8"], [0.1], threshold=0.02)
+    s = _settings("--init", path, "--pixel-steps", "5")
+    assert s.init == str(Path(path).resolve())
+    assert s.configs == ("2-2w8", "4-2w8") and s.boundaries == (0.1,) and s.threshold == 0.02
+    # Options that agree with the bundle are accepted.
+    s = _settings("--init", path, "--configs", "2-2w8,4-2w8", "--boundaries", "0.1", "--threshold", "0.02")
+    assert s.configs == ("2-2w8", "4-2w8")
+    # Without --init the threshold keeps the package default.
+    assert _settings().threshold == DEFAULT_TVAT_THRESHOLD and _settings().init is None
+
+
+def test_init_for_the_baseline_takes_its_one_model(tmp_path):
+    path = _bundle_file(tmp_path, ["16-8w8"], [], name="base.safetensors")
+    s = _settings("--baseline", "--init", path, "--pixel-steps", "10")
+    assert s.configs == ("16-8w8",) and s.boundaries == () and s.pixel_steps == (30,)
+    with pytest.raises(ValueError, match="class 0 is a 16-8w8 model there, but this run configures 16-8"):
+        _settings("--baseline", "--init", path, "--baseline-config", "16-8")
+    three = _bundle_file(tmp_path, ["2-2w8", "4-2w8", "8-6w8"], [0.1, 0.2], name="three.safetensors")
+    with pytest.raises(ValueError, match="has 3 class.*a baseline needs a one-model bundle"):
+        _settings("--baseline", "--init", three)
+
+
+def test_init_options_that_contradict_the_bundle_are_refused_by_name(tmp_path):
+    path = _bundle_file(tmp_path, ["2-2w8", "4-2w8"], [0.1], threshold=0.02)
+    with pytest.raises(ValueError, match=r"is a x4 bundle, but --scale is 2"):
+        _settings("--init", path, "--scale", "2")
+    with pytest.raises(ValueError, match="class 1 is a 4-2w8 model there, but this run configures 8-6"):
+        _settings("--init", path, "--configs", "2-2w8,8-6")
+    with pytest.raises(ValueError, match=r"has 2 class.*this run trains 3"):
+        _settings("--init", path, "--classes", "3")
+    with pytest.raises(ValueError, match=r"routes by boundaries \[0.1\], but --boundaries gives \[0.3\]"):
+        _settings("--init", path, "--boundaries", "0.3")
+    with pytest.raises(ValueError, match="trained with TVAT threshold 0.02, but --threshold gives 0.05"):
+        _settings("--init", path, "--threshold", "0.05")
+    with pytest.raises(ValueError, match="--init: .*missing.safetensors"):
+        _settings("--init", str(tmp_path / "missing.safetensors"))
+    (tmp_path / "junk.safetensors").write_bytes(b"not a bundle")
+    with pytest.raises(ValueError, match="--init: .*junk.safetensors"):
+        _settings("--init", str(tmp_path / "junk.safetensors"))
+
+
+def test_init_default_names_the_shipped_bundle():
+    from mmsr.bundle import default_bundle_path, read_bundle_metadata
+
+    s = _settings("--init", "default")
+    meta = read_bundle_metadata(default_bundle_path())
+    assert s.init == str(default_bundle_path().resolve())
+    assert list(s.configs) == meta["configs"] and list(s.boundaries) == meta["boundaries"]
 
 
 def test_parse_devices():

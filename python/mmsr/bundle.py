@@ -43,7 +43,15 @@ from torch import Tensor
 from .atomic import write_bytes_atomically
 from .models import Generator, ModelConfig
 
-__all__ = ["FORMAT_VERSION", "Bundle", "BundleError", "load_bundle", "read_bundle_metadata", "save_bundle"]
+__all__ = [
+    "FORMAT_VERSION",
+    "Bundle",
+    "BundleError",
+    "default_bundle_path",
+    "load_bundle",
+    "read_bundle_metadata",
+    "save_bundle",
+]
 
 FORMAT_VERSION = 1
 _METADATA_KEY = "mmsr"
@@ -62,6 +70,12 @@ _METADATA_FIELDS = {
     "provenance": dict,
 }
 _SHOWN_NAMES = 3  # names listed in a missing/unexpected tensor message before "..."
+_DEFAULT_BUNDLE = Path(__file__).resolve().parent / "weights" / "default.safetensors"
+
+
+def default_bundle_path() -> Path | None:
+    """The x4 bundle shipped inside the package (``mmsr upscale``'s default), or None when absent."""
+    return _DEFAULT_BUNDLE if _DEFAULT_BUNDLE.is_file() else None
 
 
 class BundleError(ValueError):

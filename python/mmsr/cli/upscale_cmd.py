@@ -5,7 +5,6 @@ import argparse
 import os
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -27,7 +26,6 @@ A file that cannot be read or written is reported by name and the others are sti
 exit status is 1 if any failed, 2 for bad options.
 """
 
-_DEFAULT_BUNDLE = ("weights", "default.safetensors")
 _LARGE_IMAGE_TILES = 256  # images with more tiles get their own progress bar
 _SUFFIXES = {"k": 10**3, "m": 10**6, "g": 10**9}
 
@@ -75,18 +73,17 @@ def apply_image_limit(max_pixels: Optional[int]) -> None:
 
 def resolve_bundle(path: Optional[str]):
     """Load ``--bundle``, or the default bundle shipped in the package; CommandError when neither exists."""
-    from ..bundle import BundleError, load_bundle
+    from ..bundle import BundleError, default_bundle_path, load_bundle
 
     if path is None:
-        default = resources.files("mmsr").joinpath(_DEFAULT_BUNDLE[0]).joinpath(_DEFAULT_BUNDLE[1])
-        if not default.is_file():
+        default = default_bundle_path()
+        if default is None:
             raise CommandError(
                 "no --bundle given and this installation lacks the default bundle "
-                f"(mmsr/{'/'.join(_DEFAULT_BUNDLE)} is absent); reinstall mmsr, or pass --bundle FILE, "
+                "(mmsr/weights/default.safetensors is absent); reinstall mmsr, or pass --bundle FILE, "
                 "e.g. one written by `mmsr train`"
             )
-        with resources.as_file(default) as default_path:
-            path = str(default_path)
+        path = str(default)
     try:
         return load_bundle(path)
     except BundleError as err:

@@ -27,6 +27,7 @@ from ..models import PAPER_CONFIGS, ModelConfig
 from ..ops import DEFAULT_TVAT_THRESHOLD
 from .calibrate import check_boundaries
 from .losses import PIXEL_LOSSES
+from .warm_start import check_init_fits, read_init_source
 
 __all__ = [
     "DEFAULT_CONFIGS",
@@ -124,6 +125,7 @@ class TrainSettings:
     compile: bool = False
     threads: Optional[int] = None
     resume: bool = False
+    init: Optional[str] = None
     progress: bool = True
     tile_size: int = 32
     overlap: int = 8
@@ -249,7 +251,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "on the training images into equal-count classes",
     )
     group.add_argument(
-        "--threshold", type=float, default=DEFAULT_TVAT_THRESHOLD, help="TVAT threshold (default %(default)s)"
+        "--threshold",
+        type=float,
+        help=f"TVAT threshold (default: the --init bundle's, else {DEFAULT_TVAT_THRESHOLD})",
     )
     group.add_argument("--calib-samples", type=_positive_int, default=4096, help="crops scored for calibration")
     group.add_argument(
@@ -263,7 +267,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="train one --baseline-config model on all crops, with the step budget the K-class run spends "
         "(same crops, batch and crop size): the fair single-model comparison",
     )
-    group.add_argument("--baseline-config", default="16-8", help="the baseline's model (default 16-8)")
+    group.add_argument(
+        "--baseline-config", help="the baseline's model (default: the --init bundle's one model, else 16-8)"
+    )
+    group.add_argument(
+        "--init",
+        metavar="BUNDLE",
+        help="start every class's generator from this bundle's weights ('default': the bundle shipped with "
+        "mmsr), to fine-tune it or go on from an earlier run; its scale, models, threshold and boundaries "
+        "are kept (options that contradict them are refused); optimisers and discriminators start fresh",
+    )
 
     group = parser.add_argument_group("data")
     group.add_argument("--crop", type=_positive_int, default=96, help="HR crop side (default 96)")
@@ -349,12 +362,18 @@ def settings_from_args(args: argparse.Namespace, command: Sequence[str] = ()) ->
             boundaries = check_boundaries(values)
         except ValueError as err:
             raise ValueError(f"--boundaries: {err}") from None
+    explicit_boundaries = boundaries
+    source = read_init_source(args.init) if args.init else None
+    # A class run warm-started from a bundle trains the bundle's classes unless told otherwise.
+    routed_source = source if source is not None and not args.baseline else None
     if boundaries is not None:
         mmsr_classes = len(boundaries) + 1
     elif args.classes is not None:
         mmsr_classes = args.classes
     elif args.configs and "," in args.configs:
         mmsr_classes = len(args.configs.split(","))
+    elif routed_source is not None:
+        mmsr_classes = len(routed_source.configs)
     else:
         mmsr_classes = _DEFAULT_CLASSES
     if boundaries is not None and args.classes is not None and args.classes != mmsr_classes:
@@ -362,6 +381,8 @@ def settings_from_args(args: argparse.Namespace, command: Sequence[str] = ()) ->
 
     if args.configs:
         configs = _per_class(args.configs, mmsr_classes, _config_name, "--configs")
+    elif routed_source is not None and len(routed_source.configs) == mmsr_classes:
+        configs = routed_source.configs
     elif mmsr_classes in DEFAULT_CONFIGS:
         configs = DEFAULT_CONFIGS[mmsr_classes]
     else:
@@ -378,11 +399,32 @@ def settings_from_args(args: argparse.Namespace, command: Sequence[str] = ()) ->
         if len(set(batch)) != 1 or len(set(lr)) != 1:
             raise ValueError("--baseline needs one --batch and one --lr value for all classes")
         # Same crops as the K-class run: its per-class budgets summed, in steps of the same batch.
-        configs = (_config_name(args.baseline_config),)
+        if args.baseline_config is not None:
+            baseline_config = args.baseline_config
+        elif source is not None and len(source.configs) == 1:
+            baseline_config = source.configs[0]
+        else:
+            baseline_config = "16-8"
+        configs = (_config_name(baseline_config),)
         pixel_steps = (sum(pixel_steps),)
         gan_steps = (sum(gan_steps),)
         batch, lr = batch[:1], lr[:1]
         boundaries = ()
+
+    if source is not None:
+        # The baseline's one model sees every crop: routing does not constrain it.
+        check_init_fits(
+            source,
+            scale=args.scale,
+            configs=configs,
+            boundaries=None if args.baseline else explicit_boundaries,
+            threshold=None if args.baseline else args.threshold,
+        )
+        if routed_source is not None and boundaries is None:
+            boundaries = routed_source.boundaries
+    threshold = args.threshold
+    if threshold is None:
+        threshold = source.threshold if source is not None else DEFAULT_TVAT_THRESHOLD
 
     if args.crop % args.scale:
         raise ValueError(f"--crop {args.crop} is not divisible by --scale {args.scale}")
@@ -390,8 +432,8 @@ def settings_from_args(args: argparse.Namespace, command: Sequence[str] = ()) ->
         raise ValueError(f"--holdout must be in [0, 1), got {args.holdout}")
     if not 0.0 < args.min_class_fraction <= 1.0:
         raise ValueError(f"--min-class-fraction must be in (0, 1], got {args.min_class_fraction}")
-    if args.threshold < 0 or not math.isfinite(args.threshold):
-        raise ValueError(f"--threshold must be a finite number >= 0, got {args.threshold}")
+    if threshold < 0 or not math.isfinite(threshold):
+        raise ValueError(f"--threshold must be a finite number >= 0, got {threshold}")
     devices = parse_devices(args.devices)
     if args.amp == "bf16" and any(d == "cpu" for d in devices):
         raise ValueError(
@@ -408,7 +450,7 @@ def settings_from_args(args: argparse.Namespace, command: Sequence[str] = ()) ->
         batch=tuple(batch),
         lr=tuple(lr),
         boundaries=boundaries,
-        threshold=float(args.threshold),
+        threshold=float(threshold),
         calib_samples=args.calib_samples,
         baseline=bool(args.baseline),
         mmsr_classes=mmsr_classes,
@@ -439,6 +481,7 @@ def settings_from_args(args: argparse.Namespace, command: Sequence[str] = ()) ->
         compile=bool(args.compile),
         threads=args.threads,
         resume=bool(args.resume),
+        init=source.path if source is not None else None,
         progress=not args.no_progress,
         tile_size=args.tile_size,
         overlap=args.overlap,

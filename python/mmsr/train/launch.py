@@ -38,7 +38,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from ..bundle import Bundle, save_bundle
+from ..bundle import Bundle, BundleError, read_bundle_metadata, save_bundle
 from ..data import ImageSet, load_folder, sample_scores, split_holdout
 from ..models import Generator, ModelConfig
 from .calibrate import calibrate, class_fractions
@@ -114,6 +114,7 @@ def _plan_record(settings: TrainSettings, boundaries: tuple[float, ...]) -> dict
         "threshold": settings.threshold,
         "scale": settings.scale,
         "crop": settings.crop,
+        "init": settings.init,
     }
 
 
@@ -127,7 +128,7 @@ def _resumed_boundaries(settings: TrainSettings) -> Optional[tuple[float, ...]]:
     except (OSError, ValueError) as err:
         raise ValueError(f"cannot read {path} of the run to resume: {err}") from None
     current = _plan_record(settings, tuple(plan.get("boundaries", ())))
-    for key in ("mode", "configs", "threshold", "scale", "crop"):
+    for key in ("mode", "configs", "threshold", "scale", "crop", "init"):
         if plan.get(key) != current[key]:
             raise ValueError(
                 f"--resume: the run in {settings.run_dir} used {key}={plan.get(key)!r}, but this command gives "
@@ -400,6 +401,17 @@ def _final_generator(result: ClassResult, scale: int, state: Optional[dict]) -> 
     return generator
 
 
+def _init_record(path: Optional[str]) -> Optional[dict]:
+    """The warm start's bundle and its own provenance, so a fine-tuned bundle tells its whole history."""
+    if path is None:
+        return None
+    try:
+        provenance = read_bundle_metadata(path)["provenance"]
+    except BundleError as err:  # moved or changed during training: keep the weights, say so
+        provenance = {"unreadable": str(err)}
+    return {"bundle": path, "provenance": provenance}
+
+
 def _provenance(settings: TrainSettings, prepared: _Prepared, results: list[ClassResult], wall: float) -> dict:
     return {
         "mode": "baseline" if settings.baseline else "mmsr",
@@ -426,6 +438,7 @@ def _provenance(settings: TrainSettings, prepared: _Prepared, results: list[Clas
         "mmsr_version": _mmsr_version(),
         "torch_version": torch.__version__,
         "command": " ".join(settings.command),
+        "init": _init_record(settings.init),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 

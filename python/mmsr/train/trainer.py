@@ -46,6 +46,7 @@ from .checkpoint import CheckpointError, load_latest, save_checkpoint
 from .config import ClassJob, TrainSettings
 from .losses import PerceptualLoss, VGG19Features, discriminator_loss, generator_adversarial_loss, pixel_loss
 from .report import JsonlLog
+from .warm_start import init_state_dict
 
 __all__ = ["FAIL_ENV", "ClassResult", "ClassTrainer", "DDPGroup", "InjectedFailure", "class_dir"]
 
@@ -203,6 +204,12 @@ class ClassTrainer:
                 if job.gan_steps
                 else None
             )
+        if settings.init is not None:
+            # Warm start (--init): the bundle was checked against this run's models when the options
+            # were read; its keys lack only BatchNorm's num_batches_tracked, which stays 0.
+            self.generator.load_state_dict(init_state_dict(settings.init, job.index), strict=False)
+            if self.leader:
+                self.log(f"class {job.index} ({job.config}): generator starts from {settings.init}")
         self.generator.to(self.device, memory_format=self.memory_format)
         _, self.g_train = self._wrap(self.generator)
         # Fused Adam on CUDA: one kernel for every parameter instead of a few per tensor; small models
