@@ -151,7 +151,12 @@ def _choose_boundaries(settings: TrainSettings, train: ImageSet) -> tuple[tuple[
         boundaries = resumed if resumed is not None else tuple(settings.boundaries)
         scores = sample_scores(train, samples=settings.calib_samples, seed=settings.seed, **common)
         shares = class_fractions(scores, boundaries)
-        origin = "from the run being resumed" if resumed is not None else "given"
+        if resumed is not None:
+            origin = "from the run being resumed"
+        elif settings.init is not None:  # explicit --boundaries must equal the bundle's
+            origin = "from the --init bundle"
+        else:
+            origin = "given"
     else:
         calibration = calibrate(
             train, classes=settings.classes, samples=settings.calib_samples, seed=settings.seed, **common
