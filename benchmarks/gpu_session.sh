@@ -12,6 +12,10 @@
 #   levers   one training step under each speed lever (fp32, bf16, channels_last, torch.compile)
 #   cosine   the 16-8 baseline with --lr-schedule cosine for COSINE_STEPS steps (same seed, data and
 #            validation crops as `train`, so its validation PSNR compares with that run's log)
+#   continue MMSR and the baseline go on from the bundles of earlier sessions (mmsr train --init
+#            device_data/init/{mmsr,baseline}.safetensors), CONTINUE_STEPS pixel steps per class
+#            (the baseline 3x), cosine lr from CONTINUE_LR: training budgets add up across sessions
+#   profile  benchmarks/profile_generator.py on CUDA, bf16, batch 64 (where inference time goes)
 # Each stage is bounded by the time left and writes its own results, so a late stage cannot cost an
 # earlier one's. Results: $OUT (the device tool brings it back) or runs/gpu_session. Training images
 # are read from device_data/train (git-ignored; copy ../shared/data/train there, `carry` it).
@@ -19,6 +23,7 @@
 #   LIMIT=580 bash benchmarks/gpu_session.sh                       # the first session
 #   LIMIT=290 STAGES="build tests kernels upscale levers cosine" TESTS_K="tvat or stitch or tile" \
 #     bash benchmarks/gpu_session.sh                                # the follow-up
+#   LIMIT=560 STAGES="build continue profile upscale" CONTINUE_STEPS=4000 bash benchmarks/gpu_session.sh
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 start=$SECONDS
@@ -109,6 +114,26 @@ for s in $stages; do
       --baseline --lr-schedule cosine --out "$work/cosine_16-8.safetensors" --run-dir "$work/cosine_16-8.run"
     python -c "import json, sys; [print('val', r['step'], round(r['elapsed_s'], 1), r['val_psnr']) for r in map(json.loads, open(sys.argv[1])) if r['event'] == 'val']" \
       "$work/cosine_16-8.run/logs/class0.jsonl"
+    ;;
+  continue)
+    steps=${CONTINUE_STEPS:-3000}
+    init=device_data/init
+    if [[ -f $init/mmsr.safetensors && -f $init/baseline.safetensors ]]; then
+      common=("${train_common[@]}" --lr-schedule cosine --lr "${CONTINUE_LR:-1e-4}" --early-stop 0)
+      stage "continue MMSR from $init/mmsr.safetensors ($steps pixel steps per class, concurrent)"
+      bounded "${CONTINUE_SECONDS:-240}" python -m mmsr train "${common[@]}" --pixel-steps "$steps" \
+        --init "$init/mmsr.safetensors" --concurrent --out "$work/mmsr_cont.safetensors" --run-dir "$work/mmsr_cont.run"
+      stage "continue the baseline from $init/baseline.safetensors ($((steps * 3)) pixel steps: the same crops)"
+      bounded "${CONTINUE_SECONDS:-240}" python -m mmsr train "${common[@]}" --pixel-steps "$steps" --baseline \
+        --init "$init/baseline.safetensors" --out "$work/baseline_cont.safetensors" --run-dir "$work/baseline_cont.run"
+      python -m mmsr report mmsr="$work/mmsr_cont.run" baseline="$work/baseline_cont.run" | tee "$work/table3_cont.md"
+    else
+      stage "continue skipped: no $init/mmsr.safetensors and $init/baseline.safetensors"
+    fi
+    ;;
+  profile)
+    stage "generator profile (CUDA, bf16, batch 64)"
+    bounded 60 python benchmarks/profile_generator.py --device cuda --batch 64 --dtype bfloat16 | tee "$work/profile.md"
     ;;
   *) echo "unknown stage $s" ;;
   esac
