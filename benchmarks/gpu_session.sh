@@ -7,6 +7,7 @@
 #   train    the x4 MMSR bundle (3 classes, concurrent on the one GPU) and the 16-8 baseline with the
 #            same crops (--baseline), one after the other, nothing else on the GPU; needs probe
 #   kernels  TVAT and stitch benchmarks (native vs eager PyTorch)
+#   compiled the same against the torch.compile'd references (compiling takes most of its time)
 #   tests    the CUDA tests (TESTS_K narrows them with -k)
 #   upscale  the Upscaler benchmarks (routed vs deepest, batching, inference cuts)
 #   levers   one training step under each speed lever (fp32, bf16, channels_last, torch.compile)
@@ -23,7 +24,7 @@
 #   LIMIT=580 bash benchmarks/gpu_session.sh                       # the first session
 #   LIMIT=290 STAGES="build tests kernels upscale levers cosine" TESTS_K="tvat or stitch or tile" \
 #     bash benchmarks/gpu_session.sh                                # the follow-up
-#   LIMIT=560 STAGES="build continue profile upscale" CONTINUE_STEPS=4000 bash benchmarks/gpu_session.sh
+#   LIMIT=560 STAGES="build continue profile compiled upscale" CONTINUE_STEPS=2500 bash benchmarks/gpu_session.sh
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 start=$SECONDS
@@ -92,6 +93,11 @@ for s in $stages; do
     stage "kernel benchmarks (native vs eager; the torch.compile cases are skipped here for time)"
     bench tvat 50 benchmarks/test_bench_tvat.py -k "not compile"
     bench stitch 50 benchmarks/test_bench_stitch.py -k "not compile"
+    ;;
+  compiled)
+    stage "kernel benchmarks against the torch.compile'd references"
+    bench tvat_compiled 120 benchmarks/test_bench_tvat.py -k "compile or native"
+    bench stitch_compiled 90 benchmarks/test_bench_stitch.py -k "compile or native"
     ;;
   tests)
     stage "CUDA tests"
