@@ -107,23 +107,26 @@ using RowFn = float (*)(const float* const*, const float* const*, int64_t, int64
                         float, float*);
 
 // One function per variant, each compiled for every vector target (the clone is picked per call).
-// RGB, the common case, gets its channel loop unrolled; kChannels 0 serves any channel count.
+// Channel counts 1 to 4 (grey, grey + alpha, RGB, RGBA) get their channel loop unrolled; the vectoriser
+// gives up on the run-time count (kChannels 0), which serves any other C.
 #define MMSR_TVAT_ROW(NAME, CH, NEXT, FINISH, STORE)                                                     \
   MMSR_VECTOR_CLONES float NAME(const float* const* a, const float* const* b, int64_t C, int64_t W,     \
                                 const PairRows& up, const PairRows& out, float threshold, float* vsp) {  \
     return row_impl<CH, NEXT, FINISH, STORE>(a, b, C, W, up.down, up.down_right, up.down_left, out.down,   \
                                              out.down_right, out.down_left, threshold, vsp);             \
   }
-MMSR_TVAT_ROW(row_rgb, 3, true, true, false)
-MMSR_TVAT_ROW(row_rgb_vsp, 3, true, true, true)
-MMSR_TVAT_ROW(row_rgb_last, 3, false, true, false)
-MMSR_TVAT_ROW(row_rgb_last_vsp, 3, false, true, true)
-MMSR_TVAT_ROW(row_rgb_pairs, 3, true, false, false)
-MMSR_TVAT_ROW(row_any, 0, true, true, false)
-MMSR_TVAT_ROW(row_any_vsp, 0, true, true, true)
-MMSR_TVAT_ROW(row_any_last, 0, false, true, false)
-MMSR_TVAT_ROW(row_any_last_vsp, 0, false, true, true)
-MMSR_TVAT_ROW(row_any_pairs, 0, true, false, false)
+#define MMSR_TVAT_ROWS(SUFFIX, CH)                          \
+  MMSR_TVAT_ROW(row_##SUFFIX, CH, true, true, false)          \
+  MMSR_TVAT_ROW(row_##SUFFIX##_vsp, CH, true, true, true)     \
+  MMSR_TVAT_ROW(row_##SUFFIX##_last, CH, false, true, false)  \
+  MMSR_TVAT_ROW(row_##SUFFIX##_last_vsp, CH, false, true, true) \
+  MMSR_TVAT_ROW(row_##SUFFIX##_pairs, CH, true, false, false)
+MMSR_TVAT_ROWS(c1, 1)
+MMSR_TVAT_ROWS(c2, 2)
+MMSR_TVAT_ROWS(c3, 3)
+MMSR_TVAT_ROWS(c4, 4)
+MMSR_TVAT_ROWS(any, 0)
+#undef MMSR_TVAT_ROWS
 #undef MMSR_TVAT_ROW
 
 // The row functions one chunk calls: a row with a row below it, the image's last row, and the
@@ -132,12 +135,20 @@ struct RowFns {
   RowFn row, last, pairs;
 };
 
+#define MMSR_TVAT_FNS(SUFFIX)                                                                   \
+  (store_vsp ? RowFns{row_##SUFFIX##_vsp, row_##SUFFIX##_last_vsp, row_##SUFFIX##_pairs}         \
+             : RowFns{row_##SUFFIX, row_##SUFFIX##_last, row_##SUFFIX##_pairs})
+
 RowFns row_fns(int64_t channels, bool store_vsp) {
-  if (channels == 3) {
-    return store_vsp ? RowFns{row_rgb_vsp, row_rgb_last_vsp, row_rgb_pairs} : RowFns{row_rgb, row_rgb_last, row_rgb_pairs};
+  switch (channels) {
+    case 1: return MMSR_TVAT_FNS(c1);
+    case 2: return MMSR_TVAT_FNS(c2);
+    case 3: return MMSR_TVAT_FNS(c3);
+    case 4: return MMSR_TVAT_FNS(c4);
+    default: return MMSR_TVAT_FNS(any);
   }
-  return store_vsp ? RowFns{row_any_vsp, row_any_last_vsp, row_any_pairs} : RowFns{row_any, row_any_last, row_any_pairs};
 }
+#undef MMSR_TVAT_FNS
 
 // Rows of one image in float, with one readable float just before and just after each row (see
 // row_pairs_impl). float32 rows are read in place, where the neighbours are the adjacent rows'
@@ -244,7 +255,7 @@ void tvat(const TvatParams& p) {
 
   // Each thread takes runs of consecutive items, so that it streams through contiguous memory (many
   // small tiles one at a time, alternating between threads, left the hardware prefetcher behind).
-  const int64_t grain = std::max<int64_t>(1, items / (8 * threads));
+  [[maybe_unused]] const int64_t grain = std::max<int64_t>(1, items / (8 * threads));
 
 #if defined(MMSR_WITH_OPENMP)
 #pragma omp parallel for schedule(dynamic, grain) num_threads(threads)
