@@ -258,6 +258,28 @@ def test_a_failed_worker_is_reported_and_resume_finishes_only_that_class(data_di
     assert len(load_bundle(out).configs) == 2
 
 
+def test_a_warm_started_run_resumes_only_with_the_same_init(data_dir, tmp_path, capsys):
+    from mmsr.bundle import Bundle, save_bundle
+
+    first = save_bundle(Bundle.random(["1-2w8", "2-2w8"], threshold=0.002, boundaries=[0.05], seed=7),
+                        tmp_path / "first.safetensors")  # fmt: skip
+    out = tmp_path / "tuned.safetensors"
+    options = [a for a in TINY if a not in ("--configs", "1-2w8,2-2w8")]
+    args = ["train", str(data_dir), "--out", str(out), *options, "--gan-steps", "0"]
+    failed = _run_cli(*args, "--init", str(first), env={FAIL_ENV: "1:6"})
+    assert failed.returncode == 1 and not out.exists()
+
+    capsys.readouterr()
+    other = save_bundle(Bundle.random(["1-2w8", "2-2w8"], threshold=0.002, boundaries=[0.05], seed=8),
+                        tmp_path / "other.safetensors")  # fmt: skip
+    assert mmsr_main([*args, "--init", str(other), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "used init=" in err and "resume with the original options" in err
+    assert mmsr_main([*args, "--init", str(first), "--resume"]) == 0
+    classes = {c["index"]: c for c in _summary(out)["classes"]}
+    assert classes[1]["resumed_from"] == 4 and classes[1]["steps"] == 12
+
+
 def test_resume_refuses_a_corrupt_checkpoint_with_a_clear_message(data_dir, tmp_path):
     out = tmp_path / "c.safetensors"
     args = ["train", str(data_dir), "--out", str(out), *TINY, "--keep-checkpoints", "1"]
