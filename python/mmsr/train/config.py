@@ -126,6 +126,7 @@ class TrainSettings:
     threads: Optional[int] = None
     resume: bool = False
     init: Optional[str] = None
+    init_provenance: Optional[dict] = None  # the --init bundle's own provenance, read with its header
     progress: bool = True
     tile_size: int = 32
     overlap: int = 8
@@ -482,6 +483,7 @@ def settings_from_args(args: argparse.Namespace, command: Sequence[str] = ()) ->
         threads=args.threads,
         resume=bool(args.resume),
         init=source.path if source is not None else None,
+        init_provenance=source.provenance if source is not None else None,
         progress=not args.no_progress,
         tile_size=args.tile_size,
         overlap=args.overlap,

@@ -38,7 +38,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from ..bundle import Bundle, BundleError, read_bundle_metadata, save_bundle
+from ..bundle import Bundle, save_bundle
 from ..data import ImageSet, load_folder, sample_scores, split_holdout
 from ..models import Generator, ModelConfig
 from .calibrate import calibrate, class_fractions
@@ -406,17 +406,6 @@ def _final_generator(result: ClassResult, scale: int, state: Optional[dict]) -> 
     return generator
 
 
-def _init_record(path: Optional[str]) -> Optional[dict]:
-    """The warm start's bundle and its own provenance, so a fine-tuned bundle tells its whole history."""
-    if path is None:
-        return None
-    try:
-        provenance = read_bundle_metadata(path)["provenance"]
-    except BundleError as err:  # moved or changed during training: keep the weights, say so
-        provenance = {"unreadable": str(err)}
-    return {"bundle": path, "provenance": provenance}
-
-
 def _provenance(settings: TrainSettings, prepared: _Prepared, results: list[ClassResult], wall: float) -> dict:
     return {
         "mode": "baseline" if settings.baseline else "mmsr",
@@ -443,7 +432,10 @@ def _provenance(settings: TrainSettings, prepared: _Prepared, results: list[Clas
         "mmsr_version": _mmsr_version(),
         "torch_version": torch.__version__,
         "command": " ".join(settings.command),
-        "init": _init_record(settings.init),
+        # The warm start's bundle and its own provenance: a fine-tuned bundle tells its whole history.
+        "init": None
+        if settings.init is None
+        else {"bundle": settings.init, "provenance": settings.init_provenance},
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
