@@ -161,6 +161,19 @@ def test_save_accepts_str_path_and_returns_path(tmp_path, bundle):
     assert isinstance(path, Path) and path.is_file()
 
 
+def test_save_accepts_classes_sharing_one_state_dict(tmp_path):
+    # Two classes given the very same tensors (e.g. one model routed twice) must save and load, not
+    # trip safetensors' shared-memory check.
+    state_dict = _random(["2-2w8"], boundaries=()).state_dicts[0]
+    shared = Bundle(
+        scale=4, threshold=THRESHOLD, boundaries=(0.1,), configs=("2-2w8", "2-2w8"), state_dicts=(state_dict, state_dict)
+    )
+    loaded = load_bundle(save_bundle(shared, tmp_path / "b.safetensors", weights_dtype=torch.float32))
+    for k in range(2):
+        for name, tensor in state_dict.items():
+            assert torch.equal(loaded.state_dicts[k][name], tensor.float()), (k, name)
+
+
 # ---------------------------------------------------------------------------------------------
 # Atomic writes
 

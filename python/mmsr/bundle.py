@@ -342,7 +342,9 @@ def _stored_tensor(name: str, tensor: Tensor, weights_dtype: torch.dtype) -> Ten
     dtype = torch.float32 if name.rsplit(".", 1)[-1] in _FP32_BUFFERS else weights_dtype
     if not torch.isfinite(tensor).all():
         raise ValueError(f"{name} holds NaN or inf values")
-    stored = tensor.detach().to(device="cpu", dtype=dtype).contiguous()
+    # Always a copy: safetensors refuses tensors that share memory (two classes given one state_dict,
+    # or views of one buffer), and the file should not depend on how the caller's tensors were laid out.
+    stored = tensor.detach().to(device="cpu", dtype=dtype, memory_format=torch.contiguous_format, copy=True)
     if not torch.isfinite(stored).all():
         raise ValueError(f"{name} overflows {_WEIGHT_DTYPES[dtype]}; save with weights_dtype=torch.float32")
     return stored
