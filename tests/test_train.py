@@ -379,3 +379,103 @@ def test_an_interrupted_run_checkpoints_every_running_class(data_dir, tmp_path, 
         state, _ = load_latest(run_dir / "checkpoints" / f"class{k}")
         assert not state["finished"] and state["step"] >= 2
     assert not out.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Snapshots (--snapshots K) and quality against training time (mmsr report --quality)
+
+
+def _snapshot_info(run_dir: Path, klass: int) -> dict[int, dict]:
+    from mmsr.bundle import read_bundle_metadata
+
+    folder = run_dir / "snapshots" / f"class{klass}"
+    infos = [read_bundle_metadata(p)["provenance"]["snapshot"] for p in sorted(folder.glob("*.safetensors"))]
+    return {info["index"]: info for info in infos}
+
+
+def test_snapshots_record_each_class_through_its_pixel_phase(data_dir, tmp_path):
+    from mmsr.train.snapshots import read_series
+
+    out = tmp_path / "m.safetensors"
+    assert mmsr_main(["train", str(data_dir), "--out", str(out), *TINY, "--gan-steps", "0", "--snapshots", "3"]) == 0
+    run_dir = out.with_name("m.run")
+    final = load_bundle(out)
+    for k in range(2):
+        infos = _snapshot_info(run_dir, k)
+        assert sorted(infos) == [0, 1, 2, 3]
+        assert [infos[i]["step"] for i in range(4)] == [0, 4, 8, 12]
+        elapsed = [infos[i]["elapsed_s"] for i in range(4)]
+        assert elapsed == sorted(elapsed) and elapsed[0] < elapsed[3]
+    series = read_series(run_dir)
+    assert series.count == 3 and series.complete() and series.boundaries == final.boundaries
+    # The last snapshot is the bundle the run ships; the first is where training started.
+    last, first = series.bundle(3), series.bundle(0)
+    for k in range(2):
+        for name, tensor in final.state_dicts[k].items():
+            assert torch.equal(last.state_dicts[k][name], tensor), (k, name)
+        assert not torch.equal(first.state_dicts[k]["head.0.weight"], final.state_dicts[k]["head.0.weight"])
+    events = [r for r in _log(out, 0) if r["event"] == "snapshot"]
+    assert [r["index"] for r in events] == [0, 1, 2, 3]
+
+
+def test_a_class_that_stops_early_stands_in_with_its_final_snapshot(data_dir, tmp_path):
+    from mmsr.train.snapshots import read_series
+
+    out = tmp_path / "es.safetensors"
+    code = mmsr_main(["train", str(data_dir), "--out", str(out), *TINY, "--gan-steps", "0", "--snapshots", "6",
+                      "--early-stop", "1", "--min-delta", "100"])  # fmt: skip
+    assert code == 0
+    run_dir = out.with_name("es.run")
+    infos = _snapshot_info(run_dir, 0)
+    # Planned steps 0, 2, ..., 12; the class stops at step 8, so 5 (step 10) is never taken.
+    assert sorted(infos) == [0, 1, 2, 3, 4, 6] and infos[6]["step"] == 8
+    series = read_series(run_dir)
+    assert series.at(5)[0].index == 6 and series.at(4)[0].index == 4
+
+
+def test_resume_continues_the_snapshots(data_dir, tmp_path):
+    out = tmp_path / "r.safetensors"
+    args = ["train", str(data_dir), "--out", str(out), *TINY, "--gan-steps", "0", "--snapshots", "3"]
+    assert _run_cli(*args, env={FAIL_ENV: "0:6"}).returncode == 1
+    assert sorted(_snapshot_info(out.with_name("r.run"), 0)) == [0, 1]
+    assert mmsr_main([*args, "--resume"]) == 0
+    infos = _snapshot_info(out.with_name("r.run"), 0)
+    assert sorted(infos) == [0, 1, 2, 3]
+    elapsed = [infos[i]["elapsed_s"] for i in range(4)]
+    assert elapsed == sorted(elapsed)
+
+
+@pytest.mark.slow
+def test_report_quality_measures_every_snapshot_and_compares_at_equal_quality(data_dir, tmp_path, capsys):
+    from mmsr.evaluate import bundle_method, evaluate_folder
+
+    common = ["train", str(data_dir), *TINY, "--gan-steps", "0", "--snapshots", "2"]
+    mmsr_out, base_out = tmp_path / "mmsr.safetensors", tmp_path / "base.safetensors"
+    assert mmsr_main([*common, "--out", str(mmsr_out)]) == 0
+    assert mmsr_main([*common, "--out", str(base_out), "--baseline", "--baseline-config", "16-8w8"]) == 0
+    capsys.readouterr()
+    report = tmp_path / "report.md"
+    code = mmsr_main(["report", str(mmsr_out.with_name("mmsr.run")), str(base_out.with_name("base.run")),
+                      "--quality", str(data_dir), "--out", str(report)])  # fmt: skip
+    assert code == 0
+    text = capsys.readouterr().out
+    assert report.read_text() == text
+    rows = [line.split("|")[1:-1] for line in text.splitlines() if line.startswith(("| mmsr | ", "| base | "))]
+    curve = {(r[0].strip(), r[1].strip()): r for r in rows if "/" in r[1]}
+    assert sorted(curve) == [("base", "0/2"), ("base", "1/2"), ("base", "2/2"),
+                             ("mmsr", "0/2"), ("mmsr", "1/2"), ("mmsr", "2/2")]  # fmt: skip
+    assert curve[("mmsr", "1/2")][2].strip() == "6 · 6" and curve[("base", "2/2")][2].strip() == "24"
+    # The final snapshot's PSNR is what `mmsr eval` measures for the shipped bundle.
+    shipped = evaluate_folder(data_dir, [bundle_method("m", mmsr_out)], scale=4, with_niqe=False, progress=False)
+    assert float(curve[("mmsr", "2/2")][5]) == pytest.approx(shipped.mean()["m"].psnr_y, abs=0.006)
+    assert "Training time at equal quality (baseline: base)" in text
+    assert any(line.startswith("| mmsr | ") and ("×" in line or "at the start" in line) for line in text.splitlines())
+
+
+def test_report_quality_needs_snapshots(data_dir, tmp_path, capsys):
+    out = tmp_path / "plain.safetensors"
+    assert mmsr_main(["train", str(data_dir), "--out", str(out), *TINY, "--gan-steps", "0", "--pixel-steps", "2"]) == 0
+    capsys.readouterr()
+    assert mmsr_main(["report", str(out.with_name("plain.run")), "--quality", str(data_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "class 0 has no snapshots" in err and "--snapshots K" in err

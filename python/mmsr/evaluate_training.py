@@ -46,6 +46,7 @@ class RunTimes:
         class_times: per class, its training time in seconds over all sessions; None if unknown.
         wall_time_s: the invocation that wrote the summary, start to end; None if unknown.
         resumed: the invocation resumed an earlier one, so ``wall_time_s`` covers only its last session.
+        concurrent: the classes trained at the same time, sharing the devices (``--concurrent``).
     """
 
     name: str
@@ -58,6 +59,7 @@ class RunTimes:
     class_times: Tuple[Optional[float], ...]
     wall_time_s: Optional[float]
     resumed: bool = False
+    concurrent: bool = False
 
     @property
     def complete(self) -> bool:
@@ -144,6 +146,7 @@ def load_run(spec: str | os.PathLike) -> RunTimes:
         ),
         wall_time_s=_time(summary.get("wall_time_s"), f"{path}: wall_time_s"),
         resumed=bool(settings.get("resume", False)),
+        concurrent=bool(settings.get("concurrent", False)),
     )
 
 

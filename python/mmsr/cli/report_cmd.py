@@ -1,4 +1,5 @@
-"""`mmsr report RUN ...`: the paper's Table 3 (training time and ratio to the 16-8 baseline) from summary.json files."""
+"""`mmsr report RUN ...`: the paper's Table 3 (training time and ratio to the 16-8 baseline) from summary.json
+files; with `--quality HR_DIR`, quality against training time and the time each run needs at equal quality."""
 from __future__ import annotations
 
 import argparse
@@ -12,7 +13,10 @@ def add_parser(subparsers) -> None:
         help="training-time table (the paper's Table 3) from mmsr train summaries",
         description="Read the summary.json of each training run and print, as Markdown, each run's training time "
         "and its ratio to the 16-8 baseline run (the one trained with `mmsr train --baseline`, or the one with a "
-        "single 16-8 class), with the time on separate devices computed as the longest class's time.",
+        "single 16-8 class), with the time on separate devices computed as the longest class's time. With "
+        "--quality, also measure every snapshot of runs trained with `mmsr train --snapshots K` on an HR folder "
+        "and compare each run with the baseline at equal quality: the training time each needs to reach the "
+        "highest PSNR-Y both reach.",
     )
     parser.add_argument(
         "runs",
@@ -22,23 +26,37 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--baseline", metavar="NAME", help="the run to take ratios against (default: found by mode)")
     parser.add_argument("--out", metavar="FILE", help="also write the Markdown to FILE")
+    group = parser.add_argument_group("quality against training time (runs trained with --snapshots)")
+    group.add_argument("--quality", metavar="HR_DIR", help="measure each run's snapshots on this folder of HR images")
+    group.add_argument("--device", default="cpu", help="where the snapshots upscale: cpu, cuda or cuda:N (default cpu)")
+    group.add_argument("--limit", type=int, metavar="N", help="measure only the first N images of HR_DIR")
+    group.add_argument("--batch-size", type=int, default=64, help="tiles per generator call (default 64)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate_training import find_baseline, load_run, training_table
     from ..atomic import write_bytes_atomically
+    from ..bundle import BundleError
+    from ..evaluate_training import find_baseline, load_run, training_table
 
     try:
         runs = [load_run(spec) for spec in args.runs]
+        names = [r.name for r in runs]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"several runs are named {', '.join(map(repr, duplicates))}; name them with NAME=RUN")
         baseline = find_baseline(runs, args.baseline)
         table = training_table(runs, baseline)
+        out = None
         if args.out is not None:
             out = Path(args.out)
             if out.resolve() in {Path(r.path).resolve() for r in runs}:
                 raise ValueError(f"--out {args.out!r} is one of the input summaries; choose another file")
+        if args.quality is not None:
+            table += "\n" + _quality_section(args, runs, baseline)
+        if out is not None:
             write_bytes_atomically(out, table.encode())
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, BundleError) as err:
         print(f"mmsr report: error: {err}", file=sys.stderr)
         return 2
     if baseline is None:
@@ -46,3 +64,17 @@ def run(args: argparse.Namespace) -> int:
               " or name one with --baseline", file=sys.stderr)
     sys.stdout.write(table)
     return 0
+
+
+def _quality_section(args: argparse.Namespace, runs, baseline) -> str:
+    import torch
+
+    from ..evaluate_curve import curve_report, measure_curves
+
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {args.limit}")
+    curves = measure_curves(
+        runs, args.quality, device=torch.device(args.device), limit=args.limit, batch_size=args.batch_size
+    )
+    base_curve = next((c for c in curves if baseline is not None and c.run is baseline), None)
+    return curve_report(curves, base_curve, args.quality)

@@ -117,6 +117,7 @@ class TrainSettings:
     log_every: int = 50
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2
+    snapshots: int = 0
     seed: int = 0
     devices: tuple[str, ...] = ("cpu",)
     concurrent: bool = False
@@ -349,6 +350,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--log-every", type=_positive_int, default=50, help="JSONL log interval in steps")
     group.add_argument("--checkpoint-every", type=_positive_int, default=1000, help="checkpoint interval in steps")
     group.add_argument("--keep-checkpoints", type=_positive_int, default=2, help="checkpoints kept per class")
+    group.add_argument(
+        "--snapshots",
+        type=_count,
+        default=0,
+        metavar="K",
+        help="keep each class's generator at K evenly spaced points of its pixel phase (and at its start), in "
+        "RUN/snapshots/, so `mmsr report --quality HR_DIR` can chart quality against training time and compare "
+        "runs at equal quality (default 0: none)",
+    )
     group.add_argument("--no-progress", action="store_true", help="no progress bars")
     group.add_argument("--tile-size", type=_positive_int, default=32, help="bundle default LR tile size")
     group.add_argument("--overlap", type=_count, default=8, help="bundle default tile overlap")
@@ -474,6 +484,7 @@ def settings_from_args(args: argparse.Namespace, command: Sequence[str] = ()) ->
         log_every=args.log_every,
         checkpoint_every=args.checkpoint_every,
         keep_checkpoints=args.keep_checkpoints,
+        snapshots=args.snapshots,
         seed=args.seed,
         devices=devices,
         concurrent=default_concurrent(devices, len(configs)) if args.concurrent is None else args.concurrent,

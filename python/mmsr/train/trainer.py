@@ -46,6 +46,7 @@ from .checkpoint import CheckpointError, load_latest, save_checkpoint
 from .config import ClassJob, TrainSettings
 from .losses import PerceptualLoss, VGG19Features, discriminator_loss, generator_adversarial_loss, pixel_loss
 from .report import JsonlLog
+from .snapshots import snapshot_steps, write_snapshot
 from .warm_start import init_state_dict
 
 __all__ = ["FAIL_ENV", "ClassResult", "ClassTrainer", "DDPGroup", "InjectedFailure", "class_dir"]
@@ -484,7 +485,39 @@ class ClassTrainer:
         if self.best_state is not None and self.best_step != self.step:
             self.generator.load_state_dict(self.best_state)
             self._write({"event": "restore_best", "phase": "pixel", "best_step": self.best_step})
+        if self.settings.snapshots:
+            # The final snapshot is what the phase hands on, whenever the phase ended.
+            self._snapshot(self.settings.snapshots)
         self.restored_best = True
+
+    # -- snapshots (--snapshots K): the quality-vs-time curve --------------------------------------
+
+    def _snapshot(self, index: int) -> None:
+        if not self.leader:
+            return
+        write_snapshot(
+            self.settings.run_dir,
+            klass=self.job.index,
+            config=self.job.config,
+            generator=self.generator,
+            index=index,
+            count=self.settings.snapshots,
+            step=self.step,
+            elapsed_s=self._now(),
+            threshold=self.settings.threshold,
+            tile_size=self.settings.tile_size,
+            overlap=self.settings.overlap,
+        )
+        self._write({"event": "snapshot", "phase": "pixel", "index": index})
+
+    def _snapshots_due(self) -> dict[int, list[int]]:
+        """Pixel steps after which an intermediate snapshot is taken -> the indices taken there."""
+        due: dict[int, list[int]] = {}
+        if self.settings.snapshots:
+            steps = snapshot_steps(self.pixel_budget, self.settings.snapshots)
+            for index, step in enumerate(steps[1:-1], start=1):
+                due.setdefault(step, []).append(index)
+        return due
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -508,6 +541,9 @@ class ClassTrainer:
         sums: dict[str, Tensor] = {}
         interval_steps, interval_start = 0, time.perf_counter()
         fail_at = _fail_point()
+        snapshots_due = self._snapshots_due()
+        if self.settings.snapshots and self.step == 0:
+            self._snapshot(0)
         while self.step < self.pixel_end + self.gan_budget:
             if self._stop_signal is not None:
                 raise KeyboardInterrupt(self._stop_signal)
@@ -520,6 +556,9 @@ class ClassTrainer:
             losses = self._pixel_step(lr, hr) if phase == "pixel" else self._gan_step(lr, hr)
             self.step += 1
             bar.update(1)
+            if phase == "pixel" and self.step in snapshots_due:
+                for index in snapshots_due[self.step]:
+                    self._snapshot(index)
             for name, value in losses.items():
                 sums[name] = sums[name] + value if name in sums else value
             interval_steps += 1

@@ -1,0 +1,252 @@
+"""Quality against training time, and the training time each run needs to reach equal quality.
+
+The paper claims MMSR trains faster than one 16-8 SRGAN *at about the same quality*. Training both
+with the same crops and comparing wall times (the Table 3 of :mod:`mmsr.evaluate_training`) answers
+that only when both end at the same quality; when one ends lower, its shorter time proves little.
+This module answers it directly from runs trained with ``mmsr train --snapshots K``:
+
+1. every snapshot of every run is assembled into a bundle (:mod:`mmsr.train.snapshots`) and
+   measured on an HR folder with ``mmsr eval``'s protocol (mean PSNR-Y / SSIM-Y over the images,
+   crop border = scale; no NIQE);
+2. each snapshot's training cost is its classes' training times up to it: on **one device** the
+   classes' times added up (one class after another), or the longest class's time for a run whose
+   classes trained at the same time sharing the device (``--concurrent``); on **separate devices**
+   the longest class's time, computed, not measured;
+3. **equal quality** is the highest PSNR-Y that both a run and the baseline reach on their curves;
+   the time each needed to first reach it is read off its curve, interpolating linearly between
+   snapshots, and the speed-up is the baseline's time over the run's.
+
+Example:
+    >>> curves = measure_curves([load_run("runs/mmsr.run"), load_run("runs/base.run")],
+    ...                         "data/val/set14")                                    # doctest: +SKIP
+    >>> print(curve_report(curves, find_baseline([c.run for c in curves])))          # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+from .evaluate import bundle_method, evaluate_folder
+from .evaluate_training import RunTimes
+from .train.snapshots import SnapshotSeries, read_series
+
+__all__ = [
+    "CurvePoint",
+    "EqualQuality",
+    "QualityCurve",
+    "curve_report",
+    "equal_quality",
+    "measure_curves",
+    "time_to_quality",
+]
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One snapshot of a run: its steps, its training cost so far and its quality."""
+
+    index: int
+    steps: tuple[int, ...]
+    one_device_s: float
+    separate_devices_s: float
+    psnr_y: float
+    ssim_y: float
+
+
+@dataclass(frozen=True)
+class QualityCurve:
+    """A run's snapshots, measured."""
+
+    run: RunTimes
+    series: SnapshotSeries
+    points: tuple[CurvePoint, ...]
+
+    @property
+    def best_psnr(self) -> float:
+        return max(p.psnr_y for p in self.points)
+
+
+def _costs(series: SnapshotSeries, index: int, concurrent: bool) -> tuple[tuple[int, ...], float, float]:
+    snaps = series.at(index)
+    times = [s.elapsed_s for s in snaps]
+    one_device = max(times) if concurrent else sum(times)
+    return tuple(s.step for s in snaps), one_device, max(times)
+
+
+def measure_curves(
+    runs: Sequence[RunTimes],
+    hr_dir: str | Path,
+    *,
+    device: torch.device | str = "cpu",
+    limit: Optional[int] = None,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> list[QualityCurve]:
+    """Measure every snapshot of every run on ``hr_dir`` (all in one pass over the images).
+
+    Raises:
+        ValueError: a run without snapshots or with an unfinished class, runs of different scales,
+            or bad evaluation settings (the message names the run or setting).
+    """
+    series = [read_series(Path(run.path).parent) for run in runs]
+    for run, s in zip(runs, series):
+        if not s.complete():
+            raise ValueError(f"run {run.name!r} ({s.run_dir}): a class has not finished its pixel phase, so the "
+                             "run has no final snapshot; finish it with `mmsr train ... --resume`")
+    scales = {s.scale for s in series}
+    if len(scales) != 1:
+        raise ValueError(f"the runs upscale by different factors {sorted(scales)}; compare runs of one scale")
+    methods = []
+    for run, s in zip(runs, series):
+        for index in range(s.count + 1):
+            methods.append(bundle_method(f"{run.name}@{index}", s.bundle(index), device=device, batch_size=batch_size))
+    result = evaluate_folder(
+        hr_dir, methods, scale=scales.pop(), with_niqe=False, limit=limit, device=device, progress=progress
+    )
+    if not result.images:
+        raise ValueError(f"no image of {str(hr_dir)!r} could be evaluated")
+    means = result.mean()
+    curves = []
+    for run, s in zip(runs, series):
+        points = []
+        for index in range(s.count + 1):
+            steps, one_device, separate = _costs(s, index, run.concurrent)
+            scores = means[f"{run.name}@{index}"]
+            points.append(CurvePoint(index, steps, one_device, separate, scores.psnr_y, scores.ssim_y))
+        curves.append(QualityCurve(run, s, tuple(points)))
+    return curves
+
+
+def time_to_quality(points: Sequence[CurvePoint], target: float, cost: str = "one_device_s") -> Optional[float]:
+    """The training time at which a curve first reaches ``target`` dB, linear between snapshots.
+
+    ``cost`` is ``"one_device_s"`` or ``"separate_devices_s"``. None if the curve never reaches it.
+
+    Example:
+        >>> pts = [CurvePoint(0, (0,), 0.0, 0.0, 20.0, 0.5), CurvePoint(1, (10,), 100.0, 100.0, 26.0, 0.7)]
+        >>> time_to_quality(pts, 23.0)
+        50.0
+    """
+    previous = None
+    for point in points:
+        if point.psnr_y >= target:
+            if previous is None:
+                return getattr(point, cost)
+            t0, t1 = getattr(previous, cost), getattr(point, cost)
+            share = (target - previous.psnr_y) / (point.psnr_y - previous.psnr_y)
+            return t0 + share * (t1 - t0)
+        previous = point
+    return None
+
+
+@dataclass(frozen=True)
+class EqualQuality:
+    """A run against the baseline at the highest PSNR-Y both reach."""
+
+    run: str
+    target_psnr: float
+    limited_by: str
+    baseline_s: float
+    one_device_s: float
+    separate_devices_s: float
+    # A curve that starts at or above the target (a warm start, or a target set low by the other
+    # run) reaches it at its first snapshot: there is no training time to compare.
+    at_start: tuple[str, ...] = ()
+
+    @property
+    def one_device_speedup(self) -> Optional[float]:
+        return None if self.at_start else self.baseline_s / self.one_device_s
+
+    @property
+    def separate_devices_speedup(self) -> Optional[float]:
+        return None if self.at_start else self.baseline_s / self.separate_devices_s
+
+
+def equal_quality(curve: QualityCurve, baseline: QualityCurve) -> EqualQuality:
+    """``curve`` against ``baseline`` at the highest PSNR-Y both curves reach."""
+    target = min(curve.best_psnr, baseline.best_psnr)
+    limited_by = curve.run.name if curve.best_psnr <= baseline.best_psnr else baseline.run.name
+    at_start = tuple(c.run.name for c in (curve, baseline) if c.points[0].psnr_y >= target)
+    # Both curves reach their own best, so neither time can be None.
+    return EqualQuality(
+        run=curve.run.name,
+        target_psnr=target,
+        limited_by=limited_by,
+        baseline_s=time_to_quality(baseline.points, target),
+        one_device_s=time_to_quality(curve.points, target),
+        separate_devices_s=time_to_quality(curve.points, target, "separate_devices_s"),
+        at_start=at_start,
+    )
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _speedup(eq: EqualQuality, value: Optional[float]) -> str:
+    if value is None:
+        return f"— ({' and '.join(eq.at_start)} at the start)"
+    return f"{value:.2f}×"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f}" if value >= 10 else f"{value:.3g}"
+
+
+def curve_report(curves: Sequence[QualityCurve], baseline: Optional[QualityCurve], hr_dir: str = "") -> str:
+    """Markdown: each run's curve, then each run against the baseline at equal quality."""
+    where = f" on `{hr_dir}`" if hr_dir else ""
+    lines = [
+        f"### Quality against training time{where}",
+        "",
+        "Each snapshot is every class's generator at the same share of its pixel-phase budget (0: the start; "
+        "the last: what the run ships). Times are the classes' training times up to the snapshot.",
+        "",
+        "| run | snapshot | steps per class | one device (s) | separate devices (s, computed) | PSNR-Y (dB) | SSIM-Y |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for curve in curves:
+        for p in curve.points:
+            lines.append(
+                f"| {_cell(curve.run.name)} | {p.index}/{curve.series.count} | {' · '.join(map(str, p.steps))} | "
+                f"{_seconds(p.one_device_s)} | {_seconds(p.separate_devices_s)} | {p.psnr_y:.2f} | {p.ssim_y:.4f} |"
+            )
+    lines.append("")
+    if baseline is None:
+        lines.append("No baseline run among the inputs, so no equal-quality comparison.")
+    else:
+        lines += [
+            f"### Training time at equal quality (baseline: {_cell(baseline.run.name)})",
+            "",
+            "| run | equal quality: PSNR-Y (dB) | set by | baseline reaches it (s) | run reaches it, one device (s) "
+            "| speed-up | separate devices (s, computed) | speed-up |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for curve in curves:
+            if curve is baseline:
+                continue
+            eq = equal_quality(curve, baseline)
+            lines.append(
+                f"| {_cell(eq.run)} | {eq.target_psnr:.2f} | {_cell(eq.limited_by)} | {_seconds(eq.baseline_s)} | "
+                f"{_seconds(eq.one_device_s)} | {_speedup(eq, eq.one_device_speedup)} | "
+                f"{_seconds(eq.separate_devices_s)} | {_speedup(eq, eq.separate_devices_speedup)} |"
+            )
+    lines += [
+        "",
+        "- **one device**: the classes' training times up to the snapshot added up (one class after another); "
+        "for a run trained with `--concurrent` (classes at the same time, sharing the device) the longest "
+        "class's time.",
+        "- **separate devices (computed)**: the longest class's time up to the snapshot, as if each class had a "
+        "device of its own; computed from the per-class timings, not measured.",
+        "- **equal quality**: the highest mean PSNR-Y both the run and the baseline reach (\"set by\": the run "
+        "whose best it is). The time to first reach it is read off each curve, linear between snapshots; "
+        "speed-up = the baseline's time ÷ the run's. A curve that already starts at that quality (a warm "
+        "start) leaves nothing to compare, and the speed-up says so.",
+        "- PSNR-Y / SSIM-Y: BT.601 luma, the scale cropped from every side, mean over the images "
+        "(`mmsr eval`'s protocol); curves are not smooth where BatchNorm statistics move between snapshots.",
+        "",
+    ]
+    return "\n".join(lines)
