@@ -17,7 +17,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on these machines
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 
-__all__ = ["quality_chart", "texture_gain_chart", "training_time_chart"]
+__all__ = ["quality_chart", "quality_time_chart", "texture_gain_chart", "training_time_chart"]
 
 _DPI = 110
 
@@ -92,4 +92,18 @@ def quality_chart(
         ax.tick_params(axis="x", labelrotation=30)
         ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
     axes[0, 0].set_title(title)
+    _save(fig, path)
+
+
+def quality_time_chart(path: Path, title: str, series: Dict[str, Sequence[Tuple[float, float]]], target: float) -> None:
+    """Table 3 at equal quality: PSNR-Y against training time, one line per run; ``target`` dotted."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, points in series.items():
+        style = "--" if "computed" in name else "-"
+        ax.plot([t for t, _ in points], [p for _, p in points], style, marker="o", markersize=4, label=name)
+    ax.axhline(target, color="black", linestyle=":", linewidth=0.9, label=f"equal quality ({target:.2f} dB)")
+    ax.set_xlabel("training time (s; dashed: computed, not measured)")
+    ax.set_ylabel("PSNR-Y (dB)")
+    ax.set_title(title)
+    ax.legend(fontsize="small", loc="lower right")
     _save(fig, path)

@@ -19,8 +19,9 @@ Budgets and their estimates (see README.md for how they were sized):
   0.16 / 0.17 / 0.20 / 0.23 s, GAN step 0.28 / 0.31 / 0.60 / 0.91 s for 2-2 / 4-2 / 8-6 / 16-8. MMSR
   then the baseline alone: 1.27 s per per-class pixel step and 4.5 s per GAN step; the depth runs,
   two at a time: 1.34 s per pixel step with the GAN steps at a fifth. 450 + 90 steps are ~26
-  minutes of training, plus ~3 minutes of start-up and evaluation. Far too short for any model to
-  converge: 3,600 crops per MMSR class, where SRGAN trains for ~10^6 steps of 16 crops.
+  minutes of training, plus ~3 minutes of start-up and evaluation and ~6 minutes measuring the 7
+  snapshots of MMSR and of the baseline on Set14. Far too short for any model to converge: 3,600
+  crops per MMSR class, where SRGAN trains for ~10^6 steps of 16 crops.
 - ``gpu``: ~8 minutes of training on one H100 (bf16, channels_last, batch 64, crop 96; MMSR's
   classes concurrently on the one GPU, the depth runs three at a time), sized from the H100
   session's measurements: 16-8 baseline 24 ms per pixel step with validation, MMSR's three
@@ -67,6 +68,10 @@ class Profile:
             1-thread runs use both cores; MMSR and the baseline, which Table 3 times, run alone.
         eval_device: where the Upscaler runs for evaluation.
         eval_limit: evaluate only the first N images of each validation set (None: all).
+        snapshots: MMSR and the baseline keep their generators at this many points of the pixel
+            phase (`mmsr train --snapshots`), measured on :attr:`curve_set` for the training time
+            each needs at equal quality.
+        curve_set: the validation set the snapshots are measured on (the issue's goals are on Set14).
         planned_minutes: the estimated wall time of the whole profile.
     """
 
@@ -93,6 +98,8 @@ class Profile:
     parallel_depth_runs: int = 1
     eval_device: str = "cpu"
     eval_limit: Optional[int] = None
+    snapshots: int = 6
+    curve_set: str = "set14"
 
     @property
     def classes(self) -> int:
@@ -133,11 +140,12 @@ PROFILES: Dict[str, Profile] = {
         depth_threads=1,
         parallel_depth_runs=2,
         eval_limit=2,
+        snapshots=2,
         planned_minutes=1.5,
     ),
     "cpu": Profile(
         name="cpu",
-        purpose="the experiments at toy scale on a 2-core CPU (~30 minutes)",
+        purpose="the experiments at toy scale on a 2-core CPU (~36 minutes)",
         crop=64,
         batch=8,
         pixel_steps=450,
@@ -148,7 +156,7 @@ PROFILES: Dict[str, Profile] = {
         threads=1,
         depth_threads=1,
         parallel_depth_runs=2,
-        planned_minutes=30,
+        planned_minutes=36,
     ),
     "gpu": Profile(
         name="gpu",
@@ -166,6 +174,7 @@ PROFILES: Dict[str, Profile] = {
         concurrent=True,
         parallel_depth_runs=3,
         eval_device="cuda:0",
+        snapshots=8,
         planned_minutes=9,
     ),
 }

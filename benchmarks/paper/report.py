@@ -260,11 +260,50 @@ def _time_section(results: dict, out: Path, charts: Dict[str, str]) -> List[str]
         lines += [""] + [f"- {n}" for n in notes]
     if "training_time" in charts:
         lines += ["", f"![training time]({charts['training_time']})"]
+    lines += _equal_quality_section(table3.get("equal_quality"), charts)
     report_file = out / table3["mmsr_report"]
     if report_file.is_file():
         lines += ["", f"`mmsr report` on the two runs ([{table3['mmsr_report']}]({table3['mmsr_report']})):", ""]
         lines += ["#" * 2 + line if line.startswith("#") else line
                   for line in report_file.read_text(encoding="utf-8").strip().splitlines()]
+    return lines
+
+
+def _equal_quality_section(eq: Optional[dict], charts: Dict[str, str]) -> List[str]:
+    """Table 3 at equal quality: the training time each run needs to reach the best PSNR-Y both reach."""
+    lines = ["", "### At equal quality", ""]
+    if eq is None:
+        return lines + ["Not measured: these runs predate the harness's snapshots (`mmsr train --snapshots`)."]
+    if "error" in eq:
+        return lines + [f"Not measured: {eq['error']}"]
+    e, curves = eq["equal"], eq["curves"]
+    count = len(curves["mmsr"]) - 1
+    lines += [
+        f"The times above compare runs that end at different quality. Here both runs kept their generators at "
+        f"{count} points of the pixel phase (`mmsr train --snapshots {count}`), each snapshot was measured on "
+        f"{eq['set']} (mean PSNR-Y, `mmsr eval`'s protocol), and each run's training time to first reach the "
+        f"highest PSNR-Y both reach is read off its curve (linear between snapshots). Times are class training "
+        f"times (no start-up) up to the snapshot; GAN steps are not part of the curve.",
+        "",
+    ]
+    one = e["one_device_speedup"]
+    sep = e["separate_devices_speedup"]
+    at_start = " and ".join(e["at_start"]) if e["at_start"] else ""
+    rows = [
+        ["equal quality: PSNR-Y on " + eq["set"], f"{_num(e['target_psnr'])} dB (the best of {e['limited_by']})", "", ""],
+        ["16-8 baseline reaches it", f"{_num(e['baseline_s'], 1)} s", "1.00×", "1×"],
+        ["MMSR, one device", f"{_num(e['one_device_s'], 1)} s",
+         f"{_num(one)}×" if one is not None else f"— ({at_start} at the start)", f"{PAPER_SPEEDUP_ONE_DEVICE}×"],
+        ["MMSR, classes on separate devices (computed)", f"{_num(e['separate_devices_s'], 1)} s",
+         f"{_num(sep)}×" if sep is not None else f"— ({at_start} at the start)", f"{PAPER_SPEEDUP_SEPARATE_DEVICES}×"],
+    ]
+    lines += _table(["", "training time", "speed-up", "paper's speed-up"], rows)
+    finals = {name: points[-1]["psnr_y"] for name, points in curves.items()}
+    lines += ["", f"Final PSNR-Y on {eq['set']}: MMSR {_num(finals['mmsr'])} dB, baseline {_num(finals['baseline'])} dB "
+              f"(best on the curve: MMSR {_num(max(p['psnr_y'] for p in curves['mmsr']))}, baseline "
+              f"{_num(max(p['psnr_y'] for p in curves['baseline']))}). Every snapshot: [{eq['report']}]({eq['report']})."]
+    if "quality_time" in charts:
+        lines += ["", f"![quality against training time]({charts['quality_time']})"]
     return lines
 
 
@@ -460,6 +499,16 @@ def _draw_charts(results: dict, out: Path) -> Tuple[Dict[str, str], Optional[str
     bars += [(row.short, row.seconds, row.computed) for row in _time_rows(table3) if row.seconds is not None]
     charts.training_time_chart(folder / "training_time.png", bars)
     drawn["training_time"] = f"{CHARTS_DIR}/training_time.png"
+    eq = table3.get("equal_quality")
+    if eq is not None and "curves" in eq:
+        series = {
+            "16-8 baseline": [(p["one_device_s"], p["psnr_y"]) for p in eq["curves"]["baseline"]],
+            "MMSR, one device": [(p["one_device_s"], p["psnr_y"]) for p in eq["curves"]["mmsr"]],
+            "MMSR, separate devices (computed)": [(p["separate_devices_s"], p["psnr_y"]) for p in eq["curves"]["mmsr"]],
+        }
+        charts.quality_time_chart(folder / "quality_time.png", f"PSNR-Y on {eq['set']} against training time",
+                                  series, eq["equal"]["target_psnr"])
+        drawn["quality_time"] = f"{CHARTS_DIR}/quality_time.png"
     for set_name, evaluation in _eval_results(results, out).items():
         images, scores = _quality_series(evaluation)
         path = folder / f"quality_{set_name}.png"

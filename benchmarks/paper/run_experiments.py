@@ -10,7 +10,7 @@ tvat, classify) for PSNR per TVAT bin. The budgets of each profile (smoke, cpu, 
 profiles.py; the report's sections are described in report.py, the binning in bins.py.
 
 OUT receives report.md, charts/, results.json (all the numbers the report uses), texture_bins.csv,
-table3_mmsr_report.md, runs/ (bundles and training runs), eval/ (`mmsr eval` per set) and logs/.
+table3_mmsr_report.md, table3_quality.md (quality against training time), runs/ (bundles and training runs), eval/ (`mmsr eval` per set) and logs/.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ import torch
 import mmsr
 from mmsr.bundle import read_bundle_metadata
 from mmsr.data import find_images
+from mmsr.evaluate_curve import curve_report, equal_quality, measure_curves
 from mmsr.evaluate_training import load_run
 from mmsr.models import ModelConfig
 
@@ -176,6 +177,36 @@ def _table3(trained: Dict[str, TrainedRun], out: Path) -> dict:
     return {"runs": runs, "mmsr_report": report_file.name, "mmsr_concurrent": concurrent}
 
 
+def _equal_quality(profile: Profile, sets: Dict[str, Path], trained: Dict[str, TrainedRun], out: Path) -> dict:
+    """Measure MMSR's and the baseline's snapshots on one validation set (what `mmsr report --quality` does).
+
+    Returns the curves and the comparison at equal quality; the Markdown goes to table3_quality.md.
+    """
+    set_name = profile.curve_set if profile.curve_set in sets else next(iter(sets))
+    runs = [load_run(f"{name}={out / trained[name].run_dir}") for name in ("mmsr", "baseline")]
+    print(f"paper: measuring {profile.snapshots + 1} snapshots of mmsr and baseline on {set_name}",
+          file=sys.stderr, flush=True)
+    try:
+        curves = measure_curves(runs, sets[set_name], device=profile.eval_device, limit=profile.eval_limit,
+                                progress=False)
+    except ValueError as err:  # e.g. --reuse of runs trained before the harness kept snapshots
+        print(f"paper: no equal-quality comparison: {err}", file=sys.stderr, flush=True)
+        return {"set": set_name, "error": str(err)}
+    report_file = out / "table3_quality.md"
+    report_file.write_text(curve_report(curves, curves[1], str(sets[set_name])), encoding="utf-8")
+    eq = equal_quality(curves[0], curves[1])
+    return {
+        "set": set_name,
+        "report": report_file.name,
+        "curves": {
+            c.run.name: [dataclasses.asdict(p) for p in c.points] for c in curves
+        },
+        "concurrent": {c.run.name: c.run.concurrent for c in curves},
+        "equal": {**dataclasses.asdict(eq), "one_device_speedup": eq.one_device_speedup,
+                  "separate_devices_speedup": eq.separate_devices_speedup},
+    }
+
+
 def _summary(trained: TrainedRun, out: Path) -> dict:
     return json.loads((out / trained.run_dir / "summary.json").read_text(encoding="utf-8"))
 
@@ -208,6 +239,10 @@ def run_experiments(profile: Profile, data: Path, sets: Dict[str, Path], out: Pa
     begin = time.perf_counter()
     table3 = _table3(trained, out)
     stages["mmsr report"] = time.perf_counter() - begin
+
+    begin = time.perf_counter()
+    table3["equal_quality"] = _equal_quality(profile, sets, trained, out)
+    stages["snapshots at equal quality"] = time.perf_counter() - begin
 
     # Table 1's methods, in table order: every depth (16-8 is the baseline run), then routed MMSR.
     depth_bundles = {run.configs[0]: out / run.bundle for run in trained.values() if run.role == "depth"}

@@ -84,13 +84,15 @@ def plan_runs(profile: Profile) -> List[TrainingRun]:
     mmsr_classes = ("--classes", str(profile.classes), "--configs", ",".join(profile.mmsr_configs))
     per_class = ("--pixel-steps", str(profile.pixel_steps), "--gan-steps", str(profile.gan_steps))
     concurrent = ("--concurrent",) if profile.concurrent else ("--no-concurrent",)  # never mmsr train's default
+    # MMSR and the baseline keep their quality-vs-time curves, for the time each needs at equal quality.
+    snapshots = ("--snapshots", str(profile.snapshots))
     runs = [
-        TrainingRun("mmsr", "mmsr", profile.mmsr_configs, mmsr_classes + per_class + concurrent),
+        TrainingRun("mmsr", "mmsr", profile.mmsr_configs, mmsr_classes + per_class + concurrent + snapshots),
         TrainingRun(
             "baseline",
             "baseline",
             (BASELINE_CONFIG,),
-            mmsr_classes + per_class + ("--baseline", "--baseline-config", BASELINE_CONFIG),
+            mmsr_classes + per_class + ("--baseline", "--baseline-config", BASELINE_CONFIG) + snapshots,
         ),
     ]
     single = ("--pixel-steps", str(profile.single_pixel_steps), "--gan-steps", str(profile.single_gan_steps))
