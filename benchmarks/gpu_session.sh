@@ -17,6 +17,9 @@
 #            device_data/init/{mmsr,baseline}.safetensors), CONTINUE_STEPS pixel steps per class
 #            (the baseline 3x), cosine lr from CONTINUE_LR: training budgets add up across sessions
 #   profile  benchmarks/profile_generator.py on CUDA, bf16, batch 64 (where inference time goes)
+#   curve    MMSR and the baseline from scratch (as `train`, CURVE_STEPS pixel steps per class) with
+#            --snapshots CURVE_SNAPSHOTS, then `mmsr report --quality` on device_data/val/set14:
+#            PSNR-Y against training time, and the time each needs at equal quality
 # Each stage is bounded by the time left and writes its own results, so a late stage cannot cost an
 # earlier one's. Results: $OUT (the device tool brings it back) or runs/gpu_session. Training images
 # are read from device_data/train (git-ignored; copy ../shared/data/train there, `carry` it).
@@ -25,6 +28,7 @@
 #   LIMIT=290 STAGES="build tests kernels upscale levers cosine" TESTS_K="tvat or stitch or tile" \
 #     bash benchmarks/gpu_session.sh                                # the follow-up
 #   LIMIT=560 STAGES="build continue profile compiled upscale" CONTINUE_STEPS=2500 bash benchmarks/gpu_session.sh
+#   LIMIT=560 STAGES="build curve profile" CURVE_STEPS=2400 bash benchmarks/gpu_session.sh   # needs device_data/val
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 start=$SECONDS
@@ -136,6 +140,19 @@ for s in $stages; do
     else
       stage "continue skipped: no $init/mmsr.safetensors and $init/baseline.safetensors"
     fi
+    ;;
+  curve)
+    steps=${CURVE_STEPS:-2400}
+    snaps=(--snapshots "${CURVE_SNAPSHOTS:-8}")
+    stage "curve: MMSR from scratch, $steps pixel steps per class, ${snaps[1]} snapshots (concurrent)"
+    bounded 200 python -m mmsr train "${train_common[@]}" --pixel-steps "$steps" --configs 4-2,8-6,16-8 \
+      --concurrent "${snaps[@]}" --out "$work/mmsr_curve.safetensors" --run-dir "$work/mmsr_curve.run"
+    stage "curve: the baseline from scratch, $((steps * 3)) pixel steps (the same crops)"
+    bounded 300 python -m mmsr train "${train_common[@]}" --pixel-steps "$steps" --configs 4-2,8-6,16-8 \
+      --baseline "${snaps[@]}" --out "$work/baseline_curve.safetensors" --run-dir "$work/baseline_curve.run"
+    stage "curve: every snapshot on Set14"
+    bounded 90 python -m mmsr report mmsr="$work/mmsr_curve.run" baseline="$work/baseline_curve.run" \
+      --quality device_data/val/set14 --device cuda --out "$work/quality_curve.md" | tail -40
     ;;
   profile)
     stage "generator profile (CUDA, bf16, batch 64)"
