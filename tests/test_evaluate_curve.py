@@ -98,3 +98,15 @@ def test_read_series_explains_what_is_missing(tmp_path):
     )
     with pytest.raises(ValueError, match=r"001\.safetensors: holds class 1 \(2-2w8\) snapshot 1, not class 0"):
         read_series(tmp_path)
+
+
+def test_read_series_refuses_a_gap_before_later_snapshots(tmp_path):
+    # Snapshots 1 and 2 of 3 without 0: e.g. --snapshots added when resuming; 1 must not stand in for 0.
+    plan = {"mode": "baseline", "configs": ["1-2w8"], "boundaries": [], "threshold": 0.0, "scale": 2}
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    generator = Generator(scale=2, blocks=1, channels=8)
+    for index in (1, 2, 3):
+        write_snapshot(tmp_path, klass=0, config="1-2w8", generator=generator, index=index, count=3, step=index,
+                       elapsed_s=float(index), threshold=0.0, tile_size=16, overlap=4)  # fmt: skip
+    with pytest.raises(ValueError, match="class 0 lacks snapshot\\(s\\) 0 but has later ones"):
+        read_series(tmp_path)

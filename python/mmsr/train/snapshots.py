@@ -202,6 +202,19 @@ def _read_class(folder: Path, klass: int, config: str) -> tuple[dict[int, ClassS
     return snaps, counts.pop() if counts else None
 
 
+def _check_contiguous(run_dir: Path, klass: int, snaps: dict[int, ClassSnapshot], count: int) -> None:
+    # A class takes its snapshots in order from index 0, and only an early stop (or a phase still
+    # running) leaves a gap, which runs up to the final index. Any other gap (e.g. --snapshots
+    # added on --resume) would let a later snapshot stand in for a missing earlier one: refused.
+    taken = sorted(i for i in snaps if i != count)
+    if taken != list(range(len(taken))):
+        missing = sorted(set(range(max(taken, default=0) + 1)) - set(taken))
+        raise ValueError(
+            f"{run_dir}: class {klass} lacks snapshot(s) {', '.join(map(str, missing))} but has later ones "
+            "(was --snapshots added or changed on --resume?); the curve would be wrong, so it is not measured"
+        )
+
+
 def read_series(run_dir: str | os.PathLike) -> SnapshotSeries:
     """Read a training run's snapshots (headers only; weights load in :meth:`SnapshotSeries.bundle`).
 
@@ -222,6 +235,7 @@ def read_series(run_dir: str | os.PathLike) -> SnapshotSeries:
                 f"{run_dir}: class {k} has no snapshots; train with `mmsr train --snapshots K` to record the "
                 "quality-vs-time curve"
             )
+        _check_contiguous(run_dir, k, snaps, count)
         classes.append(snaps)
         counts.add(count)
     if len(counts) > 1:
