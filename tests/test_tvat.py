@@ -79,6 +79,34 @@ def test_one_large_image_uses_row_chunks_consistently(device):
     torch.testing.assert_close(mmsr.tvat(x), reference.tvat(x, THRESHOLD), rtol=1e-5, atol=1e-7)
 
 
+# Non-finite pixels at a corner, on an edge and inside, in images of several widths (vectorised
+# rows, partial vectors, channel counts with their own code paths).
+NON_FINITE_SHAPES = [(3, 3, 9, 13), (3, 1, 8, 64), (3, 4, 6, 33), (3, 2, 40, 7), (3, 5, 5, 5)]
+
+
+@pytest.mark.parametrize("shape", NON_FINITE_SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+def test_non_finite_pixels_propagate_as_ieee_arithmetic_has_it(device, shape, dtype):
+    B, C, H, W = shape
+    x = random_image(shape, torch.float32, seed=11)
+    x[0, 0, 0, 0] = float("inf")  # image 0: inf at a corner and -inf on the right edge
+    x[0, C - 1, H // 2, W - 1] = -float("inf")
+    x[1, C // 2, H // 2, W // 2] = float("nan")  # image 1: NaN inside, inf on the bottom edge
+    x[1, 0, H - 1, 1] = float("inf")
+    x = x.to(dtype).to(device)  # image 2 stays finite
+    v, expected = mmsr.vsp(x), reference.vsp(x)
+    # Same NaN and inf positions (a border pixel holding inf has VSP inf, not NaN), same values elsewhere.
+    torch.testing.assert_close(v, expected, equal_nan=True, rtol=1e-5, atol=1e-6)
+    assert torch.isinf(v[0, 0, 0]) and torch.isinf(v[0, H // 2, W - 1]) and torch.isinf(v[1, H - 1, 1])
+    assert torch.isnan(v[1, H // 2, W // 2])
+    # TVAT keeps a NaN VSP (NaN * [NaN >= t] is NaN), so a broken image never gets a plausible
+    # score; images are independent, so the finite one keeps its own.
+    t = mmsr.tvat(x).cpu()
+    assert torch.isinf(t[0]) and t[0] > 0 and torch.isnan(t[1]) and torch.isfinite(t[2])
+    torch.testing.assert_close(t, reference.tvat(x, THRESHOLD).cpu(), equal_nan=True)
+    assert mmsr.classify(t, [0.05, 0.1]).tolist() == [2, 2, mmsr.classify(t[2:], [0.05, 0.1]).item()]
+
+
 def test_deterministic(device):
     x = random_image((4, 3, 200, 90), device=device, seed=8)
     assert torch.equal(mmsr.tvat(x), mmsr.tvat(x))

@@ -438,8 +438,11 @@ def test_bad_bundle_argument(tmp_path):
         (torch.rand(3, 0, 20), ValueError, "image is empty"),
         ([[0.5]], TypeError, "must be a torch.Tensor"),
         (torch.empty(3, 20, 20, device="meta"), ValueError, "image is on meta but this Upscaler runs on cpu"),
+        (torch.rand(3, 20, 20).index_put_((torch.tensor([1]), torch.tensor([2]), torch.tensor([3])),
+                                          torch.tensor(float("nan"))), ValueError, "image holds 1 NaN or inf values"),
+        (torch.full((2, 3, 8, 8), float("inf"), dtype=torch.bfloat16), ValueError, "image holds 384 NaN or inf"),
     ],
-    ids=["4-channels", "2d", "int32", "float64", "empty", "list", "other-device"],
+    ids=["4-channels", "2d", "int32", "float64", "empty", "list", "other-device", "nan", "inf"],
 )
 def test_bad_images(image, error, match):
     with pytest.raises(error, match=match):

@@ -97,7 +97,8 @@ MMSR_ALWAYS_INLINE float row_impl(const float* const* __restrict a, const float*
       const float v = keep_if(inner_right, right) + keep_if(inner_left, left) + d + up[x + 1] + dr +
                       up_left[x + 1] + dl + up_right[x + 1];
       if (kStore) vsp_row[x] = v;
-      kept += keep_if(v >= threshold, v);
+      // VSP * [VSP >= threshold] as IEEE arithmetic has it: a NaN VSP is kept (NaN * 0 is NaN).
+      kept += keep_if(!(v < threshold), v);
     }
   }
   return kept;

@@ -102,17 +102,20 @@ __device__ __forceinline__ void load_pixels(const T* __restrict__ row, bool row_
 // last pixel, or of every pixel without kVec (wr).
 template <bool kVec>
 __device__ __forceinline__ void add_channel(float (&acc)[kRows][kPix], const float (&win)[kRows + 2][kPix + 2],
-                                            const float (&w_up)[kRows], const float (&w_down)[kRows], float wl,
-                                            const float (&wr)[kPix]) {
+                                            const bool (&has_up)[kRows], const bool (&has_down)[kRows], bool has_left,
+                                            const bool (&has_right)[kPix]) {
+  // Terms of neighbours outside the image are dropped by selects, never multiplied by 0: an inf
+  // pixel at the border would turn (inf - 0) * 0 into NaN, where the definition (and the CPU
+  // kernel) give inf.
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
 #pragma unroll
     for (int k = 0; k < kPix; ++k) {
       const float m = win[r + 1][k + 1];
-      // Difference to the left / right column, masked where that column may lie outside.
-      const auto dl = [&](const float* row) { return k == 0 ? (m - row[k]) * wl : m - row[k]; };
+      // Difference to the left / right column, 0 where that column may lie outside.
+      const auto dl = [&](const float* row) { return k == 0 ? (has_left ? m - row[k] : 0.0f) : m - row[k]; };
       const auto dr = [&](const float* row) {
-        return (kVec && k + 1 < kPix) ? m - row[k + 2] : (m - row[k + 2]) * wr[k];
+        return (kVec && k + 1 < kPix) ? m - row[k + 2] : (has_right[k] ? m - row[k + 2] : 0.0f);
       };
       const auto row_terms = [&](const float* row) {  // the three neighbours in an adjacent row
         const float a = dl(row), b = m - row[k + 1], c = dr(row);
@@ -121,8 +124,8 @@ __device__ __forceinline__ void add_channel(float (&acc)[kRows][kPix], const flo
       const float ml = dl(win[r + 1]), mr = dr(win[r + 1]);
       float s = fmaf(ml, ml, acc[r][k]);
       s = fmaf(mr, mr, s);
-      s = fmaf(w_up[r], row_terms(win[r]), s);
-      s = fmaf(w_down[r], row_terms(win[r + 2]), s);
+      if (has_up[r]) s += row_terms(win[r]);
+      if (has_down[r]) s += row_terms(win[r + 2]);
       acc[r][k] = s;
     }
   }
@@ -147,17 +150,17 @@ __global__ void __launch_bounds__(kBlock, kMinBlocks<Idx>)
   const bool left_lane = sl == 0, right_lane = sl == kLanes - 1;
   const Idx hx = left_lane ? x0 - 1 : x0 + kLanes * kPix;
   const bool halo_ok = (left_lane || right_lane) && hx >= 0 && hx < W;
-  // 0/1 weights of the neighbours that may lie outside the image, fixed across channels. Only pixel 0
+  // Which neighbours that may lie outside the image are inside, fixed across channels. Only pixel 0
   // can lack a left neighbour; with kVec a lane's pixels are all in or all out, so only the last one
   // can lack a right neighbour. Rows past the bottom (y >= H) are computed but never stored.
-  const float wl = xs > 0 ? 1.0f : 0.0f;
-  float wr[kPix], w_up[kRows], w_down[kRows];
+  const bool has_left = xs > 0;
+  bool has_right[kPix], has_up[kRows], has_down[kRows];
 #pragma unroll
-  for (int k = 0; k < kPix; ++k) wr[k] = xs + k + 1 < W ? 1.0f : 0.0f;
+  for (int k = 0; k < kPix; ++k) has_right[k] = xs + k + 1 < W;
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
-    w_up[r] = y0 + r > 0 ? 1.0f : 0.0f;
-    w_down[r] = y0 + r + 1 < H ? 1.0f : 0.0f;
+    has_up[r] = y0 + r > 0;
+    has_down[r] = y0 + r + 1 < H;
   }
 
   float acc[kRows][kPix] = {};
@@ -189,7 +192,7 @@ __global__ void __launch_bounds__(kBlock, kMinBlocks<Idx>)
       win[i][0] = left_lane ? halo[i] : from_left;
       win[i][kPix + 1] = right_lane ? halo[i] : from_right;
     }
-    add_channel<kVec>(acc, win, w_up, w_down, wl, wr);
+    add_channel<kVec>(acc, win, has_up, has_down, has_left, has_right);
   }
 
   // Store VSP and sum the thresholded values of this lane's pixels inside the image.
@@ -209,7 +212,8 @@ __global__ void __launch_bounds__(kBlock, kMinBlocks<Idx>)
     for (int k = 0; k < kPix; ++k) {
       if (!kVec && xs + k >= W) break;
       if (!kVec && out != nullptr) out[k] = acc[r][k];
-      kept += acc[r][k] >= threshold ? acc[r][k] : 0.0f;
+      // VSP * [VSP >= threshold] as IEEE arithmetic has it: a NaN VSP is kept (NaN * 0 is NaN).
+      kept += acc[r][k] < threshold ? 0.0f : acc[r][k];
     }
   }
   if (partial != nullptr) {

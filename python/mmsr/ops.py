@@ -59,7 +59,8 @@ def vsp(x: torch.Tensor) -> torch.Tensor:
         x: Tensor[C, H, W] or Tensor[B, C, H, W]; uint8, float16, bfloat16 or float32; any C >= 1.
 
     Returns:
-        float32 Tensor[H, W] or Tensor[B, H, W].
+        float32 Tensor[H, W] or Tensor[B, H, W]. A NaN or inf pixel makes the VSP of itself and of
+        its neighbours NaN or inf, as IEEE arithmetic has it (inf - inf is NaN), on CPU and CUDA alike.
 
     Example:
         >>> mmsr.vsp(torch.zeros(3, 4, 4)).shape
@@ -79,7 +80,10 @@ def tvat(x: torch.Tensor, threshold: float = DEFAULT_TVAT_THRESHOLD) -> torch.Te
         threshold: VSP values below this count as flat; see ``DEFAULT_TVAT_THRESHOLD``.
 
     Returns:
-        float32: a 0-d tensor for [C, H, W] input, Tensor[B] for [B, C, H, W].
+        float32: a 0-d tensor for [C, H, W] input, Tensor[B] for [B, C, H, W]. An image with a NaN
+        VSP scores NaN (NaN * [NaN >= threshold] is NaN), one with an inf VSP (and no NaN) inf, so a
+        broken image never gets a plausible score; :func:`classify` puts both in the last class.
+        Images are scored independently: one image's NaN does not touch another's score.
 
     Example:
         >>> tiles = torch.rand(1024, 3, 64, 64)
@@ -95,7 +99,7 @@ def classify(scores: torch.Tensor, boundaries: Union[Sequence[float], torch.Tens
     """Texture class per score: class k holds boundaries[k-1] <= score < boundaries[k].
 
     With K - 1 boundaries there are K classes, 0 (smoothest) to K - 1. NaN scores, which
-    :func:`tvat` never returns for finite input, land in the last class.
+    :func:`tvat` returns only for images holding NaN or inf, land in the last class.
 
     Args:
         scores: float Tensor of any shape (usually [N] TVAT scores), on any device.

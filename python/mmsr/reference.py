@@ -26,24 +26,29 @@ def vsp(x: torch.Tensor) -> torch.Tensor:
     """Mirrors ``mmsr.vsp``: x [B, C, H, W] -> VSP [B, H, W] float32.
 
     VSP(p) = sum over the in-image neighbours q of p of sum_c (x[c,p] - x[c,q])^2. Out-of-image
-    neighbours are skipped, which is why this pads with NaN and drops NaN terms rather than
-    replicating the border.
+    neighbours are skipped: each direction adds its terms only where both pixels lie inside the
+    image (by slicing, not by padding and masking, so NaN and inf in x propagate as IEEE
+    arithmetic has them and nothing else turns into NaN).
     """
     xf = to_unit_float(x)
     B, C, H, W = xf.shape
-    padded = F.pad(xf, (1, 1, 1, 1), value=float("nan"))
     out = torch.zeros(B, H, W, dtype=torch.float32, device=x.device)
     for dy, dx in _NEIGHBOURS:
-        q = padded[:, :, 1 + dy : 1 + dy + H, 1 + dx : 1 + dx + W]
-        d2 = ((xf - q) ** 2).sum(dim=1)
-        out = out + torch.nan_to_num(d2, nan=0.0)
+        # p runs over the pixels whose neighbour p + (dy, dx) is inside the image.
+        py, qy = slice(max(0, -dy), H - max(0, dy)), slice(max(0, dy), H - max(0, -dy))
+        px, qx = slice(max(0, -dx), W - max(0, dx)), slice(max(0, dx), W - max(0, -dx))
+        out[:, py, px] += ((xf[:, :, py, px] - xf[:, :, qy, qx]) ** 2).sum(dim=1)
     return out
 
 
 def tvat(x: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Mirrors ``mmsr.tvat``: x [B, C, H, W] -> TVAT [B] float32 (mean of thresholded VSP)."""
+    """Mirrors ``mmsr.tvat``: x [B, C, H, W] -> TVAT [B] float32 (mean of thresholded VSP).
+
+    VSP(p) * [VSP(p) >= threshold] as IEEE arithmetic has it: a NaN VSP is kept (NaN * 0 is NaN),
+    so an image with one has TVAT NaN, never a score that quietly leaves the broken pixels out.
+    """
     v = vsp(x)
-    kept = torch.where(v >= threshold, v, torch.zeros_like(v))
+    kept = torch.where(v < threshold, torch.zeros_like(v), v)
     return kept.mean(dim=(1, 2))
 
 

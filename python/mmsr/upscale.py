@@ -277,6 +277,12 @@ class Upscaler:
                 f"image is on {image.device} but this Upscaler runs on {self.device}; pass a CPU tensor "
                 f"(moved band by band) or one on {self.device}"
             )
+        if image.is_floating_point():
+            # NaN or inf would come out as blotches one tile wide (and route their tiles as the most
+            # complex class): refuse them here, by count, rather than return a broken image.
+            bad = int((~torch.isfinite(image)).sum())
+            if bad:
+                raise ValueError(f"image holds {bad} NaN or inf values; mmsr upscales finite images with values in [0, 1]")
         return image if image.dim() == 4 else image.unsqueeze(0)
 
     def _check_class(self, index, name: str) -> int:
