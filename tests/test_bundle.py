@@ -245,7 +245,10 @@ def test_from_generators_copies_weights():
 @pytest.mark.parametrize(
     "generators, configs, match",
     [
-        ([Generator(2, 1, 8)], ["2-2w8"], r"generators\[0\] has 1 blocks and width 8, but its config is 2-2w8"),
+        ([Generator(2, 1, 8)], ["2-2w8"],
+         r"generators\[0\] has 1 blocks, width 8 and without the input skip, but its config is 2-2w8"),
+        ([Generator(2, 1, 8)], ["1-2w8r"], "but its config is 1-2w8r"),
+        ([Generator(2, 1, 8, input_skip=True)], ["1-2w8"], "with the input skip, but its config is 1-2w8"),
         ([Generator(2, 1, 8)], ["1-2w16"], "but its config is 1-2w16"),
         ([Generator(2, 1, 8), Generator(4, 1, 8)], ["1-2w8", "1-2w8"], "share one scale"),
         ([Generator(2, 1, 8)], ["1-2w8", "1-2w8"], "1 generators but 2 configs"),

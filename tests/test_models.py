@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mmsr.models import PAPER_CONFIGS, Discriminator, Generator, ModelConfig, count_parameters
@@ -31,7 +32,7 @@ def test_config_parse(text, expected):
     assert (config.blocks, config.disc_layers, config.channels) == expected
 
 
-@pytest.mark.parametrize("text", PAPER_CONFIGS + ("4-2w32", "1-1w1", "32-10w128"))
+@pytest.mark.parametrize("text", PAPER_CONFIGS + ("4-2w32", "1-1w1", "32-10w128", "16-8r", "4-2w32r"))
 def test_config_name_round_trip(text):
     config = ModelConfig.parse(text)
     assert config.name == text
@@ -47,7 +48,7 @@ def test_config_name_omits_default_width():
     "bad",
     [
         *("", "8", "8-", "-6", "8x6", "8-6-2", "8-6w", "w32", "a-b", "8 - 6", "-1-2", "4-2W32", "4-2w32x"),
-        *("\u0663-2", "0-2", "2-0", "4-2w0"),
+        *("\u0663-2", "0-2", "2-0", "4-2w0", "4-2rr", "4-2r32", "r4-2", "4-2R", "4-2wr"),
     ],
 )
 def test_config_parse_rejects(bad):
@@ -295,3 +296,42 @@ def test_count_parameters_counts_frozen_parameters_not_buffers():
     module = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
     module.requires_grad_(False)
     assert count_parameters(module) == 3 * 2 + 2 + 2 + 2
+
+
+# ---- the input skip ("r" configs) ---------------------------------------------------------------
+
+
+def test_input_skip_config_parses_and_builds_a_residual_generator():
+    config = ModelConfig.parse("4-2w16r")
+    assert (config.blocks, config.disc_layers, config.channels, config.input_skip) == (4, 2, 16, True)
+    assert not ModelConfig.parse("4-2w16").input_skip
+    g = Generator.from_config(config, scale=3)
+    assert g.input_skip and (g.blocks, g.channels, g.scale) == (4, 16, 3)
+    with pytest.raises(ValueError, match="input_skip must be a bool"):
+        Generator(scale=2, blocks=1, channels=8, input_skip=1)
+    with pytest.raises(ValueError, match="input_skip must be a bool"):
+        ModelConfig(2, 2, input_skip="yes")
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_a_fresh_residual_generator_is_bicubic_and_learns_a_residual(scale):
+    torch.manual_seed(0)
+    g = Generator(scale=scale, blocks=2, channels=8, input_skip=True)
+    x = torch.rand(2, 3, 9, 11)
+    bicubic = F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+    with torch.no_grad():
+        assert torch.equal(g.eval()(x), bicubic)
+    # One optimiser step on a target that is not bicubic moves the output away from it.
+    g.train()
+    opt = torch.optim.Adam(g.parameters(), lr=1e-2)
+    loss = F.l1_loss(g(x), bicubic + 0.1)
+    loss.backward()
+    assert g.tail.weight.grad.abs().sum() > 0
+    opt.step()
+    with torch.no_grad():
+        assert (g.eval()(x) - bicubic).abs().mean() > 1e-3
+    # Without the skip the same generator does not start at bicubic.
+    torch.manual_seed(0)
+    plain = Generator(scale=scale, blocks=2, channels=8).eval()
+    with torch.no_grad():
+        assert (plain(x) - bicubic).abs().mean() > 0.05

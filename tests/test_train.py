@@ -479,3 +479,21 @@ def test_report_quality_needs_snapshots(data_dir, tmp_path, capsys):
     assert mmsr_main(["report", str(out.with_name("plain.run")), "--quality", str(data_dir)]) == 2
     err = capsys.readouterr().err
     assert "class 0 has no snapshots" in err and "--snapshots K" in err
+
+
+def test_residual_configs_train_and_start_from_bicubic(data_dir, tmp_path):
+    import torch.nn.functional as F
+
+    from mmsr.train.snapshots import read_series
+
+    out = tmp_path / "r.safetensors"
+    options = [a for a in TINY if a not in ("--configs", "1-2w8,2-2w8")]
+    code = mmsr_main(["train", str(data_dir), "--out", str(out), *options, "--configs", "1-2w8r,2-2w8r",
+                      "--gan-steps", "2", "--snapshots", "1"])  # fmt: skip
+    assert code == 0
+    assert [c.name for c in load_bundle(out).configs] == ["1-2w8r", "2-2w8r"]
+    start = read_series(out.with_name("r.run")).bundle(0)
+    x = torch.rand(1, 3, 12, 10)
+    with torch.no_grad():
+        for generator in start.generators():
+            assert torch.equal(generator(x), F.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False))

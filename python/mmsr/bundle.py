@@ -275,10 +275,15 @@ class Bundle:
         for k, (generator, config) in enumerate(zip(generators, configs)):
             if not isinstance(generator, Generator):
                 raise ValueError(f"generators[{k}] should be an mmsr Generator, got {type(generator).__name__}")
-            if (generator.blocks, generator.channels) != (config.blocks, config.channels):
+            if (generator.blocks, generator.channels, generator.input_skip) != (
+                config.blocks,
+                config.channels,
+                config.input_skip,
+            ):
+                skip = "with" if generator.input_skip else "without"
                 raise ValueError(
-                    f"generators[{k}] has {generator.blocks} blocks and width {generator.channels}, "
-                    f"but its config is {config.name}"
+                    f"generators[{k}] has {generator.blocks} blocks, width {generator.channels} and {skip} the "
+                    f"input skip, but its config is {config.name}"
                 )
             if generator.in_channels != 3:
                 raise ValueError(f"generators[{k}] takes {generator.in_channels} channels; bundles hold RGB models")

@@ -260,7 +260,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--calib-samples", type=_positive_int, default=4096, help="crops scored for calibration")
     group.add_argument(
         "--configs",
-        help="per class: X-Y model pairs, optionally with width, e.g. 4-2,8-6,16-8 or 2-2w32 "
+        help="per class: X-Y model pairs, optionally with width and 'r' (the generator learns a residual on the "
+        "bicubic upsample, and starts as bicubic), e.g. 4-2,8-6,16-8, 2-2w32 or 4-2r,8-6r,16-8r "
         "(default: the paper's Table 1 pairing for K)",
     )
     group.add_argument(
