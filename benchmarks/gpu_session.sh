@@ -17,7 +17,8 @@
 #            device_data/init/{mmsr,baseline}.safetensors), CONTINUE_STEPS pixel steps per class
 #            (the baseline 3x), cosine lr from CONTINUE_LR: training budgets add up across sessions
 #   profile  benchmarks/profile_generator.py on CUDA, bf16, batch 64 (where inference time goes)
-#   curve    MMSR and the baseline from scratch (as `train`, CURVE_STEPS pixel steps per class) with
+#   curve    MMSR and the baseline from scratch (as `train`, CURVE_STEPS pixel steps per class,
+#            CURVE_CONFIGS, default the residual 4-2r,8-6r,16-8r; the baseline the last of them) with
 #            --snapshots CURVE_SNAPSHOTS, then `mmsr report --quality` on device_data/val/set14:
 #            PSNR-Y against training time, and the time each needs at equal quality
 # Each stage is bounded by the time left and writes its own results, so a late stage cannot cost an
@@ -143,13 +144,15 @@ for s in $stages; do
     ;;
   curve)
     steps=${CURVE_STEPS:-2400}
-    snaps=(--snapshots "${CURVE_SNAPSHOTS:-8}")
-    stage "curve: MMSR from scratch, $steps pixel steps per class, ${snaps[1]} snapshots (concurrent)"
-    bounded 200 python -m mmsr train "${train_common[@]}" --pixel-steps "$steps" --configs 4-2,8-6,16-8 \
+    snaps=(--snapshots "${CURVE_SNAPSHOTS:-8}" --lr-schedule cosine)
+    configs=${CURVE_CONFIGS:-4-2r,8-6r,16-8r}
+    stage "curve: MMSR ($configs) from scratch, $steps pixel steps per class, ${snaps[1]} snapshots (concurrent)"
+    bounded 200 python -m mmsr train "${train_common[@]}" --pixel-steps "$steps" --configs "$configs" \
       --concurrent "${snaps[@]}" --out "$work/mmsr_curve.safetensors" --run-dir "$work/mmsr_curve.run"
-    stage "curve: the baseline from scratch, $((steps * 3)) pixel steps (the same crops)"
-    bounded 300 python -m mmsr train "${train_common[@]}" --pixel-steps "$steps" --configs 4-2,8-6,16-8 \
-      --baseline "${snaps[@]}" --out "$work/baseline_curve.safetensors" --run-dir "$work/baseline_curve.run"
+    stage "curve: the baseline (${configs##*,}) from scratch, $((steps * 3)) pixel steps (the same crops)"
+    bounded 300 python -m mmsr train "${train_common[@]}" --pixel-steps "$steps" --configs "$configs" \
+      --baseline --baseline-config "${configs##*,}" "${snaps[@]}" \
+      --out "$work/baseline_curve.safetensors" --run-dir "$work/baseline_curve.run"
     stage "curve: every snapshot on Set14"
     bounded 90 python -m mmsr report mmsr="$work/mmsr_curve.run" baseline="$work/baseline_curve.run" \
       --quality device_data/val/set14 --device cuda --out "$work/quality_curve.md" | tail -40
