@@ -14,7 +14,8 @@
 #   cosine   the 16-8 baseline with --lr-schedule cosine for COSINE_STEPS steps (same seed, data and
 #            validation crops as `train`, so its validation PSNR compares with that run's log)
 #   continue MMSR and the baseline go on from the bundles of earlier sessions (mmsr train --init
-#            device_data/init/{mmsr,baseline}.safetensors), CONTINUE_STEPS pixel steps per class
+#            CONTINUE_INIT/{mmsr,baseline}.safetensors, default device_data/init_r: the residual
+#            bundles trained on CPU in the fourth session), CONTINUE_STEPS pixel steps per class
 #            (the baseline 3x), cosine lr from CONTINUE_LR: training budgets add up across sessions
 #   profile  benchmarks/profile_generator.py on CUDA, bf16, batch 64 (where inference time goes)
 #   curve    MMSR and the baseline from scratch (as `train`, CURVE_STEPS pixel steps per class,
@@ -128,7 +129,7 @@ for s in $stages; do
     ;;
   continue)
     steps=${CONTINUE_STEPS:-3000}
-    init=device_data/init
+    init=${CONTINUE_INIT:-device_data/init_r}  # the fourth session's residual CPU bundles; device_data/init: round 2
     if [[ -f $init/mmsr.safetensors && -f $init/baseline.safetensors ]]; then
       common=("${train_common[@]}" --lr-schedule cosine --lr "${CONTINUE_LR:-1e-4}" --early-stop 0)
       stage "continue MMSR from $init/mmsr.safetensors ($steps pixel steps per class, concurrent)"
