@@ -10,6 +10,7 @@ the parts add up to the whole), for the default-style configs at width 64, on a 
     shuffle     nn.PixelShuffle (after the tail conv, on 3 * 4 channels, once the tail is fused)
     up PReLU    the PReLU after each shuffle (before it, on 4x the channels, once fused)
     tail        9x9 conv at HR size (5x5 on the un-shuffled features once fused)
+    input skip  the bicubic upsample of the input added to the output ("r" configs only)
 
 once for the plain generator and once as the Upscaler runs it (BatchNorm folded, the HR tail conv
 moved before the last pixel shuffle, channels_last; see :mod:`mmsr.inference`). Then it times
@@ -31,7 +32,7 @@ from torch import nn
 from mmsr.models import Generator, ModelConfig
 from mmsr.inference import fold_batchnorm, fuse_subpixel_tail, prepare_generator
 
-_PARTS = ("head", "body", "trunk", "up conv", "shuffle", "up PReLU", "tail")
+_PARTS = ("head", "body", "trunk", "up conv", "shuffle", "up PReLU", "tail", "input skip")
 
 
 def _sync(device: torch.device) -> None:
@@ -83,6 +84,15 @@ def profile_parts(generator: Generator, x: torch.Tensor, repeats: int) -> dict:
     finally:
         for handle in handles:
             handle.remove()
+    if generator.input_skip:
+        # Not a module (a functional call in forward): timed on its own, as forward runs it.
+        with torch.inference_mode():
+            for p in passes:
+                _sync(x.device)
+                start = time.perf_counter()
+                torch.nn.functional.interpolate(x, scale_factor=generator.scale, mode="bicubic", align_corners=False)
+                _sync(x.device)
+                p["input skip"] += time.perf_counter() - start
     return {label: min(p[label] for p in passes[1:]) for label in _PARTS}
 
 
