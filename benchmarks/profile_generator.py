@@ -85,12 +85,12 @@ def profile_parts(generator: Generator, x: torch.Tensor, repeats: int) -> dict:
         for handle in handles:
             handle.remove()
     if generator.input_skip:
-        # Not a module (a functional call in forward): timed on its own, as forward runs it.
+        # Not a module (a call in forward): timed on its own, the call forward makes.
         with torch.inference_mode():
             for p in passes:
                 _sync(x.device)
                 start = time.perf_counter()
-                torch.nn.functional.interpolate(x, scale_factor=generator.scale, mode="bicubic", align_corners=False)
+                generator.bicubic(x)
                 _sync(x.device)
                 p["input skip"] += time.perf_counter() - start
     return {label: min(p[label] for p in passes[1:]) for label in _PARTS}

@@ -201,7 +201,6 @@ def _equal_quality(profile: Profile, sets: Dict[str, Path], trained: Dict[str, T
         "curves": {
             c.run.name: [dataclasses.asdict(p) for p in c.points] for c in curves
         },
-        "concurrent": {c.run.name: c.run.concurrent for c in curves},
         "equal": {**dataclasses.asdict(eq), "one_device_speedup": eq.one_device_speedup,
                   "separate_devices_speedup": eq.separate_devices_speedup},
     }

@@ -241,9 +241,11 @@ class Generator(nn.Module):
         features = self.head(x)
         features = features + self.trunk(self.body(features))
         out = self.tail(self.upsample(features))
-        if self.input_skip:
-            out = out + F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
-        return out
+        return out + self.bicubic(x) if self.input_skip else out
+
+    def bicubic(self, x: Tensor) -> Tensor:
+        """The bicubic upsample that an ``input_skip`` generator adds to its output."""
+        return F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
 
 
 class Discriminator(nn.Module):

@@ -71,8 +71,6 @@ def _quality_section(args: argparse.Namespace, runs, baseline) -> str:
 
     from ..evaluate_curve import curve_report, measure_curves
 
-    if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be >= 1, got {args.limit}")
     curves = measure_curves(
         runs, args.quality, device=torch.device(args.device), limit=args.limit, batch_size=args.batch_size
     )
