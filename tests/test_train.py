@@ -479,6 +479,13 @@ def test_report_quality_needs_snapshots(data_dir, tmp_path, capsys):
     assert mmsr_main(["report", str(out.with_name("plain.run")), "--quality", str(data_dir)]) == 2
     err = capsys.readouterr().err
     assert "class 0 has no snapshots" in err and "--snapshots K" in err
+    # A missing HR folder is named; --out never lands on one of its images.
+    assert mmsr_main(["report", str(out.with_name("plain.run")), "--quality", str(tmp_path / "nowhere")]) == 2
+    assert "--quality" in capsys.readouterr().err
+    image = data_dir / "im0.png"
+    before = image.read_bytes()
+    assert mmsr_main(["report", str(out.with_name("plain.run")), "--quality", str(data_dir), "--out", str(image)]) == 2
+    assert "is one of the --quality images" in capsys.readouterr().err and image.read_bytes() == before
 
 
 def test_residual_configs_train_and_start_from_bicubic(data_dir, tmp_path):

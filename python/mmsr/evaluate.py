@@ -341,8 +341,10 @@ def _mean(values) -> Optional[float]:
     return sum(present) / len(present) if present else None
 
 
-def list_images(hr_dir: str | os.PathLike) -> List[Path]:
+def list_images(hr_dir: str | os.PathLike, name: str = "HR folder") -> List[Path]:
     """Image files under ``hr_dir``, recursively, sorted; broken links are kept so they get reported.
+
+    ``name`` is what error messages call the folder (a CLI passes its option, e.g. "--hr").
 
     Raises:
         FileNotFoundError / NotADirectoryError: ``hr_dir`` is missing or not a folder.
@@ -354,12 +356,12 @@ def list_images(hr_dir: str | os.PathLike) -> List[Path]:
     """
     root = Path(hr_dir)
     if not root.exists():
-        raise FileNotFoundError(f"--hr {str(root)!r} does not exist")
+        raise FileNotFoundError(f"{name} {str(root)!r} does not exist")
     if not root.is_dir():
-        raise NotADirectoryError(f"--hr {str(root)!r} is not a directory")
+        raise NotADirectoryError(f"{name} {str(root)!r} is not a directory")
     paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and not p.is_dir())
     if not paths:
-        raise ValueError(f"--hr {str(root)!r} holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        raise ValueError(f"{name} {str(root)!r} holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
     return paths
 
 

@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             factors = ", ".join(map(str, scales))
             raise ValueError(f"the bundles upscale by different factors ({factors}); evaluate them separately")
         hr_dir = Path(args.hr)
-        inputs = {p.resolve() for p in list_images(hr_dir)}
+        inputs = {p.resolve() for p in list_images(hr_dir, "--hr")}
         _check_out(out, hr_dir)
         (out / "compare").mkdir(parents=True, exist_ok=True)
     except (BundleError, ValueError, TypeError, OSError) as err:

@@ -37,6 +37,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..atomic import write_bytes_atomically
     from ..bundle import BundleError
+    from ..evaluate import list_images
     from ..evaluate_training import find_baseline, load_run, training_table
 
     try:
@@ -46,12 +47,15 @@ def run(args: argparse.Namespace) -> int:
         if duplicates:
             raise ValueError(f"several runs are named {', '.join(map(repr, duplicates))}; name them with NAME=RUN")
         baseline = find_baseline(runs, args.baseline)
+        images = [] if args.quality is None else list_images(args.quality, "--quality")
         table = training_table(runs, baseline)
         out = None
         if args.out is not None:
             out = Path(args.out)
             if out.resolve() in {Path(r.path).resolve() for r in runs}:
                 raise ValueError(f"--out {args.out!r} is one of the input summaries; choose another file")
+            if out.resolve() in {p.resolve() for p in images}:
+                raise ValueError(f"--out {args.out!r} is one of the --quality images; choose another file")
         if args.quality is not None:
             table += "\n" + _quality_section(args, runs, baseline)
         if out is not None:
