@@ -14,12 +14,13 @@
 #   cosine   the 16-8 baseline with --lr-schedule cosine for COSINE_STEPS steps (same seed, data and
 #            validation crops as `train`, so its validation PSNR compares with that run's log)
 #   continue MMSR and the baseline go on from the bundles of earlier sessions (mmsr train --init
-#            CONTINUE_INIT/{mmsr,baseline}.safetensors, default device_data/init_r: the residual
-#            bundles trained on CPU in the fourth session), CONTINUE_STEPS pixel steps per class
-#            (the baseline 3x), cosine lr from CONTINUE_LR: training budgets add up across sessions
+#            CONTINUE_INIT/{mmsr,baseline}.safetensors, default device_data/init_r2: the residual
+#            bundles after round 2 on CPU, the fifth session's), CONTINUE_STEPS pixel steps per class
+#            (one number, or one per class: "400,1200,4400"; the baseline their sum), cosine lr from
+#            CONTINUE_LR: training budgets add up across sessions
 #   profile  benchmarks/profile_generator.py on CUDA, bf16, batch 64 (where inference time goes)
-#   curve    MMSR and the baseline from scratch (as `train`, CURVE_STEPS pixel steps per class,
-#            CURVE_CONFIGS, default the residual 4-2r,8-6r,16-8r; the baseline the last of them) with
+#   curve    MMSR and the baseline from scratch (as `train`, CURVE_STEPS pixel steps per class, one
+#            number or one per class, the baseline their sum; CURVE_CONFIGS, default the residual 4-2r,8-6r,16-8r; the baseline the last of them) with
 #            --snapshots CURVE_SNAPSHOTS, then `mmsr report --quality` on device_data/val/set14:
 #            PSNR-Y against training time, and the time each needs at equal quality
 # Each stage is bounded by the time left and writes its own results, so a late stage cannot cost an
@@ -42,6 +43,9 @@ mkdir -p "$out" "$work"
 exec > >(tee -a "$out/session.log") 2>&1
 
 left() { echo $((limit - (SECONDS - start))); }
+total_steps() {  # total_steps "N" or "N0,N1,N2": what the --baseline run spends (3 classes)
+  if [[ $1 == *,* ]]; then echo $(( ${1//,/+} )); else echo $(( $1 * 3 )); fi
+}
 stage() { echo; echo "=== [$((SECONDS - start)) s elapsed, $(left) s left] $*"; }
 bounded() {  # bounded SECONDS CMD...: run CMD for at most SECONDS (and never past the limit)
   local t=$1; shift
@@ -129,13 +133,13 @@ for s in $stages; do
     ;;
   continue)
     steps=${CONTINUE_STEPS:-3000}
-    init=${CONTINUE_INIT:-device_data/init_r}  # the fourth session's residual CPU bundles; device_data/init: round 2
+    init=${CONTINUE_INIT:-device_data/init_r2}  # residual CPU bundles after round 2 (init_r: round 1; init: H100 plain)
     if [[ -f $init/mmsr.safetensors && -f $init/baseline.safetensors ]]; then
       common=("${train_common[@]}" --lr-schedule cosine --lr "${CONTINUE_LR:-1e-4}" --early-stop 0)
       stage "continue MMSR from $init/mmsr.safetensors ($steps pixel steps per class, concurrent)"
       bounded "${CONTINUE_SECONDS:-240}" python -m mmsr train "${common[@]}" --pixel-steps "$steps" \
         --init "$init/mmsr.safetensors" --concurrent --out "$work/mmsr_cont.safetensors" --run-dir "$work/mmsr_cont.run"
-      stage "continue the baseline from $init/baseline.safetensors ($((steps * 3)) pixel steps: the same crops)"
+      stage "continue the baseline from $init/baseline.safetensors ($(total_steps "$steps") pixel steps: the same crops)"
       bounded "${CONTINUE_SECONDS:-240}" python -m mmsr train "${common[@]}" --pixel-steps "$steps" --baseline \
         --init "$init/baseline.safetensors" --out "$work/baseline_cont.safetensors" --run-dir "$work/baseline_cont.run"
       python -m mmsr report mmsr="$work/mmsr_cont.run" baseline="$work/baseline_cont.run" | tee "$work/table3_cont.md"
@@ -150,7 +154,7 @@ for s in $stages; do
     stage "curve: MMSR ($configs) from scratch, $steps pixel steps per class, ${snaps[1]} snapshots (concurrent)"
     bounded 200 python -m mmsr train "${train_common[@]}" --pixel-steps "$steps" --configs "$configs" \
       --concurrent "${snaps[@]}" --out "$work/mmsr_curve.safetensors" --run-dir "$work/mmsr_curve.run"
-    stage "curve: the baseline (${configs##*,}) from scratch, $((steps * 3)) pixel steps (the same crops)"
+    stage "curve: the baseline (${configs##*,}) from scratch, $(total_steps "$steps") pixel steps (the same crops)"
     bounded 300 python -m mmsr train "${train_common[@]}" --pixel-steps "$steps" --configs "$configs" \
       --baseline --baseline-config "${configs##*,}" "${snaps[@]}" \
       --out "$work/baseline_curve.safetensors" --run-dir "$work/baseline_curve.run"

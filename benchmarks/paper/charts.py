@@ -70,7 +70,7 @@ def training_time_chart(path: Path, bars: Sequence[Tuple[str, float, bool]]) -> 
     ax.set_yticklabels(labels)
     ax.invert_yaxis()
     ax.set_xlabel("seconds (hatched: computed, not measured)")
-    ax.set_title("Training time: 16-8 baseline vs MMSR")
+    ax.set_title("Training time: baseline vs MMSR")
     _save(fig, path)
 
 

@@ -36,10 +36,15 @@ REFERENCE_BICUBIC = {"set5": 28.43, "set14": 26.09}
 # Depths closer than this in PSNR are not told apart: a tiny budget's run-to-run noise is larger.
 _TIE_DB = 0.1
 # Display names of `mmsr eval`'s rows.
-_EVAL_NAMES = {BICUBIC: "bicubic", "baseline": "16-8 baseline", "mmsr": "MMSR"}
+_EVAL_NAMES = {BICUBIC: "bicubic", "baseline": "baseline", "mmsr": "MMSR"}  # the settings table names the models
 
 
 # -- formatting ---------------------------------------------------------------------------------
+
+
+def _baseline(results: dict) -> str:
+    """The baseline's model, e.g. 16-8r (results from before the profile named it used 16-8)."""
+    return results["profile"].get("baseline_config", "16-8")
 
 
 def _num(value: Optional[float], digits: int = 2) -> str:
@@ -149,7 +154,7 @@ def _texture_section(results: dict, charts: Dict[str, str]) -> List[str]:
         "",
         f"Each depth is a one-class model trained on all crops (`--classes 1 --configs X-Y`) with the same budget "
         f"({profile['single_pixel_steps']} pixel + {profile['single_gan_steps']} GAN steps of {profile['batch']} "
-        f"crops); the 16-8 row is the baseline run, which is that same training. MMSR is the 3-class bundle, "
+        f"crops); the {_baseline(results)} row is the baseline run, which is that same training. MMSR is the 3-class bundle, "
         "routed. Scored on " + " + ".join(texture["sets"]) + ".",
         "",
         "**How the bins are measured.** " + _texture_method(texture, results),
@@ -229,8 +234,10 @@ def _time_section(results: dict, out: Path, charts: Dict[str, str]) -> List[str]
     table3 = results["table3"]
     base, mmsr_run = table3["runs"]["baseline"], table3["runs"]["mmsr"]
     rows = []
-    rows.append(["16-8 baseline (`--baseline`), wall time (measured)", _num(base["wall_time_s"], 1), "1.00", "1.00×", "1×"])
-    rows.append(["16-8 baseline, class training time (measured)", _num(base["sum_s"], 1), "1.00", "1.00×", "1×"])
+    baseline = _baseline(results)
+    rows.append([f"{baseline} baseline (`--baseline`), wall time (measured)", _num(base["wall_time_s"], 1), "1.00", "1.00×",
+                 "1×"])
+    rows.append([f"{baseline} baseline, class training time (measured)", _num(base["sum_s"], 1), "1.00", "1.00×", "1×"])
     for row in _time_rows(table3):
         ratio = row.seconds / row.reference if row.seconds and row.reference else None
         rows.append([row.label, _num(row.seconds, 1), _num(ratio), _num(_speedup(row.reference, row.seconds)) + "×",
@@ -239,7 +246,7 @@ def _time_section(results: dict, out: Path, charts: Dict[str, str]) -> List[str]
         "## 2. Training time (the paper's Table 3)",
         "",
         f"Same crops for both: MMSR trains {len(mmsr_run['configs'])} classes × "
-        f"{results['profile']['pixel_steps']} + {results['profile']['gan_steps']} steps, the baseline one 16-8 × "
+        f"{results['profile']['pixel_steps']} + {results['profile']['gan_steps']} steps, the baseline one {baseline} × "
         f"{results['profile']['single_pixel_steps']} + {results['profile']['single_gan_steps']} steps, batch "
         f"{results['profile']['batch']}, crop {results['profile']['crop']}, on {', '.join(sorted(set(mmsr_run['devices'])))}. "
         "Wall times include start-up (reading the training photos; MMSR also calibrates its boundaries); class times are "
@@ -291,7 +298,7 @@ def _equal_quality_section(eq: Optional[dict], charts: Dict[str, str]) -> List[s
     at_start = " and ".join(e["at_start"]) if e["at_start"] else ""
     rows = [
         ["equal quality: PSNR-Y on " + eq["set"], f"{_num(e['target_psnr'])} dB (the best of {e['limited_by']})", "", ""],
-        ["16-8 baseline reaches it", f"{_num(e['baseline_s'], 1)} s", "1.00×", "1×"],
+        ["the baseline reaches it", f"{_num(e['baseline_s'], 1)} s", "1.00×", "1×"],
         ["MMSR, one device", f"{_num(e['one_device_s'], 1)} s",
          f"{_num(one)}×" if one is not None else f"— ({at_start} at the start)", f"{PAPER_SPEEDUP_ONE_DEVICE}×"],
         ["MMSR, classes on separate devices (computed)", f"{_num(e['separate_devices_s'], 1)} s",
@@ -381,6 +388,7 @@ def _header(results: dict) -> List[str]:
         ["profile", f"`{profile['name']}`: {profile['purpose']}"],
         ["MMSR classes", f"{' · '.join(profile['mmsr_configs'])}, TVAT boundaries calibrated into equal-count classes "
                          f"on {profile['calib_samples']} training crops"],
+        ["baseline", f"one {_baseline(results)} on all crops (`mmsr train --baseline`)"],
         ["Table 1 depths", " · ".join(profile["depth_configs"])],
         ["per MMSR class", f"{profile['pixel_steps']} pixel steps + {profile['gan_steps']} GAN steps"],
         ["baseline and each depth", f"{profile['single_pixel_steps']} pixel + {profile['single_gan_steps']} GAN steps"],
@@ -423,6 +431,12 @@ def _differences(results: dict, out: Path) -> List[str]:
         f"on LR crops of {profile['crop'] // 4}×{profile['crop'] // 4} (validation tiles are 32×32, so the classes' "
         "shares on Set5/Set14 differ from a third each).",
     ]
+    if all(config.endswith("r") for config in [*profile["mmsr_configs"], _baseline(results)]):
+        items.append("**Residual generators.** Every model adds the bicubic upsample of its input to its output and "
+                     "starts as bicubic (configs ending in `r`); the paper's SRResNet has no such skip. At budgets "
+                     "this small the plain SRResNet stays below bicubic (this profile's report before 2026-11-26), "
+                     "which makes every comparison one between models that do not yet super-resolve. Depths, "
+                     "discriminators and losses are the paper's.")
     if not results["machine"]["gpus"]:
         items.append("**CPU.** Training ran on a shared 2-core CPU, not GPUs: absolute times are minutes, not hours, "
                      "and the load average above says how much other work shared the cores. Compare ratios within "
@@ -502,7 +516,7 @@ def _draw_charts(results: dict, out: Path) -> Tuple[Dict[str, str], Optional[str
     eq = table3.get("equal_quality")
     if eq is not None and "curves" in eq:
         series = {
-            "16-8 baseline": [(p["one_device_s"], p["psnr_y"]) for p in eq["curves"]["baseline"]],
+            f"{_baseline(results)} baseline": [(p["one_device_s"], p["psnr_y"]) for p in eq["curves"]["baseline"]],
             "MMSR, one device": [(p["one_device_s"], p["psnr_y"]) for p in eq["curves"]["mmsr"]],
             "MMSR, separate devices (computed)": [(p["separate_devices_s"], p["psnr_y"]) for p in eq["curves"]["mmsr"]],
         }

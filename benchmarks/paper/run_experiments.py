@@ -36,7 +36,7 @@ from mmsr.models import ModelConfig
 
 from commands import mmsr_command, run_logged
 from environment import describe_machine, load_average, now_utc
-from profiles import BASELINE_CONFIG, PROFILES, Profile
+from profiles import PROFILES, Profile
 from report import RESULTS_FILE, write_report
 from texture_table import evaluate_texture_bins, quantile_edges, table_rows
 from training import LOGS_DIR, RUNS_DIR, TrainedRun, mmsr_report, plan_runs, run_training
@@ -245,7 +245,7 @@ def run_experiments(profile: Profile, data: Path, sets: Dict[str, Path], out: Pa
 
     # Table 1's methods, in table order: every depth (16-8 is the baseline run), then routed MMSR.
     depth_bundles = {run.configs[0]: out / run.bundle for run in trained.values() if run.role == "depth"}
-    depth_bundles[BASELINE_CONFIG] = out / trained["baseline"].bundle
+    depth_bundles[profile.baseline_config] = out / trained["baseline"].bundle
     bundles = {config: depth_bundles[config] for config in profile.depth_configs}
     bundles[_MMSR_NAME] = out / trained["mmsr"].bundle
     meta = read_bundle_metadata(bundles[_MMSR_NAME])
@@ -260,13 +260,13 @@ def run_experiments(profile: Profile, data: Path, sets: Dict[str, Path], out: Pa
     texture = evaluate_texture_bins(sets, bundles, edges=edges, device=profile.eval_device, limit=profile.eval_limit,
                                     **binning)
     texture["edges_source"] = source
-    texture["display_names"] = {BASELINE_CONFIG: f"{BASELINE_CONFIG} (baseline)",
+    texture["display_names"] = {profile.baseline_config: f"{profile.baseline_config} (baseline)",
                                 _MMSR_NAME: f"MMSR ({' · '.join(profile.mmsr_configs)}, routed)"}
     _write_texture_csv(texture, texture["display_names"], out / "texture_bins.csv")
     stages["texture bins"] = time.perf_counter() - begin
 
     begin = time.perf_counter()
-    quality = _evaluate_quality(profile, sets, {"baseline": bundles[BASELINE_CONFIG], "mmsr": bundles[_MMSR_NAME]}, out)
+    quality = _evaluate_quality(profile, sets, {"baseline": bundles[profile.baseline_config], "mmsr": bundles[_MMSR_NAME]}, out)
     stages["mmsr eval"] = time.perf_counter() - begin
 
     results = {

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import List, Mapping, Optional, Tuple
 
 from commands import mmsr_command, run_logged
-from profiles import BASELINE_CONFIG, Profile
+from profiles import Profile
 
 __all__ = ["TrainedRun", "TrainingRun", "mmsr_report", "plan_runs", "run_training"]
 
@@ -91,13 +91,13 @@ def plan_runs(profile: Profile) -> List[TrainingRun]:
         TrainingRun(
             "baseline",
             "baseline",
-            (BASELINE_CONFIG,),
-            mmsr_classes + per_class + ("--baseline", "--baseline-config", BASELINE_CONFIG) + snapshots,
+            (profile.baseline_config,),
+            mmsr_classes + per_class + ("--baseline", "--baseline-config", profile.baseline_config) + snapshots,
         ),
     ]
     single = ("--pixel-steps", str(profile.single_pixel_steps), "--gan-steps", str(profile.single_gan_steps))
     for config in profile.depth_configs:
-        if config != BASELINE_CONFIG:
+        if config != profile.baseline_config:
             runs.append(TrainingRun(f"depth_{config}", "depth", (config,), ("--classes", "1", "--configs", config) + single))
     return runs
 
