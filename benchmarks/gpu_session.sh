@@ -20,9 +20,10 @@
 #            CONTINUE_LR: training budgets add up across sessions
 #   profile  benchmarks/profile_generator.py on CUDA, bf16, batch 64 (where inference time goes)
 #   curve    MMSR and the baseline from scratch (as `train`, CURVE_STEPS pixel steps per class, one
-#            number or one per class, the baseline their sum; CURVE_CONFIGS, default the residual 4-2r,8-6r,16-8r; the baseline the last of them) with
-#            --snapshots CURVE_SNAPSHOTS, then `mmsr report --quality` on device_data/val/set14:
-#            PSNR-Y against training time, and the time each needs at equal quality
+#            number or one per class, the baseline their sum; CURVE_CONFIGS, default the residual
+#            4-2r,8-6r,16-8r; the baseline the last of them) with --snapshots CURVE_SNAPSHOTS, then
+#            `mmsr report --quality` on device_data/val/set14: PSNR-Y against training time, and the
+#            time each needs at equal quality
 # Each stage is bounded by the time left and writes its own results, so a late stage cannot cost an
 # earlier one's. Results: $OUT (the device tool brings it back) or runs/gpu_session. Training images
 # are read from device_data/train (git-ignored; copy ../shared/data/train there, `carry` it).

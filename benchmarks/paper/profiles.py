@@ -13,8 +13,8 @@ Each profile trains the same set of models and differs only in size and devices:
 
 Every model is the residual form of the paper's SRResNet (configs ending in ``r``: the generator adds
 the bicubic upsample of its input to its output, and starts as bicubic). The plain SRResNet starts far
-below bicubic, and at these budgets it ended below bicubic too (the cpu profile's report before
-2026-11-26: MMSR 2.68 dB and the baseline 0.72 dB below bicubic on Set14), so no comparison
+below bicubic, and at these budgets it ended below bicubic too (the cpu profile's earlier report,
+in git history: MMSR 2.68 dB and the baseline 0.72 dB below bicubic on Set14), so no comparison
 between depths or between MMSR and the baseline said anything about super-resolution. With the
 skip every model starts at bicubic and the comparisons are between working upscalers; the depths,
 widths, discriminators and losses are the paper's.

@@ -434,7 +434,7 @@ def _differences(results: dict, out: Path) -> List[str]:
     if all(config.endswith("r") for config in [*profile["mmsr_configs"], _baseline(results)]):
         items.append("**Residual generators.** Every model adds the bicubic upsample of its input to its output and "
                      "starts as bicubic (configs ending in `r`); the paper's SRResNet has no such skip. At budgets "
-                     "this small the plain SRResNet stays below bicubic (this profile's report before 2026-11-26), "
+                     "this small the plain SRResNet stays below bicubic (this profile's earlier plain-config report, in git history), "
                      "which makes every comparison one between models that do not yet super-resolve. Depths, "
                      "discriminators and losses are the paper's.")
     if not results["machine"]["gpus"]:
