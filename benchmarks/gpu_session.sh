@@ -14,8 +14,8 @@
 #   cosine   the 16-8 baseline with --lr-schedule cosine for COSINE_STEPS steps (same seed, data and
 #            validation crops as `train`, so its validation PSNR compares with that run's log)
 #   continue MMSR and the baseline go on from the bundles of earlier sessions (mmsr train --init
-#            CONTINUE_INIT/{mmsr,baseline}.safetensors, default device_data/init_r2: the residual
-#            bundles after round 2 on CPU, the fifth session's), CONTINUE_STEPS pixel steps per class
+#            CONTINUE_INIT/{mmsr,baseline}.safetensors, default device_data/init_r3: the residual
+#            bundles after round 3 on CPU, the fifth session's), CONTINUE_STEPS pixel steps per class
 #            (one number, or one per class: "400,1200,4400"; the baseline their sum), cosine lr from
 #            CONTINUE_LR: training budgets add up across sessions
 #   profile  benchmarks/profile_generator.py on CUDA, bf16, batch 64 (where inference time goes)
@@ -134,7 +134,7 @@ for s in $stages; do
     ;;
   continue)
     steps=${CONTINUE_STEPS:-3000}
-    init=${CONTINUE_INIT:-device_data/init_r2}  # residual CPU bundles after round 2 (init_r: round 1; init: H100 plain)
+    init=${CONTINUE_INIT:-device_data/init_r3}  # residual CPU bundles after round 3 (init_r, init_r2: rounds 1, 2; init: H100 plain)
     if [[ -f $init/mmsr.safetensors && -f $init/baseline.safetensors ]]; then
       common=("${train_common[@]}" --lr-schedule cosine --lr "${CONTINUE_LR:-1e-4}" --early-stop 0)
       stage "continue MMSR from $init/mmsr.safetensors ($steps pixel steps per class, concurrent)"
