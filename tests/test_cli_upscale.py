@@ -186,6 +186,38 @@ def test_tiling_options_are_used(tmp_path, bundle_path):
     assert record["tile_size"] == 20 and record["overlap"] == 8
 
 
+@pytest.mark.parametrize("model, forced", [("2-2w8", 1), ("deepest", 1), ("0", 0), ("1-2w8", 0)])
+def test_model_sends_every_tile_through_one_class(tmp_path, bundle_path, model, forced):
+    from mmsr import Upscaler
+
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    assert _upscale(tmp_path / "a.png", "-o", tmp_path / "b.png", "--bundle", bundle_path, "--model", model,
+                    "--class-map", tmp_path / "m.json") == 0
+    record = json.loads((tmp_path / "m.json").read_text())
+    # One model needs no small tiles: the default tile grows to SINGLE_MODEL_TILE (clamped to the image).
+    assert record["tile_size"] == upscale_cmd.SINGLE_MODEL_TILE
+    assert record["histogram"][forced] == record["rows"] * record["cols"]
+    x = torch.from_numpy(_rgb()).permute(2, 0, 1).contiguous()
+    up = Upscaler(bundle_path, tile_size=upscale_cmd.SINGLE_MODEL_TILE)
+    expected = up.upscale(x, force_class=forced).image.permute(1, 2, 0).numpy()
+    assert np.array_equal(np.array(Image.open(tmp_path / "b.png")), expected)
+
+
+def test_model_keeps_an_explicit_tile(tmp_path, bundle_path):
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    assert _upscale(tmp_path / "a.png", "-o", tmp_path / "b.png", "--bundle", bundle_path, "--model", "deepest",
+                    "--tile", "16", "--class-map", tmp_path / "m.json") == 0
+    record = json.loads((tmp_path / "m.json").read_text())
+    assert record["tile_size"] == 16 and record["histogram"][0] == 0 and record["histogram"][1] > 1
+
+
+def test_routed_is_the_default_model(tmp_path, bundle_path):
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    for name, extra in (("b", []), ("c", ["--model", "routed"])):
+        assert _upscale(tmp_path / "a.png", "-o", tmp_path / f"{name}.png", "--bundle", bundle_path, *extra) == 0
+    assert np.array_equal(np.array(Image.open(tmp_path / "b.png")), np.array(Image.open(tmp_path / "c.png")))
+
+
 def test_a_missing_default_bundle_is_reported(tmp_path, monkeypatch, capsys):
     import mmsr.bundle
 
@@ -222,6 +254,9 @@ def test_the_shipped_default_bundle_upscales_without_options(tmp_path):
         (["--device", "tpu"], "device must be 'cpu', 'cuda' or 'cuda:N'"),
         (["-o", "out.gif"], "unsupported extension '.gif'"),
         (["--class-map", "map.txt"], "use a .json file, or an image file"),
+        (["--model", "16-8"], "--model '16-8' is not one of this bundle's models; choose one of routed, deepest, "
+         "1-2w8, 2-2w8, 0-1"),
+        (["--model", "2"], "--model '2' is not one of this bundle's models"),
     ],
 )
 def test_bad_options(tmp_path, bundle_path, capsys, monkeypatch, options, message):

@@ -507,3 +507,11 @@ def test_cuda_matches_cpu(dtype):
     # float32 convs run as TF32 on recent GPUs; bfloat16 keeps 8 significant bits.
     assert diff.mean() <= (0.5 if dtype == torch.float32 else 3.0)
 
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not CUDA, reason="no CUDA GPU present")
+@pytest.mark.parametrize("tile_size, batch", [(32, 64), (16, 256), (128, 4), (300, 1)])
+def test_cuda_default_batch_keeps_the_lr_pixels_per_call(tile_size, batch):
+    assert Upscaler(_bundle(), device="cuda", tile_size=tile_size, overlap=0).batch_size == batch
+    assert Upscaler(_bundle(), device="cpu", tile_size=tile_size, overlap=0).batch_size == 2

@@ -219,6 +219,17 @@ class Bundle:
         """Number of texture classes, one generator each."""
         return len(self.configs)
 
+    @property
+    def deepest_class(self) -> int:
+        """The class with the most residual blocks (ties: the widest, then the last).
+
+        Example:
+            >>> Bundle.random(["2-2w8", "4-2w8", "4-2w16"], threshold=0, boundaries=[0.1, 0.2]).deepest_class
+            2
+        """
+        configs = self.configs
+        return max(range(len(configs)), key=lambda k: (configs[k].blocks, configs[k].channels, k))
+
     def generators(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> list[Generator]:
         """Fresh generators with the bundle's weights, in eval mode with ``requires_grad=False``.
 

@@ -38,7 +38,8 @@ _IMAGE_DTYPES = (torch.uint8, torch.float16, torch.bfloat16, torch.float32)
 # a 4000x3000 input goes through in ~8-tile-row bands.
 _BAND_BYTES = 256 * 2**20
 _CPU_BATCH = 2  # see "Speed" in the Upscaler docstring
-_GPU_BATCH = 64
+_GPU_BATCH = 64  # for 32x32 tiles; bigger tiles get proportionally fewer (same LR pixels per call)
+_GPU_BATCH_PIXELS = _GPU_BATCH * 32 * 32
 DEFAULT_CONTEXT = 4  # LR pixels; see the "Seams" paragraph of the Upscaler docstring
 
 
@@ -130,7 +131,16 @@ class Upscaler:
     whatever the class mix. On the CPU batching does not pay: 1, 2 or 4 tiles of 32x32 per call
     are within ~10% of each other (2 was best or close in interleaved runs on 2 cores) and 16 or
     64 per call are 5-20% slower (a big batch's HR feature maps fall out of cache), so the CPU
-    default is 2; GPUs want many tiles per call (default 64).
+    default is 2; GPUs want many tiles per call (default 64 of 32x32, and as many LR pixels per
+    call for other tile sizes: 4 of 128x128, where 64 would hold ~5 GB in one float32 feature map
+    of the last x2 upsampling stage).
+
+    **Routed vs one model.** Tiling repeats work: each generator call covers ``(tile + 2 *
+    context)^2`` LR pixels while tiles advance by ``tile - overlap``, ~2.8x the work of one
+    whole-image pass at 32 / 8 / 4, which routing to shallower models only partly buys back. With
+    the default bundle on Set14 (CPU): routed 5.8 s, every tile through its 16-8r 6.5 s (same
+    tiling), the 16-8r on 128-pixel tiles 4.4 s, on each whole image 2.7 s; PSNR-Y 27.41 routed
+    and 27.48 for the 16-8r alone (``benchmarks/tiling_tradeoff.py``).
 
     Args:
         bundle: a :class:`~mmsr.bundle.Bundle`, or a path to a bundle file.
@@ -143,7 +153,8 @@ class Upscaler:
             default ``3 * overlap // 8`` (3 for overlap 8, 6 for overlap 16) without context, 0 with it.
         context: LR pixels of real image around each tile that its generator also sees (cropped
             off its output; :mod:`mmsr.context`); default 4.
-        batch_size: tiles per generator call (>= 1); default 2 on CPU, 64 on CUDA.
+        batch_size: tiles per generator call (>= 1); default 2 on CPU, and on CUDA 64 for 32x32
+            tiles (``64 * 32**2 // tile_size**2``, at least 1).
         dtype: generator dtype: float32, or float16 / bfloat16 on CUDA only.
         band_rows: tile rows per band; default from a 256 MiB budget of SR tiles.
         fold_bn: fold BatchNorm into the convs (:func:`mmsr.inference.fold_batchnorm`; default True).
@@ -215,7 +226,9 @@ class Upscaler:
                 f"margin must be at most overlap / 2 so that every pixel keeps a tile that trusts it, "
                 f"got margin={self.margin} with overlap={self.overlap}"
             )
-        default_batch = _CPU_BATCH if self.device.type == "cpu" else _GPU_BATCH
+        default_batch = (
+            _CPU_BATCH if self.device.type == "cpu" else max(1, _GPU_BATCH_PIXELS // self.tile_size**2)
+        )
         self.batch_size = default_batch if batch_size is None else check_int(batch_size, "batch_size", 1)
         self.band_rows = None if band_rows is None else check_int(band_rows, "band_rows", 1)
         self.channels_last = bool(channels_last)
@@ -250,8 +263,7 @@ class Upscaler:
     @property
     def deepest_class(self) -> int:
         """The class with the most residual blocks (ties: the widest, then the last)."""
-        configs = self.bundle.configs
-        return max(range(len(configs)), key=lambda k: (configs[k].blocks, configs[k].channels, k))
+        return self.bundle.deepest_class
 
     def grid(self, height: int, width: int) -> TileGrid:
         """The LR tile grid this Upscaler uses for a ``height`` x ``width`` image.

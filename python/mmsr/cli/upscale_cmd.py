@@ -27,6 +27,10 @@ exit status is 1 if any failed, 2 for bad options.
 """
 
 _LARGE_IMAGE_TILES = 256  # images with more tiles get their own progress bar
+# With one model for every tile (--model), tiles only bound memory: routing needs small tiles, one
+# model does not, and bigger tiles repeat less work in overlaps and context (on Set14, 128-pixel
+# tiles of one model took 0.68x the time of 32-pixel ones; benchmarks/README.md).
+SINGLE_MODEL_TILE = 128
 _SUFFIXES = {"k": 10**3, "m": 10**6, "g": 10**9}
 
 
@@ -88,6 +92,32 @@ def resolve_bundle(path: Optional[str]):
         return load_bundle(path)
     except BundleError as err:
         raise CommandError(str(err)) from None
+
+
+def resolve_model(bundle, text: Optional[str]) -> Optional[int]:
+    """``--model``: None (route every tile by TVAT) for ``routed``, else the class every tile goes to.
+
+    ``text`` is ``routed``, ``deepest`` (the class with the most residual blocks), one of the
+    bundle's config names (e.g. ``16-8r``) or a class index.
+
+    Example:
+        >>> from mmsr.bundle import Bundle
+        >>> bundle = Bundle.random(["1-2w8", "2-2w8"], threshold=0.0, boundaries=[0.02])
+        >>> resolve_model(bundle, "routed"), resolve_model(bundle, "deepest"), resolve_model(bundle, "1-2w8")
+        (None, 1, 0)
+    """
+    if text is None or text == "routed":
+        return None
+    configs = [c.name for c in bundle.configs]
+    if text == "deepest":
+        return bundle.deepest_class
+    if text.isdigit() and int(text) < len(configs):
+        return int(text)
+    if configs.count(text) == 1:
+        return configs.index(text)
+    choices = ", ".join(["routed", "deepest", *dict.fromkeys(configs), f"0-{len(configs) - 1}"])
+    why = "names more than one class" if configs.count(text) > 1 else "is not one of this bundle's models"
+    raise CommandError(f"--model {text!r} {why}; choose one of {choices}")
 
 
 def resolve_device(name: str) -> str:
@@ -177,7 +207,15 @@ def add_parser(subparsers) -> None:
         "--bundle", metavar="FILE",
         help="model bundle (.safetensors from `mmsr train`); default: the bundle shipped with mmsr, if installed",
     )
-    parser.add_argument("--tile", type=int, metavar="N", help="LR tile edge in pixels (default: the bundle's)")
+    parser.add_argument(
+        "--model", metavar="M", default="routed",
+        help="routed (default: each tile through its TVAT class's model), or one model for every tile: "
+        "deepest, a config name of the bundle (e.g. 16-8r) or a class index",
+    )
+    parser.add_argument(
+        "--tile", type=int, metavar="N",
+        help=f"LR tile edge in pixels (default: the bundle's when routed, {SINGLE_MODEL_TILE} with one --model)",
+    )
     parser.add_argument("--overlap", type=int, metavar="N", help="LR pixels shared by neighbouring tiles (default: the bundle's)")
     parser.add_argument("--blend", choices=BLENDS, default="linear", help="how overlapping tiles are averaged (default linear)")
     parser.add_argument(
@@ -270,19 +308,22 @@ def _clash(paths: List[Path], inputs: FileSet, written: FileSet) -> Optional[str
     return None
 
 
-def _build_upscaler(args, bundle):
+def _build_upscaler(args, bundle, single_model: bool):
     import torch
 
     from ..upscale import Upscaler
 
     device = resolve_device(args.device)
+    tile = args.tile
+    if tile is None and single_model:
+        tile = max(SINGLE_MODEL_TILE, bundle.tile_size)
     if args.half and not device.startswith("cuda"):
         raise CommandError(f"--half (float16) runs on CUDA only, and the device is {device}; drop --half or use --device cuda")
     try:
         return Upscaler(
             bundle,
             device=device,
-            tile_size=args.tile,
+            tile_size=tile,
             overlap=args.overlap,
             blend=args.blend,
             margin=args.margin,
@@ -294,7 +335,9 @@ def _build_upscaler(args, bundle):
         raise CommandError(str(err)) from None
 
 
-def _upscale_file(upscaler, source: Path, target: Path, class_map: Optional[Path], args, say) -> str:
+def _upscale_file(
+    upscaler, source: Path, target: Path, class_map: Optional[Path], model: Optional[int], args, say
+) -> str:
     from tqdm import tqdm
 
     from ..imageio import alpha_supported, read_image, resize_alpha, write_image
@@ -309,7 +352,7 @@ def _upscale_file(upscaler, source: Path, target: Path, class_map: Optional[Path
     tiles = upscaler.grid(height, width).num_tiles
     with tqdm(total=tiles, unit="tile", desc=source.name, leave=False,
               disable=True if args.quiet or tiles <= _LARGE_IMAGE_TILES else None) as bar:
-        result = upscaler.upscale(image.rgb, progress=bar.update)
+        result = upscaler.upscale(image.rgb, force_class=model, progress=bar.update)
     scale = upscaler.scale
     write_image(target, image.with_pixels(result.image, None if alpha is None else resize_alpha(alpha, scale)))
     if class_map is not None:
@@ -331,7 +374,8 @@ def run(args) -> int:
         directory_mode = had_directory or len(args.inputs) > 1
         outputs = _plan_outputs(args, inputs, directory_mode, bundle.scale)
         class_maps = _class_map_paths(args, inputs, directory_mode)
-        upscaler = _build_upscaler(args, bundle) if inputs else None
+        model = resolve_model(bundle, args.model)
+        upscaler = _build_upscaler(args, bundle, model is not None) if inputs else None
     except CommandError as err:
         print(f"mmsr upscale: error: {err}", file=sys.stderr)
         return 2
@@ -350,7 +394,7 @@ def run(args) -> int:
             problem = _clash(paths, input_files, written)
             if problem is None:
                 try:
-                    line = _upscale_file(upscaler, source, target, class_map, args, say)
+                    line = _upscale_file(upscaler, source, target, class_map, model, args, say)
                     done += 1
                     for path in paths:
                         written.add(path)
