@@ -8,13 +8,14 @@ models run in bfloat16 and channels_last.
 
 Groups:
 - ``routed vs deepest``: the same image through a 3-class bundle, each tile to its class's model,
-  vs every tile through the deepest class's model (``force_class``). Two bundles: the paper's
+  vs every tile through the deepest class's model (``force_class``); with the Upscaler's default
+  runs of same-class neighbours sharing a window, and with a window per tile (``max_run=1``). Two bundles: the paper's
   depth-only configs (4-2 / 8-6 / 16-8 at width 64) and depth + width (4-2w32 / 8-6w48 / 16-8),
   since depth alone leaves the fixed head, upsampling and tail cost in every class. The image has
   flat, mildly textured and busy regions, and the class boundaries are its tile scores' tertiles,
   so tiles split across all three classes; ``extra_info`` has the histogram and images/s.
-- ``batching``: a 16-block generator on 32x32 LR tiles, one tile per call vs 2 (the CPU default)
-  vs 4 vs 64 (every tile of the CPU image in one call).
+- ``batching``: a 16-block generator on 32x32 LR tiles, each in its own window, one tile per call
+  vs 2 (the CPU default) vs 4 vs 64 (every tile of the CPU image in one call).
 - ``inference cuts``: the generator rewrites of :mod:`mmsr.inference` (BatchNorm folded, HR tail
   conv moved before the last pixel shuffle) and channels_last, each alone and all together, for
   4-2 and 16-8.
@@ -81,17 +82,19 @@ def _tertile_bundle(configs, image: torch.Tensor) -> Bundle:
 
 
 @pytest.mark.parametrize("configs", [DEPTH_ONLY, DEPTH_AND_WIDTH], ids=["depth", "depth+width"])
-@pytest.mark.parametrize("impl", ["routed", "deepest"])
+@pytest.mark.parametrize("impl", ["routed", "deepest", "routed_per_tile", "deepest_per_tile"])
 def test_routed_vs_deepest(benchmark, device, configs, impl):
     image = _three_texture_image(_size(device))
-    up = Upscaler(_tertile_bundle(configs, image), **_options(device))
-    force = None if impl == "routed" else up.deepest_class
+    # "per_tile": every tile through its own context window (max_run 1), as before runs shared them.
+    max_run = 1 if impl.endswith("per_tile") else None
+    up = Upscaler(_tertile_bundle(configs, image), max_run=max_run, **_options(device))
+    force = None if impl.startswith("routed") else up.deepest_class
     benchmark.group = f"routed vs deepest {'/'.join(configs)} {tuple(image.shape)} x{SCALE} {device}"
 
     result = up.upscale(image, force_class=force)  # correctness, outside the timed region
     histogram = class_histogram(result.classes, up.num_classes)
     assert result.image.shape == (3, image.shape[1] * SCALE, image.shape[2] * SCALE)
-    if impl == "routed":
+    if impl.startswith("routed"):
         assert sum(n > 0 for n in histogram) == 3, histogram  # every class gets tiles
     benchmark.extra_info.update(histogram=histogram, tiles=result.grid.num_tiles, configs=list(configs))
 
@@ -108,7 +111,8 @@ def test_batching(benchmark, device, impl):
     image = _three_texture_image(size)
     bundle = Bundle.random(["16-8"], scale=SCALE, threshold=0.0, boundaries=[], tile_size=TILE, overlap=OVERLAP)
     batch = {"one_at_a_time": 1, "batch_2": 2, "batch_4": 4, "batch_64": 64}[impl]
-    options = {**_options(device), "batch_size": batch}
+    # One window per tile (max_run 1): with runs, a "batch" of one would still hold several tiles.
+    options = {**_options(device), "batch_size": batch, "max_run": 1}
     up = Upscaler(bundle, **options)
     tiles = up.grid(size, size).num_tiles
     benchmark.group = f"batching 16-block generator, {tiles} tiles of {TILE}x{TILE} x{SCALE} {device}"

@@ -12,7 +12,8 @@ crop border), for each layout and for whole-image inference through every class'
     python benchmarks/tiling_tradeoff.py --device cuda --repeats 3
 
 Each layout is ``TILE/OVERLAP/CONTEXT`` in LR pixels, routed by TVAT, or ``TILE/OVERLAP/CONTEXT/K``
-with every tile forced to class K's generator (one model, tiled only to bound memory). Times are the fastest of ``--repeats`` passes
+with every tile forced to class K's generator (one model, tiled only to bound memory);
+``--max-runs 1,8`` runs each layout with per-tile windows and with runs of up to 8 tiles sharing one. Times are the fastest of ``--repeats`` passes
 over the folder, summed over its images; layouts run interleaved image by image, so that the
 machine's load drifts into all of them alike.
 """
@@ -67,6 +68,10 @@ def main() -> None:
         help="comma-separated TILE/OVERLAP/CONTEXT[/CLASS] in LR pixels (CLASS forces every tile to that "
         "class's model); the first is the reference",
     )
+    parser.add_argument(
+        "--max-runs", default=None, type=lambda s: [int(v) for v in s.split(",")],
+        help="comma-separated Upscaler max_run values; each layout runs with each (default: the Upscaler's)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--repeats", type=int, default=1, help="passes per image; the fastest counts")
@@ -78,8 +83,14 @@ def main() -> None:
     bundle = load_bundle(args.bundle or default_bundle_path())
     device = torch.device(args.device)
     scale = bundle.scale
-    tiled = {"/".join(str(v) for v in layout if v is not None): layout for layout in args.layouts}
-    upscalers = {name: Upscaler(bundle, device, tile_size=t, overlap=o, context=c) for name, (t, o, c, _) in tiled.items()}
+    tiled, upscalers = {}, {}
+    for layout in args.layouts:
+        t, o, c, _ = layout
+        for max_run in args.max_runs or [None]:
+            name = "/".join(str(v) for v in layout if v is not None)
+            name += "" if max_run is None else f" run {max_run}"
+            tiled[name] = layout
+            upscalers[name] = Upscaler(bundle, device, tile_size=t, overlap=o, context=c, max_run=max_run)
     whole = Upscaler(bundle, device)
     names = list(tiled) + [f"whole {cfg.name}" for cfg in bundle.configs]
     psnrs = {n: [] for n in names}

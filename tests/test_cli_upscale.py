@@ -103,6 +103,20 @@ def test_output_matches_the_python_api(tmp_path, bundle_path):
     assert np.array_equal(np.array(Image.open(tmp_path / "b.png")), expected)
 
 
+def test_max_run_reaches_the_upscaler(tmp_path, bundle_path):
+    from mmsr import Upscaler
+
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    x = torch.from_numpy(_rgb()).permute(2, 0, 1).contiguous()
+    for max_run in (1, 3):
+        assert _upscale(tmp_path / "a.png", "-o", tmp_path / f"b{max_run}.png", "--bundle", bundle_path,
+                        "--max-run", max_run) == 0
+        expected = Upscaler(bundle_path, max_run=max_run).upscale(x).image.permute(1, 2, 0).numpy()
+        assert np.array_equal(np.array(Image.open(tmp_path / f"b{max_run}.png")), expected)
+    # The two really differ (a run's window gives its tiles more context), so the option was used.
+    assert not np.array_equal(np.array(Image.open(tmp_path / "b1.png")), np.array(Image.open(tmp_path / "b3.png")))
+
+
 def test_refuses_to_overwrite_an_input(tmp_path, bundle_path, capsys):
     path = tmp_path / "a.png"
     Image.fromarray(_rgb()).save(path)
@@ -181,7 +195,8 @@ def test_class_maps_for_several_inputs(tmp_path, bundle_path):
 def test_tiling_options_are_used(tmp_path, bundle_path):
     Image.fromarray(_rgb()).save(tmp_path / "a.png")
     assert _upscale(tmp_path / "a.png", "-o", tmp_path / "b.png", "--bundle", bundle_path, "--tile", "20",
-                    "--overlap", "8", "--margin", "2", "--batch-size", "2", "--class-map", tmp_path / "m.json") == 0
+                    "--overlap", "8", "--margin", "2", "--batch-size", "2", "--max-run", "1",
+                    "--class-map", tmp_path / "m.json") == 0
     record = json.loads((tmp_path / "m.json").read_text())
     assert record["tile_size"] == 20 and record["overlap"] == 8
 
@@ -251,6 +266,7 @@ def test_the_shipped_default_bundle_upscales_without_options(tmp_path):
         (["--tile", "8", "--overlap", "8"], "overlap must be smaller than tile_size"),
         (["--overlap", "4", "--margin", "3"], "margin must be at most overlap / 2"),
         (["--batch-size", "0"], "batch_size must be >= 1"),
+        (["--max-run", "0"], "max_run must be >= 1"),
         (["--device", "tpu"], "device must be 'cpu', 'cuda' or 'cuda:N'"),
         (["-o", "out.gif"], "unsupported extension '.gif'"),
         (["--class-map", "map.txt"], "use a .json file, or an image file"),

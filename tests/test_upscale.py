@@ -227,7 +227,7 @@ def test_context_windows_are_cut_from_the_image_and_cropped_back():
     bundle = Bundle.random(["2-2w8"], threshold=0.0, boundaries=[], scale=2, seed=5)
     generator = bundle.generators()[0]
     x = random_image((2, 3, 40, 37), seed=6)
-    up = Upscaler(bundle, tile_size=16, overlap=6, context=5, band_rows=1, fold_bn=False, fuse_tail=False)
+    up = Upscaler(bundle, tile_size=16, overlap=6, context=5, max_run=1, band_rows=1, fold_bn=False, fuse_tail=False)
     grid = up.grid(40, 37)
     tiles = []
     with torch.no_grad():
@@ -239,6 +239,44 @@ def test_context_windows_are_cut_from_the_image_and_cropped_back():
                     tiles.append(sr[:, :, 2 * (y - wy) : 2 * (y - wy) + 32, 2 * (x0 - wx) : 2 * (x0 - wx) + 32])
     by_hand = mmsr.stitch(torch.cat(tiles), grid, 2, "linear")
     torch.testing.assert_close(up.upscale(x).image, by_hand, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("max_run", [2, 3, 8])
+def test_runs_of_one_class_share_a_window(max_run):
+    # By hand: the tiles of a row go in runs of max_run; a run's window spans from its first tile's
+    # window start to its last tile's window end, and each tile is cropped where it sits in it.
+    bundle = Bundle.random(["2-2w8"], threshold=0.0, boundaries=[], scale=2, seed=5)
+    generator = bundle.generators()[0]
+    x = random_image((2, 3, 40, 61), seed=6)
+    up = Upscaler(bundle, tile_size=16, overlap=6, context=5, max_run=max_run, band_rows=1, fold_bn=False,
+                  fuse_tail=False)
+    grid = up.grid(40, 61)
+    start = [min(max(x0 - 5, 0), 61 - 26) for x0 in grid.xs]
+    tiles = []
+    with torch.no_grad():
+        for b in range(2):
+            for y in grid.ys:
+                wy = min(max(y - 5, 0), 40 - 26)
+                for c0 in range(0, grid.cols, max_run):
+                    c1 = min(c0 + max_run, grid.cols) - 1
+                    sr = generator(x[b : b + 1, :, wy : wy + 26, start[c0] : start[c1] + 26]).clamp(0, 1)
+                    for x0 in grid.xs[c0 : c1 + 1]:
+                        at = 2 * (x0 - start[c0])
+                        tiles.append(sr[:, :, 2 * (y - wy) : 2 * (y - wy) + 32, at : at + 32])
+    by_hand = mmsr.stitch(torch.cat(tiles), grid, 2, "linear")
+    torch.testing.assert_close(up.upscale(x).image, by_hand, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("max_run", [1, 2, 8])
+def test_runs_follow_the_classes(max_run):
+    # Class k's generator outputs a constant: a run that crossed a class change would paint a tile
+    # with the wrong one. LAYOUT's rows change class every tile or two.
+    bundle = _constant_bundle((0.1, 0.5, 0.9), [0.001, 0.1])
+    x = _textured_image(16, LAYOUT)
+    result = Upscaler(bundle, tile_size=16, overlap=4, max_run=max_run).upscale(x)
+    per_tile = Upscaler(bundle, tile_size=16, overlap=4, context=0, margin=0).upscale(x)
+    assert torch.equal(result.classes, per_tile.classes)
+    torch.testing.assert_close(result.image, per_tile.image, rtol=0, atol=1e-6)
 
 
 def test_context_wider_than_the_image_is_the_whole_image():
@@ -309,9 +347,11 @@ def test_tiled_matches_whole_image_inference_at_overlap_8(blend, config, seed):
     # pixels on a 96 x 96 image, x4, random 2- and 8-block generators (receptive radius 12 and
     # 24 LR pixels; a random 16-block one's outputs are too heavy-tailed for the clamp check, and
     # measured 48-50 dB). PSNR is on the pipeline's own [0, 1] outputs with peak 1 (see
-    # _image_like_generator). Measured: 48-58 dB with context 4; 32-42 dB without context.
-    # Residual ("r") models, whose output is bicubic plus a random residual of std 0.05: 54-73 dB
-    # with context 4, 37-50 dB without.
+    # _image_like_generator). Measured with context 4: 48-69 dB with a window per tile
+    # (max_run 1; what a tile between tiles of other classes gets), 52-71 dB with the default runs
+    # (here a whole tile row shares one window); 32-42 dB without context. Residual ("r") models,
+    # whose output is bicubic plus a random residual of std 0.05: 54-73 / 57-79 dB with context 4,
+    # 37-50 dB without.
     x = _smooth_image(96, seed)
     if config.endswith("r"):
         x = 0.25 + 0.5 * x  # the residual rides on the image itself: keep it clear of the clamp
@@ -323,6 +363,8 @@ def test_tiled_matches_whole_image_inference_at_overlap_8(blend, config, seed):
     assert tiled.grid.num_tiles == 16
     assert ((whole == 0) | (whole == 1)).float().mean().item() < 0.01
     assert _psnr(tiled.image, whole) >= 45.0
+    per_tile = Upscaler(bundle, tile_size=32, overlap=8, blend=blend, max_run=1).upscale(x)
+    assert _psnr(per_tile.image, whole) >= 45.0
     # The context is what carries it: without it the same tiling stays below 45 dB (a residual
     # model's output is mostly bicubic, whose seams are faint: there it is at least 10 dB worse).
     without = _psnr(Upscaler(bundle, tile_size=32, overlap=8, blend=blend, context=0).upscale(x).image, whole)

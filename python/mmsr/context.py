@@ -8,6 +8,12 @@ zero-padded exactly as whole-image inference pads it, and an inner side gets rea
 window's SR output is cropped back to the tile before blending, so tiling, TVAT classes and
 stitching are unchanged; only the generator sees more.
 
+Neighbouring windows overlap by ``overlap + 2 * context`` pixels, all computed twice. A *run* of
+tiles, up to ``max_run`` neighbours in one tile row that go to the same class, therefore shares
+one window, from the first tile's window start to the last one's end (:func:`tile_runs`): every
+tile still gets at least its own window's pixels around it, and the work of a run of n 32-pixel
+tiles (overlap 8, context 4) is ``(24 n + 16) / (40 n)`` of n separate windows (0.68 at n = 8).
+
 Example:
     >>> w = axis_windows((0, 24, 38), tile_len=32, image_len=70, context=4)
     >>> w.length, w.starts, w.offsets
@@ -21,7 +27,7 @@ from typing import Sequence, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ["AxisWindows", "WindowIndex", "axis_windows", "crop_tiles", "gather_windows"]
+__all__ = ["AxisWindows", "TileRun", "WindowIndex", "axis_windows", "crop_tiles", "gather_windows", "tile_runs"]
 
 
 @dataclass(frozen=True)
@@ -82,3 +88,38 @@ def crop_tiles(windows: Tensor, row_offsets: Tensor, col_offsets: Tensor, height
     """``windows[n, :, row_offsets[n] : +height, col_offsets[n] : +width]`` as a contiguous Tensor[n, C, height, width]."""
     n = windows.shape[0]
     return gather_windows(windows, torch.arange(n, device=windows.device), row_offsets, col_offsets, height, width).contiguous()
+
+
+@dataclass(frozen=True)
+class TileRun:
+    """Tiles ``first .. first + length - 1`` (flat, image-major, row-major): neighbours in one tile row, one class."""
+
+    first: int
+    length: int
+    cls: int
+
+
+def tile_runs(classes: Sequence[int], cols: int, max_run: int) -> list[TileRun]:
+    """Split a grid's tiles into runs of horizontal neighbours of one class, at most ``max_run`` long.
+
+    Args:
+        classes: each tile's class, flat over ``[images, rows, cols]`` in row-major order.
+        cols: tiles per grid row; a run never wraps into the next row.
+        max_run: the longest run (>= 1); longer stretches are split into runs of this length.
+
+    Example:
+        >>> [(r.first, r.length, r.cls) for r in tile_runs([0, 0, 1, 1, 1, 1], cols=3, max_run=2)]
+        [(0, 2, 0), (2, 1, 1), (3, 2, 1), (5, 1, 1)]
+    """
+    runs: list[TileRun] = []
+    first = 0
+    for index in range(1, len(classes) + 1):
+        if (
+            index == len(classes)
+            or index % cols == 0
+            or classes[index] != classes[first]
+            or index - first == max_run
+        ):
+            runs.append(TileRun(first, index - first, classes[first]))
+            first = index
+    return runs

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import os
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple, Union
 
@@ -23,7 +24,7 @@ import torch
 from . import _ops
 from ._checks import check_int
 from .bundle import Bundle, load_bundle
-from .context import WindowIndex, axis_windows, crop_tiles, gather_windows
+from .context import WindowIndex, axis_windows, crop_tiles, gather_windows, tile_runs
 from .grid import TileGrid, make_grid
 from .inference import prepare_generator
 from .ops import BLENDS, classify, stitch, tile, tvat
@@ -41,6 +42,7 @@ _CPU_BATCH = 2  # see "Speed" in the Upscaler docstring
 _GPU_BATCH = 64  # for 32x32 tiles; bigger tiles get proportionally fewer (same LR pixels per call)
 _GPU_BATCH_PIXELS = _GPU_BATCH * 32 * 32
 DEFAULT_CONTEXT = 4  # LR pixels; see the "Seams" paragraph of the Upscaler docstring
+DEFAULT_MAX_RUN = 8  # tiles per shared window; see "Runs" in the Upscaler docstring
 
 
 @dataclass(frozen=True)
@@ -116,12 +118,22 @@ class Upscaler:
     ``"cosine"``) ramp a tile's weight up across the overlap; and ``margin`` gives zero weight to the
     ``margin`` LR pixels next to every tile edge inside the image. Measured against whole-image
     inference at the default 32-pixel tiles and overlap 8 (PSNR with peak 1, x4, outputs ~0.5 +-
-    0.15): random 2- to 16-block generators 48-58 dB with context 4, 79-102 dB with context 8, and
-    32-42 dB with no context (margin 3); the trained default bundle (residual 4-2r/8-6r/16-8r) on
-    Set5's butterfly 69-82 dB with context 4, 53-66 dB without (the earlier plain-SRResNet default:
+    0.15): random 2- and 8-block generators 48-69 dB with context 4 and a window per tile
+    (52-71 dB when runs share windows, below), 79-102 dB with context 8, and 32-42 dB with no
+    context (margin 3); the trained default bundle (residual 4-2r/8-6r/16-8r) on
+    Set5's butterfly 69-82 dB with context 4 and a window per tile (73-84 dB with runs), 53-66 dB
+    without (the earlier plain-SRResNet default:
     54-58 and 38-45 dB). Context costs ``((tile + 2 * context) / tile)^2`` times the
     generator work (1.56x at 32 / 4); without it, overlap 16 with margin 6 on 48-pixel tiles also
     reaches 50-68 dB, at ``(tile / (tile - overlap))^2`` times the tiles.
+
+    **Runs.** With context, up to ``max_run`` (default 8) neighbouring tiles of one tile row that
+    go to the same class share one window: from the first tile's window start to the last one's
+    end, each tile cropped out of it where its own window would have put it. Every tile keeps at
+    least its own context, the work of a run of n tiles falls to ``(24 n + 16) / (40 n)`` of n
+    windows at 32 / 8 / 4 (0.68 at n = 8), and the output only moves closer to whole-image
+    inference. Runs of one class and window width are batched together, ``batch_size`` tiles (at
+    least one run) per call. ``max_run=1`` gives every tile its own window.
 
     **Speed.** Generators are rewritten for inference (:mod:`mmsr.inference`): the 9x9 tail conv
     at HR size, ~30-40% of a generator's CPU time, runs as a 5x5 conv before the last pixel
@@ -135,12 +147,14 @@ class Upscaler:
     call for other tile sizes: 4 of 128x128, where 64 would hold ~5 GB in one float32 feature map
     of the last x2 upsampling stage).
 
-    **Routed vs one model.** Tiling repeats work: each generator call covers ``(tile + 2 *
-    context)^2`` LR pixels while tiles advance by ``tile - overlap``, ~2.8x the work of one
-    whole-image pass at 32 / 8 / 4, which routing to shallower models only partly buys back. With
-    the default bundle on Set14 (CPU): routed 5.8 s, every tile through its 16-8r 6.5 s (same
-    tiling), the 16-8r on 128-pixel tiles 4.4 s, on each whole image 2.7 s; PSNR-Y 27.41 routed
-    and 27.48 for the 16-8r alone (``benchmarks/tiling_tradeoff.py``).
+    **Routed vs one model.** Tiling repeats work: with a window per tile, each generator call
+    covers ``(tile + 2 * context)^2`` LR pixels while tiles advance by ``tile - overlap``, ~2.8x
+    the work of one whole-image pass at 32 / 8 / 4; runs win back part of it, routing to shallower
+    models another part. With the default bundle on Set14 (CPU, 2 threads, one interleaved run):
+    routed 4.0 s with runs (5.6 s with a window per tile), every tile through its 16-8r 3.9 s
+    (6.2 s), the 16-8r on 128-pixel tiles 3.0 s, on each whole image 2.5 s; PSNR-Y 27.41 routed,
+    27.48 for the 16-8r alone (``benchmarks/tiling_tradeoff.py``). Routing breaks runs where the
+    class changes, so here, with 26% of the tiles on shallower models, it no longer saves time.
 
     Args:
         bundle: a :class:`~mmsr.bundle.Bundle`, or a path to a bundle file.
@@ -153,6 +167,8 @@ class Upscaler:
             default ``3 * overlap // 8`` (3 for overlap 8, 6 for overlap 16) without context, 0 with it.
         context: LR pixels of real image around each tile that its generator also sees (cropped
             off its output; :mod:`mmsr.context`); default 4.
+        max_run: with context, up to this many neighbouring tiles of one class in a tile row share
+            one window (default 8; 1 gives every tile its own window); see "Runs".
         batch_size: tiles per generator call (>= 1); default 2 on CPU, and on CUDA 64 for 32x32
             tiles (``64 * 32**2 // tile_size**2``, at least 1).
         dtype: generator dtype: float32, or float16 / bfloat16 on CUDA only.
@@ -163,7 +179,7 @@ class Upscaler:
         channels_last: run the generators in channels_last memory format (default True).
 
     Attributes:
-        bundle, device, dtype, tile_size, overlap, blend, margin, context, batch_size, band_rows,
+        bundle, device, dtype, tile_size, overlap, blend, margin, context, max_run, batch_size, band_rows,
             channels_last: as resolved from the arguments.
         generators: one eval-mode generator per class, on ``device`` in ``dtype``.
 
@@ -192,6 +208,7 @@ class Upscaler:
         dtype: torch.dtype = torch.float32,
         margin: Optional[int] = None,
         context: Optional[int] = None,
+        max_run: Optional[int] = None,
         band_rows: Optional[int] = None,
         fold_bn: bool = True,
         fuse_tail: bool = True,
@@ -219,6 +236,7 @@ class Upscaler:
             raise ValueError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
         self.blend = blend
         self.context = DEFAULT_CONTEXT if context is None else check_int(context, "context", 0)
+        self.max_run = DEFAULT_MAX_RUN if max_run is None else check_int(max_run, "max_run", 1)
         default_margin = 0 if self.context else 3 * self.overlap // 8
         self.margin = default_margin if margin is None else check_int(margin, "margin", 0)
         if 2 * self.margin > self.overlap:
@@ -246,6 +264,7 @@ class Upscaler:
         return (
             f"Upscaler({self.bundle!r}, device={str(self.device)!r}, tile_size={self.tile_size}, "
             f"overlap={self.overlap}, blend={self.blend!r}, margin={self.margin}, context={self.context}, "
+            f"max_run={self.max_run}, "
             f"batch_size={self.batch_size}, "
             f"dtype={self.dtype})"
         )
@@ -336,6 +355,9 @@ class Upscaler:
             classes = torch.full((count,), force_class, dtype=torch.int64, device=tiles.device)
         s = self.scale
         sr = torch.empty(count, 3, grid.tile_h * s, grid.tile_w * s, dtype=torch.float32, device=tiles.device)
+        if windows is not None and self.max_run > 1:
+            self._run_in_runs(classes, grid, windows, sr, progress)
+            return self._finish_band(sr, grid, edge), classes
         # Tiles sorted by class (stable, so row-major within a class) make every batch one class's.
         order = torch.argsort(classes, stable=True)
         per_class = torch.bincount(classes, minlength=self.num_classes).tolist()
@@ -350,11 +372,16 @@ class Upscaler:
                 if progress is not None:
                     progress(index.numel())
             start += n
+        return self._finish_band(sr, grid, edge), classes
+
+    def _finish_band(self, sr: torch.Tensor, grid: TileGrid, edge) -> torch.Tensor:
+        """The band's SR tiles, edge-masked when ``edge`` is given, stitched into its strip."""
+        s = self.scale
         if edge is not None:
             row_masks, col_masks = edge
             grid_view = sr.view(-1, grid.rows, grid.cols, 3, grid.tile_h * s, grid.tile_w * s)
             grid_view.mul_(row_masks[None, :, None, None, :, None] * col_masks[None, None, :, None, None, :])
-        return stitch(sr, grid, s, self.blend), classes
+        return stitch(sr, grid, s, self.blend)
 
     def _run_in_context(self, k: int, index: torch.Tensor, grid: TileGrid, windows) -> torch.Tensor:
         """SR of the band's tiles ``index`` (image-major, row-major) through their context windows."""
@@ -365,6 +392,56 @@ class Upscaler:
         lr = gather_windows(source, image, rows.starts[r], cols.starts[c], rows.length, cols.length)
         sr = self._run_generator(k, lr)
         return crop_tiles(sr, rows.offsets[r] * s, cols.offsets[c] * s, grid.tile_h * s, grid.tile_w * s)
+
+    def _run_in_runs(self, classes: torch.Tensor, grid: TileGrid, windows, sr: torch.Tensor, progress) -> None:
+        """Fill ``sr`` with every tile's SR, each run of same-class neighbours through one shared window.
+
+        Runs of one class and window width are batched, ``batch_size`` tiles (at least one run) per
+        generator call; each tile is cropped out of its run's output where its own window would be.
+        """
+        source, rows, cols = windows
+        s, device, tiles_per_image = self.scale, sr.device, grid.rows * grid.cols
+        row_starts, row_offsets = rows.starts.tolist(), rows.offsets.tolist()
+        col_starts = cols.starts.tolist()
+
+        def run_batch(k: int, width: int, batch) -> None:
+            image, r, c0 = zip(*((image, r, c0) for _, image, r, c0 in batch))
+            lr = gather_windows(
+                source,
+                torch.tensor(image, device=device),
+                torch.tensor([row_starts[i] for i in r], device=device),
+                torch.tensor([col_starts[i] for i in c0], device=device),
+                rows.length,
+                width,
+            )
+            out = self._run_generator(k, lr)
+            # Tile j of a run sits where its own window would put it: its row offset, and its
+            # column origin minus the run window's start.
+            crop = [
+                (n, row_offsets[r] * s, (grid.xs[c0 + j] - col_starts[c0]) * s, run.first + j)
+                for n, (run, _, r, c0) in enumerate(batch)
+                for j in range(run.length)
+            ]
+            which, row_at, col_at, tile_index = (torch.tensor(v, device=device) for v in zip(*crop))
+            crops = gather_windows(out, which, row_at, col_at, grid.tile_h * s, grid.tile_w * s)
+            sr.index_copy_(0, tile_index, crops.contiguous())
+            if progress is not None:
+                progress(len(crop))
+
+        groups = defaultdict(list)  # (class, window width) -> [(run, image, tile row, first column)]
+        for run in tile_runs(classes.tolist(), grid.cols, self.max_run):
+            image, rest = divmod(run.first, tiles_per_image)
+            r, c0 = divmod(rest, grid.cols)
+            width = col_starts[c0 + run.length - 1] + cols.length - col_starts[c0]
+            groups[(run.cls, width)].append((run, image, r, c0))
+        for (k, width), members in groups.items():
+            batch, tiles = [], 0
+            for n, member in enumerate(members):
+                batch.append(member)
+                tiles += member[0].length
+                if tiles >= self.batch_size or n == len(members) - 1:
+                    run_batch(k, width, batch)
+                    batch, tiles = [], 0
 
     def _band_rows(self, batch: int, grid: TileGrid) -> int:
         if self.band_rows is not None:

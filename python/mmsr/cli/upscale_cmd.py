@@ -29,7 +29,7 @@ exit status is 1 if any failed, 2 for bad options.
 _LARGE_IMAGE_TILES = 256  # images with more tiles get their own progress bar
 # With one model for every tile (--model), tiles only bound memory: routing needs small tiles, one
 # model does not, and bigger tiles repeat less work in overlaps and context (on Set14, 128-pixel
-# tiles of one model took 0.68x the time of 32-pixel ones; benchmarks/README.md).
+# tiles of one model took 0.77x the time of 32-pixel ones; benchmarks/README.md).
 SINGLE_MODEL_TILE = 128
 _SUFFIXES = {"k": 10**3, "m": 10**6, "g": 10**9}
 
@@ -228,6 +228,11 @@ def add_parser(subparsers) -> None:
         help="LR pixels of the image around each tile that its model also sees, cropped off again "
         "(default 4; 0 is faster but leaves faint seams)",
     )
+    parser.add_argument(
+        "--max-run", type=int, metavar="N",
+        help="with context, up to N neighbouring tiles of one class in a tile row share one model window "
+        "(default 8; 1 gives every tile its own)",
+    )
     parser.add_argument("--device", default="auto", help="auto (default: cuda if available), cpu, cuda or cuda:N")
     parser.add_argument("--batch-size", type=int, metavar="N", help="tiles per model call (default 2 on CPU, 64 on CUDA)")
     parser.add_argument("--half", action="store_true", help="run the models in float16 (CUDA only)")
@@ -328,6 +333,7 @@ def _build_upscaler(args, bundle, single_model: bool):
             blend=args.blend,
             margin=args.margin,
             context=args.context,
+            max_run=args.max_run,
             batch_size=args.batch_size,
             dtype=torch.float16 if args.half else torch.float32,
         )
