@@ -267,6 +267,24 @@ def test_runs_of_one_class_share_a_window(max_run):
     torch.testing.assert_close(up.upscale(x).image, by_hand, rtol=0, atol=1e-5)
 
 
+def test_runs_of_big_tiles_are_capped_to_a_batch(monkeypatch):
+    # 64-pixel tiles (stride 56, windows 72 wide) in a 64-high image: a run's window may hold
+    # 32768 LR pixels, i.e. be 512 wide (8 tiles), whatever max_run allows, unless batch_size
+    # single windows hold more.
+    up = Upscaler(_bundle(), tile_size=64, overlap=8, batch_size=1, max_run=16)
+    areas = []
+    run_generator = up._run_generator
+    monkeypatch.setattr(up, "_run_generator", lambda k, lr: areas.append(lr.shape[-2:].numel()) or run_generator(k, lr))
+    x = random_image((3, 64, 1000), seed=3)
+    up.upscale(x, force_class=0)
+    assert 32768 - 56 * 64 < max(areas) <= 32768
+    up.batch_size = 16  # 16 windows of 64 x 72 = 73728 pixels: runs grow to max_run's 16 tiles
+    areas.clear()
+    up.upscale(x, force_class=0)
+    # The first run: from the image edge to the 16th tile's window end (15 strides + 64 + 4).
+    assert max(areas) == 64 * (15 * 56 + 64 + 4)
+
+
 @pytest.mark.parametrize("max_run", [1, 2, 8])
 def test_runs_follow_the_classes(max_run):
     # Class k's generator outputs a constant: a run that crossed a class change would paint a tile

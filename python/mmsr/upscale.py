@@ -43,6 +43,11 @@ _GPU_BATCH = 64  # for 32x32 tiles; bigger tiles get proportionally fewer (same 
 _GPU_BATCH_PIXELS = _GPU_BATCH * 32 * 32
 DEFAULT_CONTEXT = 4  # LR pixels; see the "Seams" paragraph of the Upscaler docstring
 DEFAULT_MAX_RUN = 8  # tiles per shared window; see "Runs" in the Upscaler docstring
+# A run's window holds at most this many LR pixels, or a batch of single windows' worth if that is
+# more, so that one call's memory stays near a batch's. A generator keeps ~4 KB per LR pixel in
+# one float32 feature map of its last x2 upsampling stage: 32768 pixels are ~130 MB, a window of
+# 8 tiles of 128x128 (136 x 976) would be ~530 MB.
+_RUN_PIXELS = 32768
 
 
 @dataclass(frozen=True)
@@ -133,7 +138,10 @@ class Upscaler:
     least its own context, the work of a run of n tiles falls to ``(24 n + 16) / (40 n)`` of n
     windows at 32 / 8 / 4 (0.68 at n = 8), and the output only moves closer to whole-image
     inference. Runs of one class and window width are batched together, ``batch_size`` tiles (at
-    least one run) per call. ``max_run=1`` gives every tile its own window.
+    least one run) per call. ``max_run=1`` gives every tile its own window. To keep a call's
+    memory near a batch's, a run's window also holds at most 32768 LR pixels, or ``batch_size``
+    single windows' worth if that is more (8 tiles of 32x32 with context 4, 2 of 128x128 on the
+    CPU).
 
     **Speed.** Generators are rewritten for inference (:mod:`mmsr.inference`): the 9x9 tail conv
     at HR size, ~30-40% of a generator's CPU time, runs as a 5x5 conv before the last pixel
@@ -429,7 +437,8 @@ class Upscaler:
                 progress(len(crop))
 
         groups = defaultdict(list)  # (class, window width) -> [(run, image, tile row, first column)]
-        for run in tile_runs(classes.tolist(), grid.cols, self.max_run):
+        longest = min(self.max_run, self._longest_run(grid, rows.length, cols.length))
+        for run in tile_runs(classes.tolist(), grid.cols, longest):
             image, rest = divmod(run.first, tiles_per_image)
             r, c0 = divmod(rest, grid.cols)
             width = col_starts[c0 + run.length - 1] + cols.length - col_starts[c0]
@@ -442,6 +451,14 @@ class Upscaler:
                 if tiles >= self.batch_size or n == len(members) - 1:
                     run_batch(k, width, batch)
                     batch, tiles = [], 0
+
+    def _longest_run(self, grid: TileGrid, window_h: int, window_w: int) -> int:
+        """Most tiles a run may hold: its window stays within the pixels of a batch (see _RUN_PIXELS)."""
+        budget = max(_RUN_PIXELS, self.batch_size * window_h * window_w)
+        stride = grid.tile_w - grid.overlap_w
+        if stride <= 0:  # one tile column
+            return 1
+        return max(1, (budget // window_h - window_w) // stride + 1)
 
     def _band_rows(self, batch: int, grid: TileGrid) -> int:
         if self.band_rows is not None:

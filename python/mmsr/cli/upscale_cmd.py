@@ -28,9 +28,11 @@ exit status is 1 if any failed, 2 for bad options.
 
 _LARGE_IMAGE_TILES = 256  # images with more tiles get their own progress bar
 # With one model for every tile (--model), tiles only bound memory: routing needs small tiles, one
-# model does not, and bigger tiles repeat less work in overlaps and context (on Set14, 128-pixel
-# tiles of one model took 0.77x the time of 32-pixel ones; benchmarks/README.md).
-SINGLE_MODEL_TILE = 128
+# model does not, and bigger tiles repeat less work in overlaps and context. One 500x480 LR image
+# through the default bundle's 16-8r took 6.3 / 5.6 / 5.3 / 6.5 s with 32 / 64 / 96 / 128-pixel
+# tiles (at 128 the flush last tile of a row repeats most of a tile, and runs are shorter);
+# Set14 3.8 / 4.1 / 3.8 / 3.1 s (benchmarks/README.md).
+SINGLE_MODEL_TILE = 96
 _SUFFIXES = {"k": 10**3, "m": 10**6, "g": 10**9}
 
 
