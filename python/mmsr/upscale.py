@@ -406,51 +406,56 @@ class Upscaler:
 
         Runs of one class and window width are batched, ``batch_size`` tiles (at least one run) per
         generator call; each tile is cropped out of its run's output where its own window would be.
+        The whole band is planned on the host first and its indices go to the device in one copy
+        each, so that no batch waits for the one before it (a host-to-GPU copy synchronises).
         """
         source, rows, cols = windows
-        s, device, tiles_per_image = self.scale, sr.device, grid.rows * grid.cols
+        s, tiles_per_image = self.scale, grid.rows * grid.cols
         row_starts, row_offsets = rows.starts.tolist(), rows.offsets.tolist()
         col_starts = cols.starts.tolist()
-
-        def run_batch(k: int, width: int, batch) -> None:
-            image, r, c0 = zip(*((image, r, c0) for _, image, r, c0 in batch))
-            lr = gather_windows(
-                source,
-                torch.tensor(image, device=device),
-                torch.tensor([row_starts[i] for i in r], device=device),
-                torch.tensor([col_starts[i] for i in c0], device=device),
-                rows.length,
-                width,
-            )
-            out = self._run_generator(k, lr)
-            # Tile j of a run sits where its own window would put it: its row offset, and its
-            # column origin minus the run window's start.
-            crop = [
-                (n, row_offsets[r] * s, (grid.xs[c0 + j] - col_starts[c0]) * s, run.first + j)
-                for n, (run, _, r, c0) in enumerate(batch)
-                for j in range(run.length)
-            ]
-            which, row_at, col_at, tile_index = (torch.tensor(v, device=device) for v in zip(*crop))
-            crops = gather_windows(out, which, row_at, col_at, grid.tile_h * s, grid.tile_w * s)
-            sr.index_copy_(0, tile_index, crops.contiguous())
-            if progress is not None:
-                progress(len(crop))
-
-        groups = defaultdict(list)  # (class, window width) -> [(run, image, tile row, first column)]
         longest = min(self.max_run, self._longest_run(grid, rows.length, cols.length))
+
+        groups = defaultdict(list)  # (class, window width) -> [(run, tile row, first column, image)]
         for run in tile_runs(classes.tolist(), grid.cols, longest):
             image, rest = divmod(run.first, tiles_per_image)
             r, c0 = divmod(rest, grid.cols)
             width = col_starts[c0 + run.length - 1] + cols.length - col_starts[c0]
-            groups[(run.cls, width)].append((run, image, r, c0))
+            groups[(run.cls, width)].append((run, r, c0, image))
+
+        # windows: (image, row start, column start) per run; crops: (run within its batch, row and
+        # column of the tile in the run's SR window, tile index) per tile. Tile j of a run sits
+        # where its own window would put it: its row offset, its column origin minus the run's start.
+        windows_plan, crops_plan, batches = [], [], []  # batches: (class, width, run slice, tile slice)
+
+        def plan_batch(k: int, width: int, batch_runs) -> None:
+            first_run, first_tile = len(windows_plan), len(crops_plan)
+            for n, (run, r, c0, image) in enumerate(batch_runs):
+                windows_plan.append((image, row_starts[r], col_starts[c0]))
+                crops_plan.extend(
+                    (n, row_offsets[r] * s, (grid.xs[c0 + j] - col_starts[c0]) * s, run.first + j)
+                    for j in range(run.length)
+                )
+            batches.append((k, width, slice(first_run, len(windows_plan)), slice(first_tile, len(crops_plan))))
+
         for (k, width), members in groups.items():
-            batch, tiles = [], 0
+            batch_runs, tiles = [], 0
             for n, member in enumerate(members):
-                batch.append(member)
+                batch_runs.append(member)
                 tiles += member[0].length
                 if tiles >= self.batch_size or n == len(members) - 1:
-                    run_batch(k, width, batch)
-                    batch, tiles = [], 0
+                    plan_batch(k, width, batch_runs)
+                    batch_runs, tiles = [], 0
+        window_index = torch.tensor(windows_plan, dtype=torch.int64).t().to(sr.device)
+        crop_index = torch.tensor(crops_plan, dtype=torch.int64).t().to(sr.device)
+
+        for k, width, run_slice, tile_slice in batches:
+            image, row, col = window_index[:, run_slice]
+            out = self._run_generator(k, gather_windows(source, image, row, col, rows.length, width))
+            which, row_at, col_at, tile_index = crop_index[:, tile_slice]
+            crops = gather_windows(out, which, row_at, col_at, grid.tile_h * s, grid.tile_w * s)
+            sr.index_copy_(0, tile_index, crops.contiguous())
+            if progress is not None:
+                progress(tile_slice.stop - tile_slice.start)
 
     def _longest_run(self, grid: TileGrid, window_h: int, window_w: int) -> int:
         """Most tiles a run may hold: its window stays within the pixels of a batch (see _RUN_PIXELS)."""
