@@ -88,6 +88,15 @@ def test_eval_draws_one_comparison_per_image_with_a_panel_per_method(evaluated):
         assert im.size[0] == panels * side + (panels - 1) * _GAP
 
 
+def test_tiling_options_reach_the_upscalers_and_the_report(hr_dir, bundles, tmp_path):
+    out = tmp_path / "out"
+    assert mmsr_main(["eval", "--hr", str(hr_dir), "--bundle", str(bundles[0]), "--out", str(out), "--no-niqe",
+                      "--limit", "1", "--context", "2", "--max-run", "1"]) == 0
+    method = json.loads((out / "results.json").read_text())["methods"][1]
+    assert method["context"] == 2 and method["max_run"] == 1
+    assert "context 2, runs of up to 1 tiles" in (out / "report.md").read_text()
+
+
 def test_an_unreadable_image_is_reported_and_skipped_with_a_nonzero_exit(hr_dir, bundles, tmp_path, capsys):
     broken = tmp_path / "hr"
     broken.mkdir()

@@ -231,5 +231,6 @@ def test_bundle_files_load_by_path(tmp_path):
     path = save_bundle(Bundle.random(["1-2w8"], threshold=0.0, boundaries=[], scale=2), tmp_path / "b.safetensors")
     method = bundle_method("b", path)
     assert method.describe()["path"] == str(path) and method.describe()["configs"] == ["1-2w8"]
+    assert method.describe()["context"] == 4 and method.describe()["max_run"] == 8  # the Upscaler's defaults
     with pytest.raises(ValueError, match="reserved"):
         bundle_method(HR, path)

@@ -121,6 +121,8 @@ class Method:
             "boundaries": list(bundle.boundaries),
             "tile_size": up.tile_size,
             "overlap": up.overlap,
+            "context": up.context,
+            "max_run": up.max_run,
             "blend": up.blend,
             "device": str(up.device),
         }

@@ -45,6 +45,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--tile-size", type=int, help="LR tile size (default: each bundle's)")
     parser.add_argument("--overlap", type=int, help="LR tile overlap (default: each bundle's)")
     parser.add_argument("--context", type=int, help="LR context pixels around each tile (default: the Upscaler's, 4)")
+    parser.add_argument(
+        "--max-run", type=int, help="tiles of one class in a row that share a model window (default: the Upscaler's, 8)"
+    )
     parser.add_argument("--blend", default="linear", help="tile blend: linear, cosine or mean (default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=64, help="tiles per generator call (default %(default)s)")
     parser.add_argument(
@@ -94,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
             options["overlap"] = args.overlap
         if args.context is not None:
             options["context"] = args.context
+        if args.max_run is not None:
+            options["max_run"] = args.max_run
         methods = [bicubic_method()]
         for spec in args.bundle:
             name, path = parse_bundle_spec(spec)
