@@ -236,7 +236,7 @@ def add_parser(subparsers) -> None:
         "(default 8; 1 gives every tile its own)",
     )
     parser.add_argument("--device", default="auto", help="auto (default: cuda if available), cpu, cuda or cuda:N")
-    parser.add_argument("--batch-size", type=int, metavar="N", help="tiles per model call (default 2 on CPU, 64 on CUDA)")
+    parser.add_argument("--batch-size", type=int, metavar="N", help="tiles per model call (default 2 on CPU; on CUDA 64 of 32x32, as many LR pixels for other sizes)")
     parser.add_argument("--half", action="store_true", help="run the models in float16 (CUDA only)")
     parser.add_argument(
         "--class-map", metavar="PATH",
