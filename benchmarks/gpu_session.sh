@@ -20,7 +20,7 @@
 #            CONTINUE_LR: training budgets add up across sessions
 #   profile  benchmarks/profile_generator.py on CUDA, bf16, batch 64 (where inference time goes)
 #   tiling   benchmarks/tiling_tradeoff.py on CUDA: the default bundle on Set14 routed vs one model,
-#            windows per tile vs runs, 32- and 96-pixel tiles, and whole images (needs device_data/val)
+#            a window per tile vs blocks, and whole images (needs device_data/val)
 #   curve    MMSR and the baseline from scratch (as `train`, CURVE_STEPS pixel steps per class, one
 #            number or one per class, the baseline their sum; CURVE_CONFIGS, default the residual
 #            4-2r,8-6r,16-8r; the baseline the last of them) with --snapshots CURVE_SNAPSHOTS, then
@@ -123,9 +123,9 @@ for s in $stages; do
     bench upscale 70 benchmarks/test_bench_upscale.py
     ;;
   tiling)
-    stage "tiling: routed vs one model, runs vs a window per tile, default bundle on Set14"
+    stage "tiling: routed vs one model, blocks vs a window per tile, default bundle on Set14"
     bounded 120 python benchmarks/tiling_tradeoff.py --device cuda --hr device_data/val/set14 --repeats 3 \
-      --max-runs 1,8 --layouts 32/8/4,32/8/4/2,96/8/4/2 2>&1 | tail -14 | tee "$work/tiling.md"
+      --max-runs 1,8 --layouts 32/8/4,32/8/4/2 2>&1 | tail -12 | tee "$work/tiling.md"
     ;;
   levers)
     stage "training-speed levers"

@@ -8,14 +8,15 @@ with the conventions of ``mmsr eval`` (LR from the training down-sampler, PSNR-Y
 crop border), for each layout and for whole-image inference through every class's generator:
 
     python benchmarks/tiling_tradeoff.py                              # default bundle, Set14, CPU
-    python benchmarks/tiling_tradeoff.py --layouts 32/8/4,64/8/4 --hr ../shared/data/val/set5
+    python benchmarks/tiling_tradeoff.py --layouts 32/8/4,32/8/4/2 --max-runs 1,8 --hr ../shared/data/val/set5
     python benchmarks/tiling_tradeoff.py --device cuda --repeats 3
 
 Each layout is ``TILE/OVERLAP/CONTEXT`` in LR pixels, routed by TVAT, or ``TILE/OVERLAP/CONTEXT/K``
 with every tile forced to class K's generator (one model, tiled only to bound memory);
-``--max-runs 1,8`` runs each layout with per-tile windows and with runs of up to 8 tiles sharing one. Times are the fastest of ``--repeats`` passes
-over the folder, summed over its images; layouts run interleaved image by image, so that the
-machine's load drifts into all of them alike.
+``--max-runs 1,8`` runs each layout with a window per tile and with blocks up to 8 tiles wide
+sharing one. Times are the fastest of ``--repeats`` passes over the folder, summed over its
+images; layouts run interleaved image by image, so that the machine's load drifts into all of
+them alike.
 """
 from __future__ import annotations
 

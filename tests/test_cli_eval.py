@@ -94,7 +94,7 @@ def test_tiling_options_reach_the_upscalers_and_the_report(hr_dir, bundles, tmp_
                       "--limit", "1", "--context", "2", "--max-run", "1"]) == 0
     method = json.loads((out / "results.json").read_text())["methods"][1]
     assert method["context"] == 2 and method["max_run"] == 1
-    assert "context 2, runs of up to 1 tiles" in (out / "report.md").read_text()
+    assert "context 2, blocks up to 1 tiles wide" in (out / "report.md").read_text()
 
 
 def test_an_unreadable_image_is_reported_and_skipped_with_a_nonzero_exit(hr_dir, bundles, tmp_path, capsys):

@@ -209,21 +209,19 @@ def test_model_sends_every_tile_through_one_class(tmp_path, bundle_path, model, 
     assert _upscale(tmp_path / "a.png", "-o", tmp_path / "b.png", "--bundle", bundle_path, "--model", model,
                     "--class-map", tmp_path / "m.json") == 0
     record = json.loads((tmp_path / "m.json").read_text())
-    # One model needs no small tiles: the default tile grows to SINGLE_MODEL_TILE (clamped to the image).
-    assert record["tile_size"] == upscale_cmd.SINGLE_MODEL_TILE
+    assert record["tile_size"] == 16 and record["rows"] * record["cols"] > 1  # the bundle's tiling
     assert record["histogram"][forced] == record["rows"] * record["cols"]
     x = torch.from_numpy(_rgb()).permute(2, 0, 1).contiguous()
-    up = Upscaler(bundle_path, tile_size=upscale_cmd.SINGLE_MODEL_TILE)
-    expected = up.upscale(x, force_class=forced).image.permute(1, 2, 0).numpy()
+    expected = Upscaler(bundle_path).upscale(x, force_class=forced).image.permute(1, 2, 0).numpy()
     assert np.array_equal(np.array(Image.open(tmp_path / "b.png")), expected)
 
 
-def test_model_keeps_an_explicit_tile(tmp_path, bundle_path):
+def test_model_with_an_explicit_tile(tmp_path, bundle_path):
     Image.fromarray(_rgb()).save(tmp_path / "a.png")
     assert _upscale(tmp_path / "a.png", "-o", tmp_path / "b.png", "--bundle", bundle_path, "--model", "deepest",
-                    "--tile", "16", "--class-map", tmp_path / "m.json") == 0
+                    "--tile", "24", "--class-map", tmp_path / "m.json") == 0
     record = json.loads((tmp_path / "m.json").read_text())
-    assert record["tile_size"] == 16 and record["histogram"][0] == 0 and record["histogram"][1] > 1
+    assert record["tile_size"] == 24 and record["histogram"][0] == 0 and record["histogram"][1] > 1
 
 
 def test_routed_is_the_default_model(tmp_path, bundle_path):

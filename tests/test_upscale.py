@@ -14,7 +14,7 @@ from mmsr.bundle import Bundle, BundleError
 from mmsr.classmap import tile_classes
 from mmsr.models import Generator
 from mmsr.inference import fold_batchnorm, fuse_subpixel_tail
-from mmsr.upscale import UpscaleResult, Upscaler
+from mmsr.upscale import BLOCK_ROWS, UpscaleResult, Upscaler
 
 TINY = ("1-2w8", "2-2w8", "1-2w12")
 
@@ -187,11 +187,14 @@ def test_upscale_whole_picks_a_class():
 @pytest.mark.parametrize(
     "tile_overlap_margin", [(16, 4, 0), (16, 4, 2), (16, 8, 3), (16, 12, 6), (12, 0, 0)], ids=str
 )
-@pytest.mark.parametrize("band_rows", [1, 2, 3])
+@pytest.mark.parametrize("band_rows", [1, 2, 3, 4])
 @pytest.mark.parametrize("context", [0, 4, 9])
 def test_banded_equals_one_shot(blend, tile_overlap_margin, band_rows, context):
     tile, overlap, margin = tile_overlap_margin
-    options = dict(tile_size=tile, overlap=overlap, blend=blend, margin=margin, context=context)
+    # Blocks stay within aligned groups of BLOCK_ROWS tile rows, so bands of whole groups give the
+    # same result; narrower bands cut blocks short (as they must), so they are compared per tile.
+    max_run = None if band_rows % BLOCK_ROWS == 0 else 1
+    options = dict(tile_size=tile, overlap=overlap, blend=blend, margin=margin, context=context, max_run=max_run)
     x = random_image((2, 3, 61, 45), seed=8)  # 61 rows: the last tile row is a flush one
     one_shot = Upscaler(_bundle(), **options).upscale(x)
     banded = Upscaler(_bundle(), band_rows=band_rows, **options).upscale(x)
@@ -214,11 +217,15 @@ def test_margin_keeps_stitch_an_average(blend, margin):
 def test_edge_sizes(size):
     # Images smaller than a tile, one pixel wide, and with flush tiles, margin included.
     x = random_image((3, *size), seed=14)
-    one_shot = Upscaler(_bundle(scale=3), tile_size=16, overlap=8, margin=4).upscale(x)
-    banded = Upscaler(_bundle(scale=3), tile_size=16, overlap=8, margin=4, band_rows=1).upscale(x)
-    assert one_shot.image.shape == (3, 3 * size[0], 3 * size[1])
-    assert torch.isfinite(one_shot.image).all()
-    torch.testing.assert_close(banded.image, one_shot.image, rtol=0, atol=1e-6)
+    # Bands of one row cut blocks short, so they compare with a window per tile; bands of a whole
+    # row group keep the blocks.
+    for band_rows, max_run in ((1, 1), (BLOCK_ROWS, None)):
+        options = dict(tile_size=16, overlap=8, margin=4, max_run=max_run)
+        one_shot = Upscaler(_bundle(scale=3), **options).upscale(x)
+        banded = Upscaler(_bundle(scale=3), band_rows=band_rows, **options).upscale(x)
+        assert one_shot.image.shape == (3, 3 * size[0], 3 * size[1])
+        assert torch.isfinite(one_shot.image).all()
+        torch.testing.assert_close(banded.image, one_shot.image, rtol=0, atol=1e-6)
 
 
 def test_context_windows_are_cut_from_the_image_and_cropped_back():
@@ -241,54 +248,69 @@ def test_context_windows_are_cut_from_the_image_and_cropped_back():
     torch.testing.assert_close(up.upscale(x).image, by_hand, rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("max_run", [2, 3, 8])
-def test_runs_of_one_class_share_a_window(max_run):
-    # By hand: the tiles of a row go in runs of max_run; a run's window spans from its first tile's
-    # window start to its last tile's window end, and each tile is cropped where it sits in it.
+@pytest.mark.parametrize("max_run, band_rows", [(2, 1), (3, 4), (8, 4), (8, 2)])
+def test_blocks_of_one_class_share_a_window(max_run, band_rows):
+    # By hand: 40 x 61 with 16-pixel tiles at stride 10 is a 4 x 6 grid. One class, so the blocks
+    # are max_run columns wide and as tall as a band allows (4 rows, a whole row group); a block's
+    # window spans from its first tile's window start to its last tile's window end on each axis,
+    # and each tile is cropped where it sits in it.
     bundle = Bundle.random(["2-2w8"], threshold=0.0, boundaries=[], scale=2, seed=5)
     generator = bundle.generators()[0]
     x = random_image((2, 3, 40, 61), seed=6)
-    up = Upscaler(bundle, tile_size=16, overlap=6, context=5, max_run=max_run, band_rows=1, fold_bn=False,
+    up = Upscaler(bundle, tile_size=16, overlap=6, context=5, max_run=max_run, band_rows=band_rows, fold_bn=False,
                   fuse_tail=False)
     grid = up.grid(40, 61)
-    start = [min(max(x0 - 5, 0), 61 - 26) for x0 in grid.xs]
-    tiles = []
+    assert (grid.rows, grid.cols) == (4, 6)
+    col_start = [min(max(x0 - 5, 0), 61 - 26) for x0 in grid.xs]
+    row_start = [min(max(y0 - 5, 0), 40 - 26) for y0 in grid.ys]
+    sr_tiles = {}
     with torch.no_grad():
         for b in range(2):
-            for y in grid.ys:
-                wy = min(max(y - 5, 0), 40 - 26)
+            for r0 in range(0, grid.rows, band_rows):
+                r1 = min(r0 + band_rows, grid.rows) - 1
                 for c0 in range(0, grid.cols, max_run):
                     c1 = min(c0 + max_run, grid.cols) - 1
-                    sr = generator(x[b : b + 1, :, wy : wy + 26, start[c0] : start[c1] + 26]).clamp(0, 1)
-                    for x0 in grid.xs[c0 : c1 + 1]:
-                        at = 2 * (x0 - start[c0])
-                        tiles.append(sr[:, :, 2 * (y - wy) : 2 * (y - wy) + 32, at : at + 32])
+                    window = x[b : b + 1, :, row_start[r0] : row_start[r1] + 26, col_start[c0] : col_start[c1] + 26]
+                    sr = generator(window).clamp(0, 1)
+                    for r in range(r0, r1 + 1):
+                        for c in range(c0, c1 + 1):
+                            top, left = 2 * (grid.ys[r] - row_start[r0]), 2 * (grid.xs[c] - col_start[c0])
+                            sr_tiles[b, r, c] = sr[:, :, top : top + 32, left : left + 32]
+    tiles = [sr_tiles[b, r, c] for b in range(2) for r in range(grid.rows) for c in range(grid.cols)]
     by_hand = mmsr.stitch(torch.cat(tiles), grid, 2, "linear")
     torch.testing.assert_close(up.upscale(x).image, by_hand, rtol=0, atol=1e-5)
 
 
-def test_runs_of_big_tiles_are_capped_to_a_batch(monkeypatch):
-    # 64-pixel tiles (stride 56, windows 72 wide) in a 64-high image: a run's window may hold
-    # 32768 LR pixels, i.e. be 512 wide (8 tiles), whatever max_run allows, unless batch_size
-    # single windows hold more.
+def test_blocks_are_capped_to_a_batch(monkeypatch):
+    # A block's window may hold 32768 LR pixels, whatever max_run allows, unless batch_size single
+    # windows hold more.
     up = Upscaler(_bundle(), tile_size=64, overlap=8, batch_size=1, max_run=16)
-    areas = []
+    shapes = []
     run_generator = up._run_generator
-    monkeypatch.setattr(up, "_run_generator", lambda k, lr: areas.append(lr.shape[-2:].numel()) or run_generator(k, lr))
+    monkeypatch.setattr(up, "_run_generator", lambda k, lr: shapes.append(tuple(lr.shape[-2:])) or run_generator(k, lr))
+    # 64-pixel tiles (stride 56, windows 72 wide) in a 64-high image: at most 512 wide (8 tiles).
     x = random_image((3, 64, 1000), seed=3)
     up.upscale(x, force_class=0)
-    assert 32768 - 56 * 64 < max(areas) <= 32768
-    up.batch_size = 16  # 16 windows of 64 x 72 = 73728 pixels: runs grow to max_run's 16 tiles
-    areas.clear()
+    assert 32768 - 56 * 64 < max(h * w for h, w in shapes) <= 32768
+    up.batch_size = 16  # 16 windows of 64 x 72 = 73728 pixels: blocks grow to max_run's 16 tiles
+    shapes.clear()
     up.upscale(x, force_class=0)
-    # The first run: from the image edge to the 16th tile's window end (15 strides + 64 + 4).
-    assert max(areas) == 64 * (15 * 56 + 64 + 4)
+    # The first block: from the image edge to the 16th tile's window end (15 strides + 64 + 4).
+    assert max(h * w for h, w in shapes) == 64 * (15 * 56 + 64 + 4)
+    # 32-pixel tiles (stride 24, windows 40): 16 wide is ~400 pixels, so 2 rows (~64 x 400) fit and
+    # 3 (88 x 400) do not; narrower blocks (a row's remainder) may take all 4 rows of a group.
+    up = Upscaler(_bundle(), tile_size=32, overlap=8, batch_size=1, max_run=16)
+    monkeypatch.setattr(up, "_run_generator", lambda k, lr: shapes.append(tuple(lr.shape[-2:])) or run_generator(k, lr))
+    shapes.clear()
+    up.upscale(random_image((3, 200, 1000), seed=3), force_class=0)
+    assert max(h * w for h, w in shapes) <= 32768
+    assert max(h for h, w in shapes if w >= 396) == 64 and max(h for h, _ in shapes) == 3 * 24 + 40 - 4
 
 
 @pytest.mark.parametrize("max_run", [1, 2, 8])
-def test_runs_follow_the_classes(max_run):
-    # Class k's generator outputs a constant: a run that crossed a class change would paint a tile
-    # with the wrong one. LAYOUT's rows change class every tile or two.
+def test_blocks_follow_the_classes(max_run):
+    # Class k's generator outputs a constant: a block that took in another class's tile would paint
+    # it with the wrong one. LAYOUT changes class every tile or two, along rows and down columns.
     bundle = _constant_bundle((0.1, 0.5, 0.9), [0.001, 0.1])
     x = _textured_image(16, LAYOUT)
     result = Upscaler(bundle, tile_size=16, overlap=4, max_run=max_run).upscale(x)
@@ -307,8 +329,8 @@ def test_context_wider_than_the_image_is_the_whole_image():
 
 def test_banded_uint8_within_one_level():
     x = random_image((3, 70, 50), torch.uint8, seed=9)
-    one_shot = Upscaler(_bundle()).upscale(x).image
-    banded = Upscaler(_bundle(), band_rows=1).upscale(x).image
+    one_shot = Upscaler(_bundle(), max_run=1).upscale(x).image  # one-row bands would cut blocks short
+    banded = Upscaler(_bundle(), max_run=1, band_rows=1).upscale(x).image
     assert (one_shot.int() - banded.int()).abs().max() <= 1  # a value at .5 may round either way
 
 
@@ -317,7 +339,7 @@ def test_default_bands_bound_memory():
     # A 4000x3000 image: tiles of 32 at stride 24 make 125 x 167 tiles.
     rows = up._band_rows(1, up.grid(3000, 4000))
     tile_bytes = 3 * 128 * 128 * 4
-    assert 1 <= rows < 125
+    assert 1 <= rows < 125 and rows % BLOCK_ROWS == 0  # whole row groups: blocks as one-shot would make them
     assert rows * 167 * tile_bytes <= 256 * 2**20
 
 
@@ -365,29 +387,30 @@ def test_tiled_matches_whole_image_inference_at_overlap_8(blend, config, seed):
     # pixels on a 96 x 96 image, x4, random 2- and 8-block generators (receptive radius 12 and
     # 24 LR pixels; a random 16-block one's outputs are too heavy-tailed for the clamp check, and
     # measured 48-50 dB). PSNR is on the pipeline's own [0, 1] outputs with peak 1 (see
-    # _image_like_generator). Measured with context 4: 48-69 dB with a window per tile
-    # (max_run 1; what a tile between tiles of other classes gets), 52-71 dB with the default runs
-    # (here a whole tile row shares one window); 32-42 dB without context. Residual ("r") models,
-    # whose output is bicubic plus a random residual of std 0.05: 54-73 / 57-79 dB with context 4,
-    # 37-50 dB without.
+    # _image_like_generator). The default blocks cover this 4 x 4 grid with one window, i.e. the
+    # whole image, so the bar is checked where windows meet: a window per tile (max_run 1, what a
+    # tile between tiles of other classes gets) and blocks two tiles wide. Measured with context
+    # 4: 48-69 dB per tile; 32-42 dB without context. Residual ("r") models, whose output is
+    # bicubic plus a random residual of std 0.05: 54-73 dB per tile, 37-50 dB without context.
     x = _smooth_image(96, seed)
     if config.endswith("r"):
         x = 0.25 + 0.5 * x  # the residual rides on the image itself: keep it clear of the clamp
     bundle = _image_like_generator(config, x, seed)
     up = Upscaler(bundle, tile_size=32, overlap=8, blend=blend)
-    assert up.context == 4 and up.margin == 0  # the defaults
+    assert up.context == 4 and up.margin == 0 and up.max_run == 8  # the defaults
     whole = up.upscale_whole(x)
     tiled = up.upscale(x)
     assert tiled.grid.num_tiles == 16
     assert ((whole == 0) | (whole == 1)).float().mean().item() < 0.01
-    assert _psnr(tiled.image, whole) >= 45.0
-    per_tile = Upscaler(bundle, tile_size=32, overlap=8, blend=blend, max_run=1).upscale(x)
-    assert _psnr(per_tile.image, whole) >= 45.0
+    assert _psnr(tiled.image, whole) >= 100.0  # one block: whole-image inference up to rounding
+    per_tile = _psnr(Upscaler(bundle, tile_size=32, overlap=8, blend=blend, max_run=1).upscale(x).image, whole)
+    assert per_tile >= 45.0
+    assert _psnr(Upscaler(bundle, tile_size=32, overlap=8, blend=blend, max_run=2).upscale(x).image, whole) >= 45.0
     # The context is what carries it: without it the same tiling stays below 45 dB (a residual
     # model's output is mostly bicubic, whose seams are faint: there it is at least 10 dB worse).
     without = _psnr(Upscaler(bundle, tile_size=32, overlap=8, blend=blend, context=0).upscale(x).image, whole)
     if config.endswith("r"):
-        assert without < _psnr(tiled.image, whole) - 10
+        assert without < per_tile - 10
     else:
         assert without < 45.0
 

@@ -8,11 +8,12 @@ zero-padded exactly as whole-image inference pads it, and an inner side gets rea
 window's SR output is cropped back to the tile before blending, so tiling, TVAT classes and
 stitching are unchanged; only the generator sees more.
 
-Neighbouring windows overlap by ``overlap + 2 * context`` pixels, all computed twice. A *run* of
-tiles, up to ``max_run`` neighbours in one tile row that go to the same class, therefore shares
-one window, from the first tile's window start to the last one's end (:func:`tile_runs`): every
-tile still gets at least its own window's pixels around it, and the work of a run of n 32-pixel
-tiles (overlap 8, context 4) is ``(24 n + 16) / (40 n)`` of n separate windows (0.68 at n = 8).
+Neighbouring windows overlap by ``overlap + 2 * context`` pixels, all computed twice. A *block*
+of neighbouring tiles that go to the same class therefore shares one window, from its first
+tile's window start to its last tile's window end on each axis (:func:`tile_blocks`): every tile
+still gets at least its own window's pixels around it, and a block of n x m 32-pixel tiles
+(overlap 8, context 4) costs ``(24 n + 16) (24 m + 16) / (1600 n m)`` of n m separate windows
+(0.68 for a row of 8, 0.44 for 4 x 8).
 
 Example:
     >>> w = axis_windows((0, 24, 38), tile_len=32, image_len=70, context=4)
@@ -27,7 +28,7 @@ from typing import Sequence, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ["AxisWindows", "TileRun", "WindowIndex", "axis_windows", "crop_tiles", "gather_windows", "tile_runs"]
+__all__ = ["AxisWindows", "TileBlock", "WindowIndex", "axis_windows", "crop_tiles", "gather_windows", "tile_blocks"]
 
 
 @dataclass(frozen=True)
@@ -91,35 +92,66 @@ def crop_tiles(windows: Tensor, row_offsets: Tensor, col_offsets: Tensor, height
 
 
 @dataclass(frozen=True)
-class TileRun:
-    """Tiles ``first .. first + length - 1`` (flat, image-major, row-major): neighbours in one tile row, one class."""
+class TileBlock:
+    """Tiles ``rows x cols`` of one image from grid position (``row``, ``col``), all of class ``cls``."""
 
-    first: int
-    length: int
+    image: int
+    row: int
+    col: int
+    rows: int
+    cols: int
     cls: int
 
 
-def tile_runs(classes: Sequence[int], cols: int, max_run: int) -> list[TileRun]:
-    """Split a grid's tiles into runs of horizontal neighbours of one class, at most ``max_run`` long.
+def tile_blocks(
+    classes: Sequence[int], rows: int, cols: int, fits, row_group: int = 1, first_row: int = 0
+) -> list[TileBlock]:
+    """Cover a grid's tiles with rectangles of one class, greedily in row-major order.
+
+    From each tile not yet covered, a block grows right while the next tile has its class (and is
+    free), then down while the whole next row of the block does, as long as ``fits(rows, cols)``
+    allows the block and it does not cross a multiple of ``row_group`` rows (counting the grid's
+    rows from ``first_row``): so a grid cut into bands of a multiple of ``row_group`` rows gets the
+    same blocks as the whole grid.
 
     Args:
         classes: each tile's class, flat over ``[images, rows, cols]`` in row-major order.
-        cols: tiles per grid row; a run never wraps into the next row.
-        max_run: the longest run (>= 1); longer stretches are split into runs of this length.
+        rows, cols: the grid's shape per image.
+        fits: ``fits(block_rows, block_cols) -> bool``, e.g. a bound on the block's window area.
+        row_group: blocks stay within aligned groups of this many rows.
+        first_row: the grid's first row in the whole image's rows (a band's first row).
 
     Example:
-        >>> [(r.first, r.length, r.cls) for r in tile_runs([0, 0, 1, 1, 1, 1], cols=3, max_run=2)]
-        [(0, 2, 0), (2, 1, 1), (3, 2, 1), (5, 1, 1)]
+        >>> blocks = tile_blocks([0, 0, 1, 0, 0, 1], rows=2, cols=3, fits=lambda r, c: True, row_group=2)
+        >>> [(b.row, b.col, b.rows, b.cols, b.cls) for b in blocks]
+        [(0, 0, 2, 2, 0), (0, 2, 2, 1, 1)]
     """
-    runs: list[TileRun] = []
-    first = 0
-    for index in range(1, len(classes) + 1):
-        if (
-            index == len(classes)
-            or index % cols == 0
-            or classes[index] != classes[first]
-            or index - first == max_run
+    per_image = rows * cols
+    taken = [False] * len(classes)
+    blocks: list[TileBlock] = []
+
+    def free(index: int, cls: int) -> bool:
+        return not taken[index] and classes[index] == cls
+
+    for index in range(len(classes)):
+        if taken[index]:
+            continue
+        image, rest = divmod(index, per_image)
+        r, c = divmod(rest, cols)
+        cls = classes[index]
+        width = 1
+        while c + width < cols and free(index + width, cls) and fits(1, width + 1):
+            width += 1
+        height = 1
+        while (
+            r + height < rows
+            and (first_row + r + height) % row_group != 0
+            and fits(height + 1, width)
+            and all(free(index + height * cols + j, cls) for j in range(width))
         ):
-            runs.append(TileRun(first, index - first, classes[first]))
-            first = index
-    return runs
+            height += 1
+        for i in range(height):
+            for j in range(width):
+                taken[index + i * cols + j] = True
+        blocks.append(TileBlock(image, r, c, height, width, cls))
+    return blocks

@@ -148,7 +148,7 @@ def _method_line(method: Method) -> str:
     return (
         f"- **{method.name}**: {where}; ×{info['scale']}; models {' / '.join(info['configs'])}; TVAT threshold "
         f"{info['threshold']:g}, boundaries {boundaries}; tile {info['tile_size']}, overlap {info['overlap']}, "
-        f"context {info['context']}, runs of up to {info['max_run']} tiles, {info['blend']} blend; {info['device']}"
+        f"context {info['context']}, blocks up to {info['max_run']} tiles wide, {info['blend']} blend; {info['device']}"
     )
 
 

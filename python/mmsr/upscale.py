@@ -24,7 +24,7 @@ import torch
 from . import _ops
 from ._checks import check_int
 from .bundle import Bundle, load_bundle
-from .context import WindowIndex, axis_windows, crop_tiles, gather_windows, tile_runs
+from .context import WindowIndex, axis_windows, crop_tiles, gather_windows, tile_blocks
 from .grid import TileGrid, make_grid
 from .inference import prepare_generator
 from .ops import BLENDS, classify, stitch, tile, tvat
@@ -42,12 +42,13 @@ _CPU_BATCH = 2  # see "Speed" in the Upscaler docstring
 _GPU_BATCH = 64  # for 32x32 tiles; bigger tiles get proportionally fewer (same LR pixels per call)
 _GPU_BATCH_PIXELS = _GPU_BATCH * 32 * 32
 DEFAULT_CONTEXT = 4  # LR pixels; see the "Seams" paragraph of the Upscaler docstring
-DEFAULT_MAX_RUN = 8  # tiles per shared window; see "Runs" in the Upscaler docstring
-# A run's window holds at most this many LR pixels, or a batch of single windows' worth if that is
-# more, so that one call's memory stays near a batch's. A generator keeps ~4 KB per LR pixel in
+DEFAULT_MAX_RUN = 8  # tiles along a row in a block; see "Blocks" in the Upscaler docstring
+BLOCK_ROWS = 4  # blocks stay within aligned groups of this many tile rows, and bands hold whole groups
+# A block's window holds at most this many LR pixels, or a batch of single windows' worth if that
+# is more, so that one call's memory stays near a batch's. A generator keeps ~4 KB per LR pixel in
 # one float32 feature map of its last x2 upsampling stage: 32768 pixels are ~130 MB, a window of
 # 8 tiles of 128x128 (136 x 976) would be ~530 MB.
-_RUN_PIXELS = 32768
+_BLOCK_PIXELS = 32768
 
 
 @dataclass(frozen=True)
@@ -124,24 +125,27 @@ class Upscaler:
     ``margin`` LR pixels next to every tile edge inside the image. Measured against whole-image
     inference at the default 32-pixel tiles and overlap 8 (PSNR with peak 1, x4, outputs ~0.5 +-
     0.15): random 2- and 8-block generators 48-69 dB with context 4 and a window per tile
-    (52-71 dB when runs share windows, below), 79-102 dB with context 8, and 32-42 dB with no
-    context (margin 3); the trained default bundle (residual 4-2r/8-6r/16-8r) on
-    Set5's butterfly 69-82 dB with context 4 and a window per tile (73-84 dB with runs), 53-66 dB
-    without (the earlier plain-SRResNet default:
-    54-58 and 38-45 dB). Context costs ``((tile + 2 * context) / tile)^2`` times the
+    (on 256 x 256 images 47-56 dB per tile, 55-64 dB with the default blocks, below), 79-102 dB
+    with context 8, and 32-42 dB with no context (margin 3); the trained default bundle (residual
+    4-2r/8-6r/16-8r), each class forced, on Set14's baboon 71-81 dB with context 4 per tile,
+    83-93 dB with blocks, and on Set5's butterfly 69-82 dB per tile, 53-66 dB without context (the
+    earlier plain-SRResNet default: 54-58 and 38-45 dB). Context costs ``((tile + 2 * context) / tile)^2`` times the
     generator work (1.56x at 32 / 4); without it, overlap 16 with margin 6 on 48-pixel tiles also
     reaches 50-68 dB, at ``(tile / (tile - overlap))^2`` times the tiles.
 
-    **Runs.** With context, up to ``max_run`` (default 8) neighbouring tiles of one tile row that
-    go to the same class share one window: from the first tile's window start to the last one's
-    end, each tile cropped out of it where its own window would have put it. Every tile keeps at
-    least its own context, the work of a run of n tiles falls to ``(24 n + 16) / (40 n)`` of n
-    windows at 32 / 8 / 4 (0.68 at n = 8), and the output only moves closer to whole-image
-    inference. Runs of one class and window width are batched together, ``batch_size`` tiles (at
-    least one run) per call. ``max_run=1`` gives every tile its own window. To keep a call's
-    memory near a batch's, a run's window also holds at most 32768 LR pixels, or ``batch_size``
-    single windows' worth if that is more (8 tiles of 32x32 with context 4, 2 of 128x128 on the
-    CPU).
+    **Blocks.** With context, neighbouring tiles that go to the same class share one window: a
+    block of up to ``max_run`` (default 8) tiles along a row and ``BLOCK_ROWS`` (4) rows, from its
+    first tile's window start to its last tile's window end on each axis, each tile cropped out
+    of it where its own window would have put it (:func:`mmsr.context.tile_blocks`, greedy in
+    row-major order). Every tile keeps at least its own context and the output only moves closer
+    to whole-image inference, while a block of n x m 32-pixel tiles costs ``(24 n + 16) (24 m +
+    16) / (1600 n m)`` of n m separate windows (0.68 for one row of 8, 0.44 for 4 x 8). Blocks
+    stay within aligned groups of 4 tile rows, and default bands hold whole groups, so the result
+    does not depend on the band size (a ``band_rows`` below 4 cuts blocks short). Blocks of one
+    class and window shape are batched together, ``batch_size`` tiles (at least one block) per
+    call. To keep a call's memory near a batch's, a block's window holds at most 32768 LR pixels,
+    or ``batch_size`` single windows' worth if that is more. ``max_run=1`` gives every tile its own
+    window.
 
     **Speed.** Generators are rewritten for inference (:mod:`mmsr.inference`): the 9x9 tail conv
     at HR size, ~30-40% of a generator's CPU time, runs as a 5x5 conv before the last pixel
@@ -157,12 +161,12 @@ class Upscaler:
 
     **Routed vs one model.** Tiling repeats work: with a window per tile, each generator call
     covers ``(tile + 2 * context)^2`` LR pixels while tiles advance by ``tile - overlap``, ~2.8x
-    the work of one whole-image pass at 32 / 8 / 4; runs win back part of it, routing to shallower
-    models another part. With the default bundle on Set14 (CPU, 2 threads, one interleaved run):
-    routed 4.0 s with runs (5.6 s with a window per tile), every tile through its 16-8r 3.9 s
-    (6.2 s), the 16-8r on 128-pixel tiles 3.0 s, on each whole image 2.5 s; PSNR-Y 27.41 routed,
-    27.48 for the 16-8r alone (``benchmarks/tiling_tradeoff.py``). Routing breaks runs where the
-    class changes, so here, with 26% of the tiles on shallower models, it no longer saves time.
+    the work of one whole-image pass at 32 / 8 / 4; blocks win back most of it, routing to
+    shallower models another part. With the default bundle on Set14 (CPU, 2 threads, one
+    interleaved run): routed 3.5 s with blocks (5.7 s with a window per tile), every tile through
+    its 16-8r 2.8 s (6.3 s), the 16-8r on each whole image 2.5 s; PSNR-Y 27.41 routed, 27.48 for
+    the 16-8r alone (``benchmarks/tiling_tradeoff.py``). Routing cuts blocks wherever the class
+    changes, so here, with 26% of the tiles on shallower models, it costs time instead of saving it.
 
     Args:
         bundle: a :class:`~mmsr.bundle.Bundle`, or a path to a bundle file.
@@ -175,8 +179,9 @@ class Upscaler:
             default ``3 * overlap // 8`` (3 for overlap 8, 6 for overlap 16) without context, 0 with it.
         context: LR pixels of real image around each tile that its generator also sees (cropped
             off its output; :mod:`mmsr.context`); default 4.
-        max_run: with context, up to this many neighbouring tiles of one class in a tile row share
-            one window (default 8; 1 gives every tile its own window); see "Runs".
+        max_run: with context, blocks of neighbouring tiles of one class, up to this many along a
+            row (and 4 rows), share one window (default 8; 1 gives every tile its own window); see
+            "Blocks".
         batch_size: tiles per generator call (>= 1); default 2 on CPU, and on CUDA 64 for 32x32
             tiles (``64 * 32**2 // tile_size**2``, at least 1).
         dtype: generator dtype: float32, or float16 / bfloat16 on CUDA only.
@@ -347,13 +352,15 @@ class Upscaler:
         force_class: Optional[int],
         progress: Optional[Callable[[int], None]],
         windows: Optional[Tuple[torch.Tensor, WindowIndex, WindowIndex]] = None,
+        first_row: int = 0,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """strip Tensor[B, 3, h, W] on the device -> (stitched float32 [B, 3, h*s, W*s], classes [B*N]).
 
         ``edge`` is (row masks [rows, th*s], column masks [cols, tw*s]) for this band's tiles, or
         None without a margin; each SR tile is multiplied by its masks before stitching.
         ``windows`` is (source rows around the strip, this band's row windows with starts in the
-        source's rows, column windows), or None without context.
+        source's rows, column windows), or None without context. ``first_row`` is the band's
+        first tile row in the image's grid (blocks align to it).
         """
         tiles, grid = tile(strip, self.tile_size, self.overlap)
         count = tiles.shape[0]
@@ -364,7 +371,7 @@ class Upscaler:
         s = self.scale
         sr = torch.empty(count, 3, grid.tile_h * s, grid.tile_w * s, dtype=torch.float32, device=tiles.device)
         if windows is not None and self.max_run > 1:
-            self._run_in_runs(classes, grid, windows, sr, progress)
+            self._run_in_blocks(classes, grid, windows, sr, progress, first_row)
             return self._finish_band(sr, grid, edge), classes
         # Tiles sorted by class (stable, so row-major within a class) make every batch one class's.
         order = torch.argsort(classes, stable=True)
@@ -401,75 +408,89 @@ class Upscaler:
         sr = self._run_generator(k, lr)
         return crop_tiles(sr, rows.offsets[r] * s, cols.offsets[c] * s, grid.tile_h * s, grid.tile_w * s)
 
-    def _run_in_runs(self, classes: torch.Tensor, grid: TileGrid, windows, sr: torch.Tensor, progress) -> None:
-        """Fill ``sr`` with every tile's SR, each run of same-class neighbours through one shared window.
+    def _run_in_blocks(
+        self, classes: torch.Tensor, grid: TileGrid, windows, sr: torch.Tensor, progress, first_row: int
+    ) -> None:
+        """Fill ``sr`` with every tile's SR, each block of same-class neighbours through one shared window.
 
-        Runs of one class and window width are batched, ``batch_size`` tiles (at least one run) per
-        generator call; each tile is cropped out of its run's output where its own window would be.
-        The whole band is planned on the host first and its indices go to the device in one copy
-        each, so that no batch waits for the one before it (a host-to-GPU copy synchronises).
+        Blocks of one class and window shape are batched, ``batch_size`` tiles (at least one
+        block) per generator call; each tile is cropped out of its block's output where its own
+        window would be. The whole band is planned on the host first and its indices go to the
+        device in one copy each, so that no batch waits for the one before it (a host-to-GPU copy
+        synchronises).
         """
         source, rows, cols = windows
-        s, tiles_per_image = self.scale, grid.rows * grid.cols
+        s = self.scale
         row_starts, row_offsets = rows.starts.tolist(), rows.offsets.tolist()
-        col_starts = cols.starts.tolist()
-        longest = min(self.max_run, self._longest_run(grid, rows.length, cols.length))
+        col_starts, col_offsets = cols.starts.tolist(), cols.offsets.tolist()
+        stride_h, stride_w = grid.tile_h - grid.overlap_h, grid.tile_w - grid.overlap_w
+        budget = max(_BLOCK_PIXELS, self.batch_size * rows.length * cols.length)
 
-        groups = defaultdict(list)  # (class, window width) -> [(run, tile row, first column, image)]
-        for run in tile_runs(classes.tolist(), grid.cols, longest):
-            image, rest = divmod(run.first, tiles_per_image)
-            r, c0 = divmod(rest, grid.cols)
-            width = col_starts[c0 + run.length - 1] + cols.length - col_starts[c0]
-            groups[(run.cls, width)].append((run, r, c0, image))
+        def fits(block_rows: int, block_cols: int) -> bool:
+            if block_cols > self.max_run:
+                return False
+            height = (block_rows - 1) * stride_h + rows.length
+            width = (block_cols - 1) * stride_w + cols.length
+            return height * width <= budget
 
-        # windows: (image, row start, column start) per run; crops: (run within its batch, row and
-        # column of the tile in the run's SR window, tile index) per tile. Tile j of a run sits
-        # where its own window would put it: its row offset, its column origin minus the run's start.
-        windows_plan, crops_plan, batches = [], [], []  # batches: (class, width, run slice, tile slice)
+        groups = defaultdict(list)  # (class, window height, window width) -> blocks
+        blocks = tile_blocks(classes.tolist(), grid.rows, grid.cols, fits, row_group=BLOCK_ROWS, first_row=first_row)
+        for block in blocks:
+            r1, c1 = block.row + block.rows - 1, block.col + block.cols - 1
+            height = row_starts[r1] + rows.length - row_starts[block.row]
+            width = col_starts[c1] + cols.length - col_starts[block.col]
+            groups[(block.cls, height, width)].append(block)
 
-        def plan_batch(k: int, width: int, batch_runs) -> None:
-            first_run, first_tile = len(windows_plan), len(crops_plan)
-            for n, (run, r, c0, image) in enumerate(batch_runs):
-                windows_plan.append((image, row_starts[r], col_starts[c0]))
+        # windows: (image, row start, column start) per block; crops: (block within its batch, row
+        # and column of the tile in the block's SR window, tile index) per tile. A tile sits where
+        # its own window would put it: its window's start plus its offset in it, minus the block's start.
+        windows_plan, crops_plan, batches = [], [], []  # batches: (class, height, width, block slice, tile slice)
+        per_image = grid.rows * grid.cols
+
+        def plan_batch(key, blocks) -> None:
+            first_block, first_tile = len(windows_plan), len(crops_plan)
+            for n, b in enumerate(blocks):
+                windows_plan.append((b.image, row_starts[b.row], col_starts[b.col]))
                 crops_plan.extend(
-                    (n, row_offsets[r] * s, (grid.xs[c0 + j] - col_starts[c0]) * s, run.first + j)
-                    for j in range(run.length)
+                    (
+                        n,
+                        (row_starts[r] + row_offsets[r] - row_starts[b.row]) * s,
+                        (col_starts[c] + col_offsets[c] - col_starts[b.col]) * s,
+                        b.image * per_image + r * grid.cols + c,
+                    )
+                    for r in range(b.row, b.row + b.rows)
+                    for c in range(b.col, b.col + b.cols)
                 )
-            batches.append((k, width, slice(first_run, len(windows_plan)), slice(first_tile, len(crops_plan))))
+            batches.append((*key, slice(first_block, len(windows_plan)), slice(first_tile, len(crops_plan))))
 
-        for (k, width), members in groups.items():
-            batch_runs, tiles = [], 0
-            for n, member in enumerate(members):
-                batch_runs.append(member)
-                tiles += member[0].length
+        for key, members in groups.items():
+            batch_blocks, tiles = [], 0
+            for n, block in enumerate(members):
+                batch_blocks.append(block)
+                tiles += block.rows * block.cols
                 if tiles >= self.batch_size or n == len(members) - 1:
-                    plan_batch(k, width, batch_runs)
-                    batch_runs, tiles = [], 0
+                    plan_batch(key, batch_blocks)
+                    batch_blocks, tiles = [], 0
         window_index = torch.tensor(windows_plan, dtype=torch.int64).t().to(sr.device)
         crop_index = torch.tensor(crops_plan, dtype=torch.int64).t().to(sr.device)
 
-        for k, width, run_slice, tile_slice in batches:
-            image, row, col = window_index[:, run_slice]
-            out = self._run_generator(k, gather_windows(source, image, row, col, rows.length, width))
+        for k, height, width, block_slice, tile_slice in batches:
+            image, row, col = window_index[:, block_slice]
+            out = self._run_generator(k, gather_windows(source, image, row, col, height, width))
             which, row_at, col_at, tile_index = crop_index[:, tile_slice]
             crops = gather_windows(out, which, row_at, col_at, grid.tile_h * s, grid.tile_w * s)
             sr.index_copy_(0, tile_index, crops.contiguous())
             if progress is not None:
                 progress(tile_slice.stop - tile_slice.start)
 
-    def _longest_run(self, grid: TileGrid, window_h: int, window_w: int) -> int:
-        """Most tiles a run may hold: its window stays within the pixels of a batch (see _RUN_PIXELS)."""
-        budget = max(_RUN_PIXELS, self.batch_size * window_h * window_w)
-        stride = grid.tile_w - grid.overlap_w
-        if stride <= 0:  # one tile column
-            return 1
-        return max(1, (budget // window_h - window_w) // stride + 1)
-
     def _band_rows(self, batch: int, grid: TileGrid) -> int:
         if self.band_rows is not None:
             return self.band_rows
         tile_bytes = 3 * grid.tile_h * grid.tile_w * self.scale**2 * 4
-        return max(1, _BAND_BYTES // (tile_bytes * grid.cols * batch))
+        rows = max(1, _BAND_BYTES // (tile_bytes * grid.cols * batch))
+        # Whole groups of BLOCK_ROWS, so that the bands' blocks are the whole image's (and the
+        # result does not depend on the band size); a band narrower than a group cuts blocks short.
+        return rows - rows % BLOCK_ROWS if rows >= BLOCK_ROWS else rows
 
     def upscale(
         self,
@@ -568,7 +589,7 @@ class Upscaler:
             else:
                 strip = x[:, :, y0:y1].to(self.device, non_blocking=True)
             edge = (row_masks[r0:r1], col_masks) if margin else None
-            band, band_classes = self._upscale_band(strip, edge, force_class, progress, windows)
+            band, band_classes = self._upscale_band(strip, edge, force_class, progress, windows, r0)
             classes[:, r0:r1] = band_classes.view(x.shape[0], r1 - r0, grid.cols).cpu()
             if r0 == 0 and r1 == grid.rows and not margin:
                 out.copy_(self._to_output(band, out.dtype))  # stitch's own result, bit for bit

@@ -46,7 +46,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--overlap", type=int, help="LR tile overlap (default: each bundle's)")
     parser.add_argument("--context", type=int, help="LR context pixels around each tile (default: the Upscaler's, 4)")
     parser.add_argument(
-        "--max-run", type=int, help="tiles of one class in a row that share a model window (default: the Upscaler's, 8)"
+        "--max-run", type=int,
+        help="widest block of same-class tiles sharing one model window (default: the Upscaler's, 8; 1: none)",
     )
     parser.add_argument("--blend", default="linear", help="tile blend: linear, cosine or mean (default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=64, help="tiles per generator call (default %(default)s)")

@@ -27,12 +27,6 @@ exit status is 1 if any failed, 2 for bad options.
 """
 
 _LARGE_IMAGE_TILES = 256  # images with more tiles get their own progress bar
-# With one model for every tile (--model), tiles only bound memory: routing needs small tiles, one
-# model does not, and bigger tiles repeat less work in overlaps and context. One 500x480 LR image
-# through the default bundle's 16-8r took 6.3 / 5.6 / 5.3 / 6.5 s with 32 / 64 / 96 / 128-pixel
-# tiles (at 128 the flush last tile of a row repeats most of a tile, and runs are shorter);
-# Set14 3.8 / 4.1 / 3.8 / 3.1 s (benchmarks/README.md).
-SINGLE_MODEL_TILE = 96
 _SUFFIXES = {"k": 10**3, "m": 10**6, "g": 10**9}
 
 
@@ -214,10 +208,7 @@ def add_parser(subparsers) -> None:
         help="routed (default: each tile through its TVAT class's model), or one model for every tile: "
         "deepest, a config name of the bundle (e.g. 16-8r) or a class index",
     )
-    parser.add_argument(
-        "--tile", type=int, metavar="N",
-        help=f"LR tile edge in pixels (default: the bundle's when routed, {SINGLE_MODEL_TILE} with one --model)",
-    )
+    parser.add_argument("--tile", type=int, metavar="N", help="LR tile edge in pixels (default: the bundle's)")
     parser.add_argument("--overlap", type=int, metavar="N", help="LR pixels shared by neighbouring tiles (default: the bundle's)")
     parser.add_argument("--blend", choices=BLENDS, default="linear", help="how overlapping tiles are averaged (default linear)")
     parser.add_argument(
@@ -232,8 +223,8 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--max-run", type=int, metavar="N",
-        help="with context, up to N neighbouring tiles of one class in a tile row share one model window "
-        "(default 8; 1 gives every tile its own)",
+        help="with context, blocks of neighbouring tiles of one class, up to N along a row and 4 rows, share "
+        "one model window (default 8; 1 gives every tile its own)",
     )
     parser.add_argument("--device", default="auto", help="auto (default: cuda if available), cpu, cuda or cuda:N")
     parser.add_argument("--batch-size", type=int, metavar="N", help="tiles per model call (default 2 on CPU; on CUDA 64 of 32x32, as many LR pixels for other sizes)")
@@ -315,22 +306,19 @@ def _clash(paths: List[Path], inputs: FileSet, written: FileSet) -> Optional[str
     return None
 
 
-def _build_upscaler(args, bundle, single_model: bool):
+def _build_upscaler(args, bundle):
     import torch
 
     from ..upscale import Upscaler
 
     device = resolve_device(args.device)
-    tile = args.tile
-    if tile is None and single_model:
-        tile = max(SINGLE_MODEL_TILE, bundle.tile_size)
     if args.half and not device.startswith("cuda"):
         raise CommandError(f"--half (float16) runs on CUDA only, and the device is {device}; drop --half or use --device cuda")
     try:
         return Upscaler(
             bundle,
             device=device,
-            tile_size=tile,
+            tile_size=args.tile,
             overlap=args.overlap,
             blend=args.blend,
             margin=args.margin,
@@ -383,7 +371,7 @@ def run(args) -> int:
         outputs = _plan_outputs(args, inputs, directory_mode, bundle.scale)
         class_maps = _class_map_paths(args, inputs, directory_mode)
         model = resolve_model(bundle, args.model)
-        upscaler = _build_upscaler(args, bundle, model is not None) if inputs else None
+        upscaler = _build_upscaler(args, bundle) if inputs else None
     except CommandError as err:
         print(f"mmsr upscale: error: {err}", file=sys.stderr)
         return 2
