@@ -434,8 +434,7 @@ class Upscaler:
             return height * width <= budget
 
         groups = defaultdict(list)  # (class, window height, window width) -> blocks
-        blocks = tile_blocks(classes.tolist(), grid.rows, grid.cols, fits, row_group=BLOCK_ROWS, first_row=first_row)
-        for block in blocks:
+        for block in tile_blocks(classes.tolist(), grid.rows, grid.cols, fits, row_group=BLOCK_ROWS, first_row=first_row):
             r1, c1 = block.row + block.rows - 1, block.col + block.cols - 1
             height = row_starts[r1] + rows.length - row_starts[block.row]
             width = col_starts[c1] + cols.length - col_starts[block.col]
@@ -447,9 +446,9 @@ class Upscaler:
         windows_plan, crops_plan, batches = [], [], []  # batches: (class, height, width, block slice, tile slice)
         per_image = grid.rows * grid.cols
 
-        def plan_batch(key, blocks) -> None:
+        def plan_batch(key, batch_blocks) -> None:
             first_block, first_tile = len(windows_plan), len(crops_plan)
-            for n, b in enumerate(blocks):
+            for n, b in enumerate(batch_blocks):
                 windows_plan.append((b.image, row_starts[b.row], col_starts[b.col]))
                 crops_plan.extend(
                     (
