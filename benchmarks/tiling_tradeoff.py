@@ -89,7 +89,7 @@ def main() -> None:
         t, o, c, _ = layout
         for max_run in args.max_runs or [None]:
             name = "/".join(str(v) for v in layout if v is not None)
-            name += "" if max_run is None else f" run {max_run}"
+            name += "" if max_run is None else f" max_run {max_run}"
             tiled[name] = layout
             upscalers[name] = Upscaler(bundle, device, tile_size=t, overlap=o, context=c, max_run=max_run)
     whole = Upscaler(bundle, device)

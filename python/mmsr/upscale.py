@@ -24,7 +24,7 @@ import torch
 from . import _ops
 from ._checks import check_int
 from .bundle import Bundle, load_bundle
-from .context import WindowIndex, axis_windows, crop_tiles, gather_windows, tile_blocks
+from .context import WindowIndex, axis_windows, gather_windows, tile_blocks
 from .grid import TileGrid, make_grid
 from .inference import prepare_generator
 from .ops import BLENDS, classify, stitch, tile, tvat
@@ -370,7 +370,7 @@ class Upscaler:
             classes = torch.full((count,), force_class, dtype=torch.int64, device=tiles.device)
         s = self.scale
         sr = torch.empty(count, 3, grid.tile_h * s, grid.tile_w * s, dtype=torch.float32, device=tiles.device)
-        if windows is not None and self.max_run > 1:
+        if windows is not None:
             self._run_in_blocks(classes, grid, windows, sr, progress, first_row)
             return self._finish_band(sr, grid, edge), classes
         # Tiles sorted by class (stable, so row-major within a class) make every batch one class's.
@@ -380,10 +380,7 @@ class Upscaler:
         for k, n in enumerate(per_class):
             for first in range(start, start + n, self.batch_size):
                 index = order[first : min(first + self.batch_size, start + n)]
-                if windows is None:
-                    sr.index_copy_(0, index, self._run_generator(k, tiles.index_select(0, index)))
-                else:
-                    sr.index_copy_(0, index, self._run_in_context(k, index, grid, windows))
+                sr.index_copy_(0, index, self._run_generator(k, tiles.index_select(0, index)))
                 if progress is not None:
                     progress(index.numel())
             start += n
@@ -398,22 +395,13 @@ class Upscaler:
             grid_view.mul_(row_masks[None, :, None, None, :, None] * col_masks[None, None, :, None, None, :])
         return stitch(sr, grid, s, self.blend)
 
-    def _run_in_context(self, k: int, index: torch.Tensor, grid: TileGrid, windows) -> torch.Tensor:
-        """SR of the band's tiles ``index`` (image-major, row-major) through their context windows."""
-        source, rows, cols = windows
-        s, per_image = self.scale, grid.rows * grid.cols
-        image, rest = index.div(per_image, rounding_mode="floor"), index.remainder(per_image)
-        r, c = rest.div(grid.cols, rounding_mode="floor"), rest.remainder(grid.cols)
-        lr = gather_windows(source, image, rows.starts[r], cols.starts[c], rows.length, cols.length)
-        sr = self._run_generator(k, lr)
-        return crop_tiles(sr, rows.offsets[r] * s, cols.offsets[c] * s, grid.tile_h * s, grid.tile_w * s)
-
     def _run_in_blocks(
         self, classes: torch.Tensor, grid: TileGrid, windows, sr: torch.Tensor, progress, first_row: int
     ) -> None:
         """Fill ``sr`` with every tile's SR, each block of same-class neighbours through one shared window.
 
-        Blocks of one class and window shape are batched, ``batch_size`` tiles (at least one
+        With ``max_run`` 1 every block is one tile (its own window). Blocks of one class and window
+        shape are batched, ``batch_size`` tiles (at least one
         block) per generator call; each tile is cropped out of its block's output where its own
         window would be. The whole band is planned on the host first and its indices go to the
         device in one copy each, so that no batch waits for the one before it (a host-to-GPU copy
@@ -434,7 +422,8 @@ class Upscaler:
             return height * width <= budget
 
         groups = defaultdict(list)  # (class, window height, window width) -> blocks
-        for block in tile_blocks(classes.tolist(), grid.rows, grid.cols, fits, row_group=BLOCK_ROWS, first_row=first_row):
+        row_group = BLOCK_ROWS if self.max_run > 1 else 1  # a group of 1 row: no block grows down
+        for block in tile_blocks(classes.tolist(), grid.rows, grid.cols, fits, row_group=row_group, first_row=first_row):
             r1, c1 = block.row + block.rows - 1, block.col + block.cols - 1
             height = row_starts[r1] + rows.length - row_starts[block.row]
             width = col_starts[c1] + cols.length - col_starts[block.col]
