@@ -22,7 +22,7 @@
 #   tiling   benchmarks/tiling_tradeoff.py on CUDA: the default bundle on Set14 routed vs one model,
 #            a window per tile vs blocks, and whole images (needs device_data/val)
 #   curve    MMSR and the baseline from scratch (as `train`, CURVE_STEPS pixel steps per class, one
-#            number or one per class, the baseline their sum; CURVE_CONFIGS, default the residual
+#            number or one per class, default 540,1620,5040; the baseline their sum; CURVE_CONFIGS, default the residual
 #            4-2r,8-6r,16-8r; the baseline the last of them) with --snapshots CURVE_SNAPSHOTS, then
 #            `mmsr report --quality` on device_data/val/set14: PSNR-Y against training time, and the
 #            time each needs at equal quality
@@ -34,7 +34,7 @@
 #   LIMIT=290 STAGES="build tests kernels upscale levers cosine" TESTS_K="tvat or stitch or tile" \
 #     bash benchmarks/gpu_session.sh                                # the follow-up
 #   LIMIT=560 STAGES="build continue profile compiled upscale" CONTINUE_STEPS=2500 bash benchmarks/gpu_session.sh
-#   LIMIT=560 STAGES="build curve profile" CURVE_STEPS=2400 bash benchmarks/gpu_session.sh   # needs device_data/val
+#   LIMIT=560 STAGES="build curve profile" CURVE_STEPS=540,1620,5040 bash benchmarks/gpu_session.sh   # needs device_data/val
 #   LIMIT=400 STAGES="build tests upscale tiling kernels" TESTS_K="tvat or upscale" bash benchmarks/gpu_session.sh
 set -uo pipefail
 export PYTHONUNBUFFERED=1
@@ -157,7 +157,7 @@ for s in $stages; do
     fi
     ;;
   curve)
-    steps=${CURVE_STEPS:-2400}
+    steps=${CURVE_STEPS:-540,1620,5040}  # weighted to the complex class, as on CPU (benchmarks/README)
     snaps=(--snapshots "${CURVE_SNAPSHOTS:-8}" --lr-schedule cosine)
     configs=${CURVE_CONFIGS:-4-2r,8-6r,16-8r}
     stage "curve: MMSR ($configs) from scratch, $steps pixel steps per class, ${snaps[1]} snapshots (concurrent)"
