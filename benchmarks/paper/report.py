@@ -75,6 +75,15 @@ def _photos(results: dict) -> str:
     return f"{data['images']} photos ({data['train_images']} to train on, {data['val_images']} held out for validation)"
 
 
+def _mmsr_steps(profile: dict) -> str:
+    """MMSR's pixel steps per class as text: "450" when even, "101 · 304 · 945" (smooth -> complex) when weighted.
+
+    Results written before the split existed hold only ``pixel_steps``: every class had that many.
+    """
+    steps = profile.get("mmsr_pixel_steps") or [profile["pixel_steps"]] * len(profile["mmsr_configs"])
+    return str(steps[0]) if len(set(steps)) == 1 else " · ".join(map(str, steps))
+
+
 def _minutes(seconds: float) -> str:
     return f"{seconds:.0f} s ({seconds / 60:.1f} min)"
 
@@ -245,8 +254,8 @@ def _time_section(results: dict, out: Path, charts: Dict[str, str]) -> List[str]
     lines = [
         "## 2. Training time (the paper's Table 3)",
         "",
-        f"Same crops for both: MMSR trains {len(mmsr_run['configs'])} classes × "
-        f"{results['profile']['pixel_steps']} + {results['profile']['gan_steps']} steps, the baseline one {baseline} × "
+        f"Same crops for both: MMSR trains {len(mmsr_run['configs'])} classes ({_mmsr_steps(results['profile'])} pixel "
+        f"steps per class, smooth → complex, and {results['profile']['gan_steps']} GAN steps each), the baseline one {baseline} × "
         f"{results['profile']['single_pixel_steps']} + {results['profile']['single_gan_steps']} steps, batch "
         f"{results['profile']['batch']}, crop {results['profile']['crop']}, on {', '.join(sorted(set(mmsr_run['devices'])))}. "
         "Wall times include start-up (reading the training photos; MMSR also calibrates its boundaries); class times are "
@@ -390,7 +399,7 @@ def _header(results: dict) -> List[str]:
                          f"on {profile['calib_samples']} training crops"],
         ["baseline", f"one {_baseline(results)} on all crops (`mmsr train --baseline`)"],
         ["Table 1 depths", " · ".join(profile["depth_configs"])],
-        ["per MMSR class", f"{profile['pixel_steps']} pixel steps + {profile['gan_steps']} GAN steps"],
+        ["per MMSR class", f"{_mmsr_steps(profile)} pixel steps (smooth → complex) + {profile['gan_steps']} GAN steps"],
         ["baseline and each depth", f"{profile['single_pixel_steps']} pixel + {profile['single_gan_steps']} GAN steps"],
         ["batch, crop", f"{profile['batch']} crops of {profile['crop']}×{profile['crop']} HR (×4)"],
         ["optimiser", f"lr {profile['lr']} ({profile['lr_schedule']}), L1 pixel loss, early stopping off, "
@@ -405,13 +414,13 @@ def _header(results: dict) -> List[str]:
 
 def _differences(results: dict, out: Path) -> List[str]:
     profile = results["profile"]
-    crops = profile["pixel_steps"] * profile["batch"]
+    crops = profile["pixel_steps"] * profile["batch"]  # the mean MMSR class's
     gan = profile["gan_steps"] > 0
     perceptual = results.get("perceptual_loss", False)
     items = [
         f"**Tiny data.** Training uses {_photos(results)} from `{results['data']}`; the paper and SRGAN train on far "
         "larger sets, so every model here sees little variety.",
-        f"**Tiny budgets.** {profile['pixel_steps']} pixel steps per MMSR class ({crops:,} crops of "
+        f"**Tiny budgets.** {profile['pixel_steps']} pixel steps per MMSR class on average ({crops:,} crops of "
         f"{profile['crop']}×{profile['crop']}); SRGAN-style training runs 10⁵–10⁶ steps of 16 crops of 96×96. "
         "**None of these models is anywhere near convergence**: the numbers compare undertrained networks, where "
         "shallow models, which learn fastest, are favoured over deep ones. Deeper models (16-8) need the most steps, "

@@ -8,7 +8,7 @@ off is continued with `mmsr train --resume`.
 Example:
     >>> from profiles import PROFILES
     >>> [run.name for run in plan_runs(PROFILES["smoke"])]
-    ['mmsr', 'baseline', 'depth_2-2', 'depth_4-2', 'depth_8-6']
+    ['mmsr', 'baseline', 'depth_2-2r', 'depth_4-2r', 'depth_8-6r']
 """
 from __future__ import annotations
 
@@ -82,7 +82,8 @@ def plan_runs(profile: Profile) -> List[TrainingRun]:
     per-class steps, which is exactly what `--classes 1 --configs 16-8` with those steps trains.
     """
     mmsr_classes = ("--classes", str(profile.classes), "--configs", ",".join(profile.mmsr_configs))
-    per_class = ("--pixel-steps", str(profile.pixel_steps), "--gan-steps", str(profile.gan_steps))
+    # One number per class; the baseline's --baseline budget is their sum, whatever the split.
+    per_class = ("--pixel-steps", ",".join(map(str, profile.mmsr_pixel_steps)), "--gan-steps", str(profile.gan_steps))
     concurrent = ("--concurrent",) if profile.concurrent else ("--no-concurrent",)  # never mmsr train's default
     # MMSR and the baseline keep their quality-vs-time curves, for the time each needs at equal quality.
     snapshots = ("--snapshots", str(profile.snapshots))
