@@ -22,8 +22,9 @@
 #   tiling   benchmarks/tiling_tradeoff.py on CUDA: the default bundle on Set14 routed vs one model,
 #            a window per tile vs blocks, and whole images (needs device_data/val)
 #   curve    MMSR and the baseline from scratch (as `train`, CURVE_STEPS pixel steps per class, one
-#            number or one per class, default 540,1620,5040; the baseline their sum; CURVE_CONFIGS, default the residual
-#            4-2r,8-6r,16-8r; the baseline the last of them) with --snapshots CURVE_SNAPSHOTS, then
+#            number or one per class, default 540,1620,5040; the baseline their sum; CURVE_CONFIGS,
+#            default the residual 4-2r,8-6r,16-8r; the baseline the last of them) with --snapshots
+#            CURVE_SNAPSHOTS, then
 #            `mmsr report --quality` on device_data/val/set14: PSNR-Y against training time, and the
 #            time each needs at equal quality
 # Each stage is bounded by the time left and writes its own results, so a late stage cannot cost an
