@@ -39,7 +39,10 @@ Budgets and their estimates (see README.md for how they were sized):
   after another, GAN steps 10.8 ms (4-2) and 29.5 ms (16-8). That gives ~0.145 s per per-class
   pixel step and ~0.23 s per GAN step over all runs: 1800 + 450 steps are ~6 minutes of steps,
   ~7-8 with start-up, plus ~1 minute of evaluation, inside the device tool's 10 minutes per
-  command. No matplotlib there: draw the charts afterwards with --report-only.
+  command. No matplotlib there: draw the charts afterwards with --report-only. Those estimates
+  predate ``mmsr_step_shares``: with MMSR's steps split 405 / 1215 / 3780, its complex class runs
+  alone after the others finish, ~100 s instead of ~70 s for MMSR by the same step times (an
+  estimate; the gpu profile has not run yet).
 """
 from __future__ import annotations
 
