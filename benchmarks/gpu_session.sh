@@ -19,7 +19,7 @@
 #            (one number, or one per class: "400,1200,4400"; the baseline their sum), cosine lr from
 #            CONTINUE_LR: training budgets add up across sessions
 #   profile  benchmarks/profile_generator.py on CUDA, bf16, batch 64 (where inference time goes)
-#   tiling   benchmarks/tiling_tradeoff.py on CUDA: the default bundle on Set14 routed vs one model,
+#   tiling   benchmarks/tiling_tradeoff.py on CUDA: the default bundle on Set14 routed (promote off/on) vs one model,
 #            a window per tile vs blocks, and whole images (needs device_data/val)
 #   curve    MMSR and the baseline from scratch (as `train`, CURVE_STEPS pixel steps per class, one
 #            number or one per class, default 540,1620,5040; the baseline their sum; CURVE_CONFIGS,
@@ -126,7 +126,7 @@ for s in $stages; do
   tiling)
     stage "tiling: routed vs one model, blocks vs a window per tile, default bundle on Set14"
     bounded 120 python benchmarks/tiling_tradeoff.py --device cuda --hr device_data/val/set14 --repeats 3 \
-      --max-runs 1,8 --layouts 32/8/4,32/8/4/2 2>&1 | tail -12 | tee "$work/tiling.md"
+      --max-runs 1,8 --promote off,on --layouts 32/8/4,32/8/4/2 2>&1 | tail -16 | tee "$work/tiling.md"
     ;;
   levers)
     stage "training-speed levers"

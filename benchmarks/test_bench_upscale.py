@@ -9,7 +9,9 @@ models run in bfloat16 and channels_last.
 Groups:
 - ``routed vs deepest``: the same image through a 3-class bundle, each tile to its class's model,
   vs every tile through the deepest class's model (``force_class``); with the Upscaler's default
-  runs of same-class neighbours sharing a window, and with a window per tile (``max_run=1``). Two bundles: the paper's
+  blocks of same-class neighbours sharing a window, with those blocks but pure TVAT routing
+  (``promote=False``: no tile moved to the deepest model where a shared block is cheaper), and
+  with a window per tile (``max_run=1``). Two bundles: the paper's
   depth-only configs (4-2 / 8-6 / 16-8 at width 64) and depth + width (4-2w32 / 8-6w48 / 16-8),
   since depth alone leaves the fixed head, upsampling and tail cost in every class. The image has
   flat, mildly textured and busy regions, and the class boundaries are its tile scores' tertiles,
@@ -82,12 +84,12 @@ def _tertile_bundle(configs, image: torch.Tensor) -> Bundle:
 
 
 @pytest.mark.parametrize("configs", [DEPTH_ONLY, DEPTH_AND_WIDTH], ids=["depth", "depth+width"])
-@pytest.mark.parametrize("impl", ["routed", "deepest", "routed_per_tile", "deepest_per_tile"])
+@pytest.mark.parametrize("impl", ["routed", "routed_tvat", "deepest", "routed_per_tile", "deepest_per_tile"])
 def test_routed_vs_deepest(benchmark, device, configs, impl):
     image = _three_texture_image(_size(device))
-    # "per_tile": every tile through its own context window (max_run 1), as before runs shared them.
+    # "per_tile": every tile through its own context window (max_run 1), as before blocks shared them.
     max_run = 1 if impl.endswith("per_tile") else None
-    up = Upscaler(_tertile_bundle(configs, image), max_run=max_run, **_options(device))
+    up = Upscaler(_tertile_bundle(configs, image), max_run=max_run, promote=impl != "routed_tvat", **_options(device))
     force = None if impl.startswith("routed") else up.deepest_class
     benchmark.group = f"routed vs deepest {'/'.join(configs)} {tuple(image.shape)} x{SCALE} {device}"
 
@@ -95,8 +97,11 @@ def test_routed_vs_deepest(benchmark, device, configs, impl):
     histogram = class_histogram(result.classes, up.num_classes)
     assert result.image.shape == (3, image.shape[1] * SCALE, image.shape[2] * SCALE)
     if impl.startswith("routed"):
-        assert sum(n > 0 for n in histogram) == 3, histogram  # every class gets tiles
-    benchmark.extra_info.update(histogram=histogram, tiles=result.grid.num_tiles, configs=list(configs))
+        assert sum(n > 0 for n in histogram) == 3, histogram  # every texture class gets tiles
+    benchmark.extra_info.update(
+        histogram=histogram, models=result.model_histogram(), promoted=result.promoted(),
+        tiles=result.grid.num_tiles, configs=list(configs),
+    )
 
     run_timed(benchmark, lambda: up.upscale(image, force_class=force), device,
               bytes_moved=image.numel() * (1 + SCALE**2), rounds=5, warmup=1)

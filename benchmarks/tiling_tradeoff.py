@@ -14,7 +14,8 @@ crop border), for each layout and for whole-image inference through every class'
 Each layout is ``TILE/OVERLAP/CONTEXT`` in LR pixels, routed by TVAT, or ``TILE/OVERLAP/CONTEXT/K``
 with every tile forced to class K's generator (one model, tiled only to bound memory);
 ``--max-runs 1,8`` runs each layout with a window per tile and with blocks up to 8 tiles wide
-sharing one. Times are the fastest of ``--repeats`` passes over the folder, summed over its
+sharing one; ``--promote off,on`` runs each with the Upscaler's ``promote`` off (pure TVAT
+routing) and on (tiles go to the deepest model where a shared block makes that cheaper). Times are the fastest of ``--repeats`` passes over the folder, summed over its
 images; layouts run interleaved image by image, so that the machine's load drifts into all of
 them alike.
 """
@@ -73,6 +74,10 @@ def main() -> None:
         "--max-runs", default=None, type=lambda s: [int(v) for v in s.split(",")],
         help="comma-separated Upscaler max_run values; each layout runs with each (default: the Upscaler's)",
     )
+    parser.add_argument(
+        "--promote", default=None, type=lambda s: [{"on": True, "off": False}[v] for v in s.split(",")],
+        help="comma-separated on/off: each layout runs with each Upscaler promote setting (default: the Upscaler's)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--repeats", type=int, default=1, help="passes per image; the fastest counts")
@@ -88,10 +93,13 @@ def main() -> None:
     for layout in args.layouts:
         t, o, c, _ = layout
         for max_run in args.max_runs or [None]:
-            name = "/".join(str(v) for v in layout if v is not None)
-            name += "" if max_run is None else f" max_run {max_run}"
-            tiled[name] = layout
-            upscalers[name] = Upscaler(bundle, device, tile_size=t, overlap=o, context=c, max_run=max_run)
+            for promote in args.promote or [None]:
+                name = "/".join(str(v) for v in layout if v is not None)
+                name += "" if max_run is None else f" max_run {max_run}"
+                name += "" if promote is None else f" promote {'on' if promote else 'off'}"
+                tiled[name] = layout
+                options = {} if promote is None else {"promote": promote}
+                upscalers[name] = Upscaler(bundle, device, tile_size=t, overlap=o, context=c, max_run=max_run, **options)
     whole = Upscaler(bundle, device)
     names = list(tiled) + [f"whole {cfg.name}" for cfg in bundle.configs]
     psnrs = {n: [] for n in names}
@@ -115,7 +123,7 @@ def main() -> None:
                 best = min(best, s)
             seconds[name] += best
             if name in tiled:
-                histograms[name] = [a + b for a, b in zip(histograms[name], out.histogram())]
+                histograms[name] = [a + b for a, b in zip(histograms[name], out.model_histogram())]
                 out = out.image
             psnrs[name].append(psnr(out.cpu(), hr, crop_border=scale))
         print(f"{path.name}: done", flush=True)
@@ -125,7 +133,7 @@ def main() -> None:
         f"\n{len(paths)} images of {args.hr}, bundle {args.bundle or 'default'} "
         f"({' / '.join(c.name for c in bundle.configs)}), {device}, {torch.get_num_threads()} threads\n"
     )
-    print("| layout (tile / overlap / context) | generator work vs whole | class histogram | PSNR-Y (dB) | time (s) | vs first |")
+    print("| layout (tile / overlap / context) | generator work vs whole | tiles per model | PSNR-Y (dB) | time (s) | vs first |")
     print("|---|---|---|---|---|---|")
     for name in names:
         if name in tiled:
@@ -134,7 +142,7 @@ def main() -> None:
         else:
             work, hist = "1.00×", ""
         mean_psnr = sum(psnrs[name]) / len(psnrs[name])
-        print(f"| {name} | {work} | {hist} | {mean_psnr:.2f} | {seconds[name]:.1f} | {reference / seconds[name]:.2f}× |")
+        print(f"| {name} | {work} | {hist} | {mean_psnr:.2f} | {seconds[name]:.2f} | {reference / seconds[name]:.2f}× |")
 
 
 if __name__ == "__main__":

@@ -93,8 +93,18 @@ def test_tiling_options_reach_the_upscalers_and_the_report(hr_dir, bundles, tmp_
     assert mmsr_main(["eval", "--hr", str(hr_dir), "--bundle", str(bundles[0]), "--out", str(out), "--no-niqe",
                       "--limit", "1", "--context", "2", "--max-run", "1"]) == 0
     method = json.loads((out / "results.json").read_text())["methods"][1]
-    assert method["context"] == 2 and method["max_run"] == 1
+    assert method["context"] == 2 and method["max_run"] == 1 and method["promote"] is False
     assert "context 2, blocks up to 1 tiles wide" in (out / "report.md").read_text()
+    assert "promoted" not in (out / "report.md").read_text()
+
+
+def test_promote_is_off_unless_asked(hr_dir, bundles, tmp_path):
+    # Evaluation measures pure TVAT routing (the method); --promote measures `mmsr upscale`'s default.
+    out = tmp_path / "out"
+    assert mmsr_main(["eval", "--hr", str(hr_dir), "--bundle", str(bundles[0]), "--out", str(out), "--no-niqe",
+                      "--limit", "1", "--promote"]) == 0
+    assert json.loads((out / "results.json").read_text())["methods"][1]["promote"] is True
+    assert "tiles promoted to the deepest model" in (out / "report.md").read_text()
 
 
 def test_an_unreadable_image_is_reported_and_skipped_with_a_nonzero_exit(hr_dir, bundles, tmp_path, capsys):

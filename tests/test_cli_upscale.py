@@ -365,3 +365,23 @@ def test_help_lists_the_commands(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert "upscale" in out and "classify" in out
+
+
+def test_promotion_in_the_class_map_and_no_promote(tmp_path, bundle_path, capsys):
+    # Noise everywhere but one flat tile: sending that tile to the deepest model (2-2w8) keeps one
+    # shared block, cheaper than cutting it around a block of its own.
+    array = np.random.default_rng(3).integers(0, 256, (H, 80, 3), dtype=np.uint8)
+    array[:16, 24:40] = 120
+    Image.fromarray(array).save(tmp_path / "a.png")
+    assert _upscale(tmp_path / "a.png", "-o", tmp_path / "b.png", "--bundle", bundle_path,
+                    "--class-map", tmp_path / "m.json") == 0
+    record = json.loads((tmp_path / "m.json").read_text())
+    assert record["histogram"][0] >= 1  # the flat tile's texture class
+    assert record["promoted"] >= 1 and record["models"] != record["classes"]
+    assert all(m in (c, 1) for mr, cr in zip(record["models"], record["classes"]) for m, c in zip(mr, cr))
+    assert f"{record['promoted']} upscaled by 2-2w8" in capsys.readouterr().out
+    assert _upscale(tmp_path / "a.png", "-o", tmp_path / "c.png", "--bundle", bundle_path, "--no-promote",
+                    "--class-map", tmp_path / "n.json") == 0
+    plain = json.loads((tmp_path / "n.json").read_text())
+    assert plain["promoted"] == 0 and plain["models"] == plain["classes"] == record["classes"]
+    assert "upscaled by" not in capsys.readouterr().out

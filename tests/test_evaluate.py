@@ -232,5 +232,7 @@ def test_bundle_files_load_by_path(tmp_path):
     method = bundle_method("b", path)
     assert method.describe()["path"] == str(path) and method.describe()["configs"] == ["1-2w8"]
     assert method.describe()["context"] == 4 and method.describe()["max_run"] == 8  # the Upscaler's defaults
+    assert method.describe()["promote"] is False  # evaluation measures pure TVAT routing unless asked
+    assert bundle_method("b", path, promote=True).upscaler.promote is True
     with pytest.raises(ValueError, match="reserved"):
         bundle_method(HR, path)

@@ -113,8 +113,8 @@ def test_each_class_goes_to_its_own_model():
     classes, scores, _ = tile_classes(x, [0.001, 0.1], threshold=0.0, tile_size=16, overlap=0)
     assert classes.tolist() == LAYOUT  # the image really splits across the three classes
     bundle = _constant_bundle(values, [0.001, 0.1])
-    result = Upscaler(bundle, tile_size=16, overlap=0, blend="mean").upscale(x)
-    assert result.classes.tolist() == LAYOUT
+    result = Upscaler(bundle, tile_size=16, overlap=0, blend="mean", promote=False).upscale(x)
+    assert result.classes.tolist() == LAYOUT and torch.equal(result.models, result.classes)
     assert result.histogram() == [sum(row.count(k) for row in LAYOUT) for k in range(3)]
     painted = torch.tensor(values)[result.classes]  # [rows, cols]
     expected = painted.repeat_interleave(32, 0).repeat_interleave(32, 1).expand(3, -1, -1)
@@ -125,7 +125,7 @@ def test_each_class_goes_to_its_own_model():
 def test_routing_with_overlap_keeps_tile_interiors(blend):
     values = (0.1, 0.5, 0.9)
     x = _textured_image(16, LAYOUT)
-    up = Upscaler(_constant_bundle(values, [0.001, 0.1]), tile_size=16, overlap=4, blend=blend)
+    up = Upscaler(_constant_bundle(values, [0.001, 0.1]), tile_size=16, overlap=4, blend=blend, promote=False)
     result = up.upscale(x)
     grid = result.grid
     expected = tile_classes(x, [0.001, 0.1], threshold=0.0, tile_size=16, overlap=4)[0]
@@ -313,10 +313,83 @@ def test_blocks_follow_the_classes(max_run):
     # it with the wrong one. LAYOUT changes class every tile or two, along rows and down columns.
     bundle = _constant_bundle((0.1, 0.5, 0.9), [0.001, 0.1])
     x = _textured_image(16, LAYOUT)
-    result = Upscaler(bundle, tile_size=16, overlap=4, max_run=max_run).upscale(x)
+    result = Upscaler(bundle, tile_size=16, overlap=4, max_run=max_run, promote=False).upscale(x)
     per_tile = Upscaler(bundle, tile_size=16, overlap=4, context=0, margin=0).upscale(x)
-    assert torch.equal(result.classes, per_tile.classes)
+    assert torch.equal(result.classes, per_tile.classes) and result.promoted() == 0
     torch.testing.assert_close(result.image, per_tile.image, rtol=0, atol=1e-6)
+
+
+# Class costs rise with the class index here (unlike TINY's), so the deepest class is the costliest.
+RISING = ("1-2w8", "1-2w16", "3-2w16")
+# Two blocks of the deepest model's plan (8 tiles wide, then 4): busy tiles with a lone smooth
+# one, a mildly textured pair and a smooth pair, which routing would cut into six blocks; then
+# flat tiles only, which stay on their own cheap model.
+PROMOTION_LAYOUT = [
+    [2, 2, 0, 2, 2, 2, 2, 2, 0, 0, 0, 0],
+    [2, 2, 2, 1, 1, 2, 2, 2, 0, 0, 0, 0],
+    [0, 0, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0],
+]
+
+
+def _rising_constant_bundle(values=(0.1, 0.5, 0.9)) -> Bundle:
+    """As :func:`_constant_bundle`, with the RISING configs."""
+    bundle = _bundle(RISING, [0.001, 0.1])
+    for state_dict, value in zip(bundle.state_dicts, values):
+        state_dict["tail.weight"].zero_()
+        state_dict["tail.bias"].fill_(value)
+    return bundle
+
+
+def test_promotion_sends_tiles_to_the_deepest_model_where_a_block_is_cheaper():
+    # Each class's model outputs its own constant, so the SR image shows which model ran each tile.
+    values = (0.1, 0.5, 0.9)
+    x = _textured_image(16, PROMOTION_LAYOUT)
+    up = Upscaler(_rising_constant_bundle(values), tile_size=16, overlap=0, blend="mean")
+    assert up.deepest_class == 2 and up.costs[0] < up.costs[1] < up.costs[2]
+    result = up.upscale(x)
+    assert result.classes.tolist() == PROMOTION_LAYOUT  # texture classes are TVAT's, promoted or not
+    moved = result.models != result.classes
+    assert result.promoted() == int(moved.sum()) > 0
+    assert (result.models[moved] == 2).all()  # only ever to the deepest model
+    assert (result.models[:, :8] == 2).all() and (result.models[:, 8:] == 0).all()
+    assert result.model_histogram()[2] == result.histogram()[2] + result.promoted()
+    painted = torch.tensor(values)[result.models]
+    expected = painted.repeat_interleave(32, 0).repeat_interleave(32, 1).expand(3, -1, -1)
+    torch.testing.assert_close(result.image, expected)
+    # Without promotion every tile goes to its own class's model.
+    plain = Upscaler(_rising_constant_bundle(values), tile_size=16, overlap=0, blend="mean", promote=False).upscale(x)
+    assert torch.equal(plain.models, plain.classes) and plain.promoted() == 0
+
+
+def test_promotion_never_with_force_class_or_a_window_per_tile():
+    x = _textured_image(16, PROMOTION_LAYOUT)
+    bundle = _rising_constant_bundle()
+    up = Upscaler(bundle, tile_size=16, overlap=4)
+    for k in range(3):
+        result = up.upscale(x, force_class=k)
+        assert (result.models == k).all() and result.promoted() == 0
+    assert Upscaler(bundle, tile_size=16, overlap=4, max_run=1).upscale(x).promoted() == 0
+    assert Upscaler(bundle, tile_size=16, overlap=4, context=0).upscale(x).promoted() == 0
+
+
+@pytest.mark.parametrize("band_rows", [1, 4, None])
+def test_promotion_is_the_same_in_bands(band_rows):
+    # Blocks and their promotion are planned per group of 4 tile rows, so bands of whole groups
+    # (the default) give the one-shot result; a band of 1 row plans rows alone.
+    x = _textured_image(16, PROMOTION_LAYOUT * 3)
+    bundle = _rising_constant_bundle()
+    one_shot = Upscaler(bundle, tile_size=16, overlap=4, band_rows=100).upscale(x)
+    banded = Upscaler(bundle, tile_size=16, overlap=4, band_rows=band_rows).upscale(x)
+    assert one_shot.promoted() > 0
+    if band_rows != 1:
+        assert torch.equal(banded.models, one_shot.models)
+        torch.testing.assert_close(banded.image, one_shot.image, rtol=0, atol=1e-6)
+    assert torch.equal(banded.classes, one_shot.classes)
+
+
+def test_promote_must_be_a_bool():
+    with pytest.raises(TypeError, match="promote must be True or False"):
+        Upscaler(_bundle(), promote="yes")
 
 
 def test_context_wider_than_the_image_is_the_whole_image():

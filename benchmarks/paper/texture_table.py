@@ -87,7 +87,8 @@ def evaluate_texture_bins(
         JSON-ready dict: the binning settings, ``methods`` (bicubic first), per-image totals under
         ``images`` and pooled totals under ``totals`` (method -> :meth:`BinTotals.to_dict`).
     """
-    upscalers = {name: Upscaler(path, device=device) for name, path in bundles.items()}
+    # promote=False: the MMSR row is the method itself, each tile through its own class's model.
+    upscalers = {name: Upscaler(path, device=device, promote=False) for name, path in bundles.items()}
     methods = [BICUBIC, *upscalers]
     crop_border = scale  # `mmsr eval`'s default: the SR convention
     pooled = {m: BinTotals.empty(len(edges) + 1) for m in methods}

@@ -28,7 +28,7 @@ from typing import Sequence, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ["AxisWindows", "TileBlock", "WindowIndex", "axis_windows", "crop_tiles", "gather_windows", "tile_blocks"]
+__all__ = ["AxisWindows", "TileBlock", "WindowIndex", "axis_windows", "crop_tiles", "gather_windows", "promote_blocks", "tile_blocks"]
 
 
 @dataclass(frozen=True)
@@ -154,4 +154,68 @@ def tile_blocks(
             for j in range(width):
                 taken[index + i * cols + j] = True
         blocks.append(TileBlock(image, r, c, height, width, cls))
+    return blocks
+
+
+def promote_blocks(
+    classes: Sequence[int],
+    rows: int,
+    cols: int,
+    fits,
+    window_area,
+    costs: Sequence[float],
+    target: int,
+    row_group: int = 1,
+    first_row: int = 0,
+) -> list[TileBlock]:
+    """Blocks as :func:`tile_blocks` makes them, except that where sending a whole block of the
+    ``target`` model's plan to ``target`` is estimated cheaper, its tiles all go there.
+
+    Routing cuts blocks wherever the class changes, and a small block pays for its context on
+    every side: a lone shallow tile inside a region of deep ones can cost more than it saves.
+    This plans the grid as if every tile went to ``target`` (the *cells*: the blocks that plan
+    would run), then, cell by cell, keeps the cheaper of two plans by estimated cost (``costs[k]``
+    per window pixel of class ``k``'s model, e.g. its multiply-adds per LR pixel): the cell as one
+    ``target`` block, or the cell's tiles in blocks of their own classes. If plain
+    :func:`tile_blocks` (whose blocks may cross cells) is estimated cheaper still, that is
+    returned instead. So the estimated cost never exceeds either the all-``target`` plan's or pure
+    routing's, and tiles only ever move to ``target``, and only from classes whose models cost
+    less (a cell holding a tile of a costlier class is not promoted).
+
+    Args:
+        classes, rows, cols, fits, row_group, first_row: as for :func:`tile_blocks`.
+        window_area: ``window_area(block) -> int``, the LR pixels of a block's window.
+        costs: per class, the estimated cost of one window pixel through its model.
+        target: the class tiles may be promoted to (the Upscaler's deepest class).
+
+    Example:
+        >>> area = lambda b: (24 * b.rows + 16) * (24 * b.cols + 16)  # 32-pixel tiles, overlap 8, context 4
+        >>> blocks = promote_blocks([1, 0, 1, 1], 1, 4, lambda r, c: True, area, costs=[2.0, 5.0], target=1)
+        >>> [(b.col, b.cols, b.cls) for b in blocks]  # the lone shallow tile would split the deep block
+        [(0, 4, 1)]
+        >>> blocks = promote_blocks([0, 0, 1, 1], 1, 4, lambda r, c: True, area, costs=[2.0, 5.0], target=1)
+        >>> [(b.col, b.cols, b.cls) for b in blocks]
+        [(0, 2, 0), (2, 2, 1)]
+    """
+    per_image = rows * cols
+    blocks: list[TileBlock] = []
+    layout = dict(rows=rows, cols=cols, fits=fits, row_group=row_group, first_row=first_row)
+    cells = tile_blocks([target] * len(classes), **layout)
+    for cell in cells:
+        base = cell.image * per_image + cell.row * cols + cell.col
+        own = [classes[base + i * cols + j] for i in range(cell.rows) for j in range(cell.cols)]
+        if all(k == target for k in own):
+            blocks.append(cell)
+            continue
+        # The cell is one aligned group of rows at most, so its own blocks need no row_group cut.
+        inside = [
+            TileBlock(cell.image, cell.row + b.row, cell.col + b.col, b.rows, b.cols, b.cls)
+            for b in tile_blocks(own, cell.rows, cell.cols, fits, row_group=cell.rows + 1)
+        ]
+        routed = sum(costs[b.cls] * window_area(b) for b in inside)
+        promotable = all(costs[k] < costs[target] for k in own if k != target)
+        blocks.extend([cell] if promotable and costs[target] * window_area(cell) < routed else inside)
+    routed = tile_blocks(classes, **layout)
+    if sum(costs[b.cls] * window_area(b) for b in routed) <= sum(costs[b.cls] * window_area(b) for b in blocks):
+        return routed
     return blocks

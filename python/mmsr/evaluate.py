@@ -123,6 +123,7 @@ class Method:
             "overlap": up.overlap,
             "context": up.context,
             "max_run": up.max_run,
+            "promote": up.promote,
             "blend": up.blend,
             "device": str(up.device),
         }
@@ -141,6 +142,10 @@ def bicubic_method() -> Method:
 def bundle_method(name: str, bundle: Bundle | str | os.PathLike, **upscaler_options) -> Method:
     """A bundle (or bundle file) as a :class:`Method`; ``upscaler_options`` go to :class:`Upscaler`.
 
+    ``promote`` defaults to False here: evaluation measures the bundle with pure TVAT routing, the
+    MMSR method itself, where the Upscaler by default sends some tiles to the deepest model
+    (``promote=True`` measures what ``mmsr upscale`` does by default).
+
     Raises:
         BundleError: a missing or malformed bundle file (the message names it).
         ValueError: a reserved or empty name, or a bad Upscaler option.
@@ -154,7 +159,7 @@ def bundle_method(name: str, bundle: Bundle | str | os.PathLike, **upscaler_opti
         raise ValueError(f"bundle name {name!r} is empty or reserved ({BICUBIC!r} and {HR!r} are rows of their own)")
     path = None if isinstance(bundle, Bundle) else str(bundle)
     loaded = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-    return Method(name, Upscaler(loaded, **upscaler_options), path)
+    return Method(name, Upscaler(loaded, **{"promote": False, **upscaler_options}), path)
 
 
 def parse_bundle_spec(text: str) -> Tuple[str, str]:

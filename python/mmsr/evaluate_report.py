@@ -149,6 +149,7 @@ def _method_line(method: Method) -> str:
         f"- **{method.name}**: {where}; ×{info['scale']}; models {' / '.join(info['configs'])}; TVAT threshold "
         f"{info['threshold']:g}, boundaries {boundaries}; tile {info['tile_size']}, overlap {info['overlap']}, "
         f"context {info['context']}, blocks up to {info['max_run']} tiles wide, {info['blend']} blend; {info['device']}"
+        + ("; tiles promoted to the deepest model where its block is cheaper" if info.get("promote") else "")
     )
 
 

@@ -28,7 +28,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .models import Generator
 
-__all__ = ["fold_batchnorm", "fuse_subpixel_tail", "prepare_generator"]
+__all__ = ["conv_macs_per_pixel", "fold_batchnorm", "fuse_subpixel_tail", "prepare_generator"]
 
 
 def fold_batchnorm(generator: Generator) -> Generator:
@@ -158,3 +158,36 @@ def prepare_generator(
         fuse_subpixel_tail(generator)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     return generator.to(device=device, dtype=dtype, memory_format=memory_format)
+
+
+def conv_macs_per_pixel(generator: nn.Module, probe: int = 16) -> float:
+    """Multiply-adds of ``generator``'s convolutions per LR input pixel, as it stands (e.g. after
+    :func:`prepare_generator`'s rewrites).
+
+    Counted on one ``probe`` x ``probe`` input on the generator's device and dtype, from each
+    conv's output size: ``out pixels * out channels * in channels / groups * kernel area``. Convs
+    dominate an SRResNet's time, so the Upscaler uses this to compare plans (a block through a
+    deep model against its tiles through their own), not as a timing.
+
+    Example:
+        >>> g = Generator(scale=2, blocks=1, channels=8).eval()
+        >>> conv_macs_per_pixel(g) == (81 * 3 * 8 + 2 * 9 * 8 * 8 + 9 * 8 * 8 + 9 * 8 * 32 + 4 * 81 * 8 * 3)
+        True
+    """
+    total = 0
+
+    def count(conv: nn.Conv2d, _inputs, output: torch.Tensor) -> None:
+        nonlocal total
+        kernel = conv.kernel_size[0] * conv.kernel_size[1]
+        total += output[0].numel() * conv.in_channels // conv.groups * kernel
+
+    convs = [m for m in generator.modules() if isinstance(m, nn.Conv2d)]
+    handles = [conv.register_forward_hook(count) for conv in convs]
+    parameter = next(generator.parameters())
+    try:
+        with torch.inference_mode():
+            generator(torch.zeros(1, 3, probe, probe, device=parameter.device, dtype=parameter.dtype))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total / probe**2

@@ -24,9 +24,9 @@ import torch
 from . import _ops
 from ._checks import check_int
 from .bundle import Bundle, load_bundle
-from .context import WindowIndex, axis_windows, gather_windows, tile_blocks
+from .context import WindowIndex, axis_windows, gather_windows, promote_blocks, tile_blocks
 from .grid import TileGrid, make_grid
-from .inference import prepare_generator
+from .inference import conv_macs_per_pixel, prepare_generator
 from .ops import BLENDS, classify, stitch, tile, tvat
 from .reference import blend_ramp
 
@@ -58,10 +58,14 @@ class UpscaleResult:
     Attributes:
         image: the SR image, Tensor[3, H * scale, W * scale] or Tensor[B, 3, H * scale, W * scale]
             with the input's dtype (uint8, or float in [0, 1]) and device.
-        classes: int64 CPU Tensor[rows, cols] (or [B, rows, cols]): the class whose model
-            upscaled each tile, tiles in row-major order as in ``grid``.
+        classes: int64 CPU Tensor[rows, cols] (or [B, rows, cols]): each tile's texture class
+            by TVAT (the forced class with ``force_class``), tiles in row-major order as in ``grid``.
         grid: the LR tile grid.
         num_classes: K, the bundle's number of classes.
+        models: int64 CPU Tensor shaped like ``classes``: the class whose generator upscaled each
+            tile. It differs from ``classes`` only where the Upscaler's ``promote`` sent a tile to
+            the deepest model because a shared block made that cheaper; None means the same as
+            ``classes``.
 
     Example:
         >>> from mmsr.bundle import Bundle
@@ -74,10 +78,20 @@ class UpscaleResult:
     classes: torch.Tensor
     grid: TileGrid
     num_classes: int
+    models: Optional[torch.Tensor] = None
 
     def histogram(self) -> List[int]:
-        """Tiles per class, over all images of the batch: a list of K counts."""
+        """Tiles per texture class, over all images of the batch: a list of K counts."""
         return torch.bincount(self.classes.flatten(), minlength=self.num_classes).tolist()
+
+    def model_histogram(self) -> List[int]:
+        """Tiles per class whose generator upscaled them (``models``), over all images: K counts."""
+        models = self.classes if self.models is None else self.models
+        return torch.bincount(models.flatten(), minlength=self.num_classes).tolist()
+
+    def promoted(self) -> int:
+        """How many tiles went to the deepest model instead of their texture class's (see ``promote``)."""
+        return 0 if self.models is None else int((self.models != self.classes).sum())
 
 
 def _check_device(device: Union[str, torch.device]) -> torch.device:
@@ -147,6 +161,19 @@ class Upscaler:
     or ``batch_size`` single windows' worth if that is more. ``max_run=1`` gives every tile its own
     window.
 
+    **Promotion.** Routing cuts blocks wherever the class changes, and every cut costs the
+    overlap and context of both sides: a lone smooth tile among busy ones costs more as a block of
+    its own than it saves. With ``promote`` (the default), blocks are planned by
+    :func:`mmsr.context.promote_blocks`: within each block of the deepest model's plan (4 rows x
+    ``max_run`` tiles), either every tile goes to the deepest model or every tile to its own class's,
+    whichever costs less by the models' conv multiply-adds per LR pixel (``costs``), and the whole
+    plan is never estimated costlier than pure routing or the deepest model on every tile. Tiles
+    only ever move to the deepest model (the quality reference: on Set14 it scores above routing),
+    and only from classes with cheaper models; ``UpscaleResult.models`` records the model that ran
+    each tile, ``classes`` stays TVAT's. ``promote=False`` is pure TVAT routing, the MMSR method as
+    the paper defines it (what ``mmsr eval`` measures by default). Nothing is promoted with
+    ``force_class``, without context, or with a window per tile.
+
     **Speed.** Generators are rewritten for inference (:mod:`mmsr.inference`): the 9x9 tail conv
     at HR size, ~30-40% of a generator's CPU time, runs as a 5x5 conv before the last pixel
     shuffle (``fuse_tail``), BatchNorm is folded into the convs (``fold_bn``), and tensors are
@@ -163,10 +190,12 @@ class Upscaler:
     covers ``(tile + 2 * context)^2`` LR pixels while tiles advance by ``tile - overlap``, ~2.8x
     the work of one whole-image pass at 32 / 8 / 4; blocks win back most of it, routing to
     shallower models another part. With the default bundle on Set14 (CPU, 2 threads, one
-    interleaved run): routed 3.5 s with blocks (5.7 s with a window per tile), every tile through
-    its 16-8r 2.8 s (6.3 s), the 16-8r on each whole image 2.5 s; PSNR-Y 27.41 routed, 27.48 for
-    the 16-8r alone (``benchmarks/tiling_tradeoff.py``). Routing cuts blocks wherever the class
-    changes, so here, with 26% of the tiles on shallower models, it costs time instead of saving it.
+    interleaved run, ``benchmarks/tiling_tradeoff.py``): pure routing 3.6 s with blocks, every
+    tile through its 16-8r 2.9 s, the 16-8r on each whole image 2.6 s; PSNR-Y 27.41 routed, 27.48
+    for the 16-8r alone. Routing cuts blocks wherever the class changes, so with 26% of the tiles
+    on shallower models it costs time instead of saving it. Promotion sends 112 of those 126
+    tiles to the 16-8r: 2.9 s, as fast as the 16-8r alone, at 27.46 dB; a bundle whose shallow
+    classes are also narrow (4-2w32r / 8-6w48r) gains 4% over its 16-8r with it (2.7 vs 2.8 s).
 
     Args:
         bundle: a :class:`~mmsr.bundle.Bundle`, or a path to a bundle file.
@@ -182,6 +211,8 @@ class Upscaler:
         max_run: with context, blocks of neighbouring tiles of one class, up to this many along a
             row (and 4 rows), share one window (default 8; 1 gives every tile its own window); see
             "Blocks".
+        promote: send a block's tiles to the deepest model where that is estimated cheaper than
+            cutting the block (default True; False is pure TVAT routing); see "Promotion".
         batch_size: tiles per generator call (>= 1); default 2 on CPU, and on CUDA 64 for 32x32
             tiles (``64 * 32**2 // tile_size**2``, at least 1).
         dtype: generator dtype: float32, or float16 / bfloat16 on CUDA only.
@@ -192,9 +223,10 @@ class Upscaler:
         channels_last: run the generators in channels_last memory format (default True).
 
     Attributes:
-        bundle, device, dtype, tile_size, overlap, blend, margin, context, max_run, batch_size, band_rows,
-            channels_last: as resolved from the arguments.
+        bundle, device, dtype, tile_size, overlap, blend, margin, context, max_run, promote, batch_size,
+            band_rows, channels_last: as resolved from the arguments.
         generators: one eval-mode generator per class, on ``device`` in ``dtype``.
+        costs: per class, its generator's conv multiply-adds per LR pixel (what promotion weighs).
 
     Raises:
         ValueError, TypeError: a bad argument, named in the message (e.g. half precision on CPU,
@@ -222,6 +254,7 @@ class Upscaler:
         margin: Optional[int] = None,
         context: Optional[int] = None,
         max_run: Optional[int] = None,
+        promote: bool = True,
         band_rows: Optional[int] = None,
         fold_bn: bool = True,
         fuse_tail: bool = True,
@@ -250,6 +283,9 @@ class Upscaler:
         self.blend = blend
         self.context = DEFAULT_CONTEXT if context is None else check_int(context, "context", 0)
         self.max_run = DEFAULT_MAX_RUN if max_run is None else check_int(max_run, "max_run", 1)
+        if not isinstance(promote, bool):
+            raise TypeError(f"promote must be True or False, got {type(promote).__name__} {promote!r}")
+        self.promote = promote
         default_margin = 0 if self.context else 3 * self.overlap // 8
         self.margin = default_margin if margin is None else check_int(margin, "margin", 0)
         if 2 * self.margin > self.overlap:
@@ -272,12 +308,14 @@ class Upscaler:
             )
             for g in bundle.generators()
         ]
+        # Each model's conv multiply-adds per LR pixel: what `promote` weighs block plans by.
+        self.costs = tuple(conv_macs_per_pixel(g) for g in self.generators)
 
     def __repr__(self) -> str:
         return (
             f"Upscaler({self.bundle!r}, device={str(self.device)!r}, tile_size={self.tile_size}, "
             f"overlap={self.overlap}, blend={self.blend!r}, margin={self.margin}, context={self.context}, "
-            f"max_run={self.max_run}, "
+            f"max_run={self.max_run}, promote={self.promote}, "
             f"batch_size={self.batch_size}, "
             f"dtype={self.dtype})"
         )
@@ -353,8 +391,9 @@ class Upscaler:
         progress: Optional[Callable[[int], None]],
         windows: Optional[Tuple[torch.Tensor, WindowIndex, WindowIndex]] = None,
         first_row: int = 0,
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """strip Tensor[B, 3, h, W] on the device -> (stitched float32 [B, 3, h*s, W*s], classes [B*N]).
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """strip Tensor[B, 3, h, W] on the device -> (stitched float32 [B, 3, h*s, W*s], each
+        tile's texture class [B*N], the class whose model ran each tile [B*N]).
 
         ``edge`` is (row masks [rows, th*s], column masks [cols, tw*s]) for this band's tiles, or
         None without a margin; each SR tile is multiplied by its masks before stitching.
@@ -371,8 +410,9 @@ class Upscaler:
         s = self.scale
         sr = torch.empty(count, 3, grid.tile_h * s, grid.tile_w * s, dtype=torch.float32, device=tiles.device)
         if windows is not None:
-            self._run_in_blocks(classes, grid, windows, sr, progress, first_row)
-            return self._finish_band(sr, grid, edge), classes
+            promote = self.promote and force_class is None
+            ran = self._run_in_blocks(classes, grid, windows, sr, progress, first_row, promote)
+            return self._finish_band(sr, grid, edge), classes, ran
         # Tiles sorted by class (stable, so row-major within a class) make every batch one class's.
         order = torch.argsort(classes, stable=True)
         per_class = torch.bincount(classes, minlength=self.num_classes).tolist()
@@ -384,7 +424,7 @@ class Upscaler:
                 if progress is not None:
                     progress(index.numel())
             start += n
-        return self._finish_band(sr, grid, edge), classes
+        return self._finish_band(sr, grid, edge), classes, classes
 
     def _finish_band(self, sr: torch.Tensor, grid: TileGrid, edge) -> torch.Tensor:
         """The band's SR tiles, edge-masked when ``edge`` is given, stitched into its strip."""
@@ -396,11 +436,13 @@ class Upscaler:
         return stitch(sr, grid, s, self.blend)
 
     def _run_in_blocks(
-        self, classes: torch.Tensor, grid: TileGrid, windows, sr: torch.Tensor, progress, first_row: int
-    ) -> None:
-        """Fill ``sr`` with every tile's SR, each block of same-class neighbours through one shared window.
+        self, classes: torch.Tensor, grid: TileGrid, windows, sr: torch.Tensor, progress, first_row: int, promote: bool
+    ) -> torch.Tensor:
+        """Fill ``sr`` with every tile's SR, each block of same-class neighbours through one shared
+        window; return the class whose model ran each tile (int64 [B*N] on the CPU).
 
-        With ``max_run`` 1 every block is one tile (its own window). Blocks of one class and window
+        With ``promote``, blocks are planned by :func:`mmsr.context.promote_blocks` (some tiles
+        go to the deepest model where that is cheaper). With ``max_run`` 1 every block is one tile (its own window). Blocks of one class and window
         shape are batched, ``batch_size`` tiles (at least one
         block) per generator call; each tile is cropped out of its block's output where its own
         window would be. The whole band is planned on the host first and its indices go to the
@@ -421,19 +463,37 @@ class Upscaler:
             width = (block_cols - 1) * stride_w + cols.length
             return height * width <= budget
 
-        groups = defaultdict(list)  # (class, window height, window width) -> blocks
-        row_group = BLOCK_ROWS if self.max_run > 1 else 1  # a group of 1 row: no block grows down
-        for block in tile_blocks(classes.tolist(), grid.rows, grid.cols, fits, row_group=row_group, first_row=first_row):
+        def window_shape(block) -> Tuple[int, int]:
             r1, c1 = block.row + block.rows - 1, block.col + block.cols - 1
             height = row_starts[r1] + rows.length - row_starts[block.row]
-            width = col_starts[c1] + cols.length - col_starts[block.col]
-            groups[(block.cls, height, width)].append(block)
+            return height, col_starts[c1] + cols.length - col_starts[block.col]
+
+        def window_area(block) -> int:
+            height, width = window_shape(block)
+            return height * width
+
+        row_group = BLOCK_ROWS if self.max_run > 1 else 1  # a group of 1 row: no block grows down
+        layout = dict(rows=grid.rows, cols=grid.cols, fits=fits, row_group=row_group, first_row=first_row)
+        if promote:
+            blocks = promote_blocks(
+                classes.tolist(), window_area=window_area, costs=self.costs, target=self.deepest_class, **layout
+            )
+        else:
+            blocks = tile_blocks(classes.tolist(), **layout)
+        groups = defaultdict(list)  # (class, window height, window width) -> blocks
+        ran = classes.cpu().clone()
+        per_image = grid.rows * grid.cols
+        for block in blocks:
+            groups[(block.cls, *window_shape(block))].append(block)
+            if promote:
+                for r in range(block.row, block.row + block.rows):
+                    first = block.image * per_image + r * grid.cols + block.col
+                    ran[first : first + block.cols] = block.cls
 
         # windows: (image, row start, column start) per block; crops: (block within its batch, row
         # and column of the tile in the block's SR window, tile index) per tile. A tile sits where
         # its own window would put it: its window's start plus its offset in it, minus the block's start.
         windows_plan, crops_plan, batches = [], [], []  # batches: (class, height, width, block slice, tile slice)
-        per_image = grid.rows * grid.cols
 
         def plan_batch(key, batch_blocks) -> None:
             first_block, first_tile = len(windows_plan), len(crops_plan)
@@ -470,6 +530,7 @@ class Upscaler:
             sr.index_copy_(0, tile_index, crops.contiguous())
             if progress is not None:
                 progress(tile_slice.stop - tile_slice.start)
+        return ran
 
     def _band_rows(self, batch: int, grid: TileGrid) -> int:
         if self.band_rows is not None:
@@ -517,12 +578,13 @@ class Upscaler:
         s = self.scale
         out = torch.empty(B, 3, H * s, W * s, dtype=image.dtype, device=image.device)
         classes = torch.empty(B, grid.rows, grid.cols, dtype=torch.int64)
+        models = torch.empty_like(classes)
         if B > 0:
             with torch.inference_mode():
-                self._upscale_into(x, grid, out, classes, force_class, progress)
+                self._upscale_into(x, grid, out, classes, models, force_class, progress)
         if image.dim() == 3:
-            return UpscaleResult(out[0], classes[0], grid, self.num_classes)
-        return UpscaleResult(out, classes, grid, self.num_classes)
+            return UpscaleResult(out[0], classes[0], grid, self.num_classes, models[0])
+        return UpscaleResult(out, classes, grid, self.num_classes, models)
 
     def _edge_masks(self, origins: Tuple[int, ...], tile_len: int, length: int) -> torch.Tensor:
         """float32 [count, tile_len * scale]: 0 within ``margin`` LR pixels of a tile edge inside the image."""
@@ -547,7 +609,7 @@ class Upscaler:
             masked[at : at + tile_len * s] += ramp * mask
         return plain, masked
 
-    def _upscale_into(self, x, grid, out, classes, force_class, progress) -> None:
+    def _upscale_into(self, x, grid, out, classes, models, force_class, progress) -> None:
         # Band r0..r1 covers LR rows ys[r0] .. ys[r1-1] + tile_h. Its rows below ys[r1] are final
         # (no later tile reaches them); the rest are carried as weighted sums and completed by the
         # next band. mmsr.stitch divides by the plain blend weights (row sum x column sum); with a
@@ -577,8 +639,9 @@ class Upscaler:
             else:
                 strip = x[:, :, y0:y1].to(self.device, non_blocking=True)
             edge = (row_masks[r0:r1], col_masks) if margin else None
-            band, band_classes = self._upscale_band(strip, edge, force_class, progress, windows, r0)
+            band, band_classes, band_models = self._upscale_band(strip, edge, force_class, progress, windows, r0)
             classes[:, r0:r1] = band_classes.view(x.shape[0], r1 - r0, grid.cols).cpu()
+            models[:, r0:r1] = band_models.view(x.shape[0], r1 - r0, grid.cols).cpu()
             if r0 == 0 and r1 == grid.rows and not margin:
                 out.copy_(self._to_output(band, out.dtype))  # stitch's own result, bit for bit
                 return

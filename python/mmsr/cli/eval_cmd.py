@@ -49,6 +49,11 @@ def add_parser(subparsers) -> None:
         "--max-run", type=int,
         help="widest block of same-class tiles sharing one model window (default: the Upscaler's, 8; 1: none)",
     )
+    parser.add_argument(
+        "--promote", action="store_true",
+        help="let the Upscaler send tiles to the deepest model where a shared block is cheaper, as `mmsr upscale` "
+        "does by default (default here: pure TVAT routing, the MMSR method as trained and reported)",
+    )
     parser.add_argument("--blend", default="linear", help="tile blend: linear, cosine or mean (default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=64, help="tiles per generator call (default %(default)s)")
     parser.add_argument(
@@ -100,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
             options["context"] = args.context
         if args.max_run is not None:
             options["max_run"] = args.max_run
+        options["promote"] = args.promote
         methods = [bicubic_method()]
         for spec in args.bundle:
             name, path = parse_bundle_spec(spec)

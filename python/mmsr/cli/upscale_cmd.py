@@ -163,8 +163,9 @@ class FileSet:
         return inode is not None and inode in self._inodes
 
 
-def write_class_map(path: Path, image, classes, grid, bundle, source: Path) -> None:
-    """A class map as JSON (``.json``) or as the image tinted by class (any image extension)."""
+def write_class_map(path: Path, image, result, bundle, source: Path) -> None:
+    """An :class:`~mmsr.upscale.UpscaleResult`'s class map as JSON (``.json``: texture classes, and
+    the model that upscaled each tile) or as the image tinted by texture class (any image extension)."""
     from ..classmap import class_map_record, record_to_json, render_class_map
     from ..atomic import write_bytes_atomically
     from ..imageio import EXTENSIONS, ImageData, write_image
@@ -175,11 +176,14 @@ def write_class_map(path: Path, image, classes, grid, bundle, source: Path) -> N
             "scale": bundle.scale,
             "threshold": bundle.threshold,
             "boundaries": list(bundle.boundaries),
-            **class_map_record(classes, grid, bundle.num_classes, configs=[c.name for c in bundle.configs]),
+            **class_map_record(result.classes, result.grid, bundle.num_classes, configs=[c.name for c in bundle.configs]),
         }
+        if result.models is not None:
+            record["models"] = result.models.tolist()  # differs from "classes" where a tile was promoted
+            record["promoted"] = result.promoted()
         write_bytes_atomically(path, record_to_json(record).encode())
     elif path.suffix.lower() in EXTENSIONS:
-        write_image(path, ImageData(rgb=render_class_map(image, classes, grid, bundle.num_classes)))
+        write_image(path, ImageData(rgb=render_class_map(image, result.classes, result.grid, bundle.num_classes)))
     else:
         raise ValueError(f"{path}: a class map is written as .json or as an image ({', '.join(sorted(EXTENSIONS))})")
 
@@ -225,6 +229,12 @@ def add_parser(subparsers) -> None:
         "--max-run", type=int, metavar="N",
         help="with context, blocks of neighbouring tiles of one class, up to N along a row and 4 rows, share "
         "one model window (default 8; 1 gives every tile its own)",
+    )
+    parser.add_argument(
+        "--no-promote", dest="promote", action="store_false",
+        help="pure TVAT routing: never send a tile to the deepest model instead of its class's, even where "
+        "sharing that model's block would be cheaper than a block of its own (the default does, which is "
+        "never slower by the plan's estimate and upscales those tiles with the deepest model)",
     )
     parser.add_argument("--device", default="auto", help="auto (default: cuda if available), cpu, cuda or cuda:N")
     parser.add_argument("--batch-size", type=int, metavar="N", help="tiles per model call (default 2 on CPU; on CUDA 64 of 32x32, as many LR pixels for other sizes)")
@@ -324,6 +334,7 @@ def _build_upscaler(args, bundle):
             margin=args.margin,
             context=args.context,
             max_run=args.max_run,
+            promote=args.promote,
             batch_size=args.batch_size,
             dtype=torch.float16 if args.half else torch.float32,
         )
@@ -352,8 +363,12 @@ def _upscale_file(
     scale = upscaler.scale
     write_image(target, image.with_pixels(result.image, None if alpha is None else resize_alpha(alpha, scale)))
     if class_map is not None:
-        write_class_map(class_map, image.rgb, result.classes, result.grid, upscaler.bundle, source)
+        write_class_map(class_map, image.rgb, result, upscaler.bundle, source)
     histogram = " ".join(f"{c.name}:{n}" for c, n in zip(upscaler.bundle.configs, result.histogram()))
+    promoted = result.promoted()
+    if promoted:
+        deepest = upscaler.bundle.configs[upscaler.deepest_class].name
+        histogram += f"; {promoted} upscaled by {deepest} in its blocks"
     return (
         f"{source} -> {target} ({width}x{height} -> {width * scale}x{height * scale}, "
         f"{tiles} tiles [{histogram}], {time.perf_counter() - start:.1f} s)"
