@@ -379,9 +379,9 @@ def test_promotion_in_the_class_map_and_no_promote(tmp_path, bundle_path, capsys
     assert record["histogram"][0] >= 1  # the flat tile's texture class
     assert record["promoted"] >= 1 and record["models"] != record["classes"]
     assert all(m in (c, 1) for mr, cr in zip(record["models"], record["classes"]) for m, c in zip(mr, cr))
-    assert f"{record['promoted']} upscaled by 2-2w8" in capsys.readouterr().out
+    assert f"{record['promoted']} promoted to 2-2w8" in capsys.readouterr().out
     assert _upscale(tmp_path / "a.png", "-o", tmp_path / "c.png", "--bundle", bundle_path, "--no-promote",
                     "--class-map", tmp_path / "n.json") == 0
     plain = json.loads((tmp_path / "n.json").read_text())
     assert plain["promoted"] == 0 and plain["models"] == plain["classes"] == record["classes"]
-    assert "upscaled by" not in capsys.readouterr().out
+    assert "promoted to" not in capsys.readouterr().out

@@ -10,7 +10,9 @@ from typing import Dict, List, Optional, Tuple
 
 _DESCRIPTION = """\
 Upscale images with a model bundle: every LR tile is scored by TVAT and goes through the generator
-of its texture class; the SR tiles are blended back into one image.
+of its texture class; the SR tiles are blended back into one image. Neighbouring tiles of one class
+share a model window, and where a few shallow-class tiles would cut the deepest model's window,
+they go through the deepest model instead if that is cheaper (--no-promote turns this off).
 
 Inputs are files or directories (their PNG, JPEG, WebP, TIFF and BMP files, not recursing). The
 output format follows the output's extension. Without -o, each result is written next to its input
@@ -209,7 +211,8 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--model", metavar="M", default="routed",
-        help="routed (default: each tile through its TVAT class's model), or one model for every tile: "
+        help="routed (default: each tile through its TVAT class's model, or the deepest model where that is "
+        "cheaper; see --no-promote), or one model for every tile: "
         "deepest, a config name of the bundle (e.g. 16-8r) or a class index",
     )
     parser.add_argument("--tile", type=int, metavar="N", help="LR tile edge in pixels (default: the bundle's)")
@@ -368,7 +371,7 @@ def _upscale_file(
     promoted = result.promoted()
     if promoted:
         deepest = upscaler.bundle.configs[upscaler.deepest_class].name
-        histogram += f"; {promoted} upscaled by {deepest} in its blocks"
+        histogram += f"; {promoted} promoted to {deepest}"
     return (
         f"{source} -> {target} ({width}x{height} -> {width * scale}x{height * scale}, "
         f"{tiles} tiles [{histogram}], {time.perf_counter() - start:.1f} s)"
