@@ -15,9 +15,10 @@ Each layout is ``TILE/OVERLAP/CONTEXT`` in LR pixels, routed by TVAT, or ``TILE/
 with every tile forced to class K's generator (one model, tiled only to bound memory);
 ``--max-runs 1,8`` runs each layout with a window per tile and with blocks up to 8 tiles wide
 sharing one; ``--promote off,on`` runs each with the Upscaler's ``promote`` off (pure TVAT
-routing) and on (tiles go to the deepest model where a shared block makes that cheaper). Times are the fastest of ``--repeats`` passes over the folder, summed over its
-images; layouts run interleaved image by image, so that the machine's load drifts into all of
-them alike.
+routing) and on (tiles go to the deepest model where a shared block makes that cheaper); the
+table's "tiles per model" counts the model that ran each tile. Times are the fastest of
+``--repeats`` passes over the folder, summed over its images; layouts run interleaved image by
+image, so that the machine's load drifts into all of them alike.
 """
 from __future__ import annotations
 

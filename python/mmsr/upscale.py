@@ -190,12 +190,12 @@ class Upscaler:
     covers ``(tile + 2 * context)^2`` LR pixels while tiles advance by ``tile - overlap``, ~2.8x
     the work of one whole-image pass at 32 / 8 / 4; blocks win back most of it, routing to
     shallower models another part. With the default bundle on Set14 (CPU, 2 threads, one
-    interleaved run, ``benchmarks/tiling_tradeoff.py``): pure routing 3.6 s with blocks, every
-    tile through its 16-8r 2.9 s, the 16-8r on each whole image 2.6 s; PSNR-Y 27.41 routed, 27.48
+    interleaved run, ``benchmarks/tiling_tradeoff.py``): pure routing 3.50 s with blocks, every
+    tile through its 16-8r 2.84 s, the 16-8r on each whole image 2.6 s; PSNR-Y 27.41 routed, 27.48
     for the 16-8r alone. Routing cuts blocks wherever the class changes, so with 26% of the tiles
     on shallower models it costs time instead of saving it. Promotion sends 112 of those 126
-    tiles to the 16-8r: 2.9 s, as fast as the 16-8r alone, at 27.46 dB; a bundle whose shallow
-    classes are also narrow (4-2w32r / 8-6w48r) gains 4% over its 16-8r with it (2.7 vs 2.8 s).
+    tiles to the 16-8r: 2.79 s, as fast as the 16-8r alone, at 27.46 dB; a bundle whose shallow
+    classes are also narrow (4-2w32r / 8-6w48r) is 1.03x faster than its 16-8r with it (2.75 vs 2.83 s).
 
     Args:
         bundle: a :class:`~mmsr.bundle.Bundle`, or a path to a bundle file.
@@ -442,9 +442,9 @@ class Upscaler:
         window; return the class whose model ran each tile (int64 [B*N] on the CPU).
 
         With ``promote``, blocks are planned by :func:`mmsr.context.promote_blocks` (some tiles
-        go to the deepest model where that is cheaper). With ``max_run`` 1 every block is one tile (its own window). Blocks of one class and window
-        shape are batched, ``batch_size`` tiles (at least one
-        block) per generator call; each tile is cropped out of its block's output where its own
+        go to the deepest model where that is cheaper). With ``max_run`` 1 every block is one tile
+        (its own window). Blocks of one class and window shape are batched, ``batch_size`` tiles
+        (at least one block) per generator call; each tile is cropped out of its block's output where its own
         window would be. The whole band is planned on the host first and its indices go to the
         device in one copy each, so that no batch waits for the one before it (a host-to-GPU copy
         synchronises).
