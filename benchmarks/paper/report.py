@@ -452,6 +452,10 @@ def _differences(results: dict, out: Path) -> List[str]:
                      "this run only.")
     items.append("**Separate devices are computed** unless MMSR's classes really ran on devices of their own (see "
                  "section 2).")
+    items.append("**One run each.** Every figure here comes from one training run per model and one seed. In "
+                 "`benchmarks/README.md` the real-size CPU comparison repeated with a second seed moved the runs' final "
+                 "Set14 PSNR-Y by ~0.15 dB and turned MMSR's 1.4× speed-up at equal quality into 0.6×: read this "
+                 "report's ratios as one draw, not as a measured effect.")
     items += _bicubic_check(results, out)
     items += _trained_vs_bicubic(results, out)
     return ["## How these numbers differ from the paper, and why", ""] + [f"- {item}" for item in items]
