@@ -26,9 +26,9 @@ def _bundle(configs=TINY, boundaries=(0.02, 0.2), scale=2, **kwargs) -> Bundle:
     return Bundle.random(configs, threshold=0.0, boundaries=boundaries, scale=scale, tile_size=16, overlap=4, **kwargs)
 
 
-def _constant_bundle(values, boundaries, scale=2) -> Bundle:
+def _constant_bundle(values, boundaries, scale=2, configs=TINY) -> Bundle:
     """A bundle whose class k generator outputs the constant values[k] everywhere."""
-    bundle = _bundle(TINY[: len(values)], boundaries, scale)
+    bundle = _bundle(configs[: len(values)], boundaries, scale)
     for state_dict, value in zip(bundle.state_dicts, values):
         state_dict["tail.weight"].zero_()
         state_dict["tail.bias"].fill_(value)
@@ -332,12 +332,7 @@ PROMOTION_LAYOUT = [
 
 
 def _rising_constant_bundle(values=(0.1, 0.5, 0.9)) -> Bundle:
-    """As :func:`_constant_bundle`, with the RISING configs."""
-    bundle = _bundle(RISING, [0.001, 0.1])
-    for state_dict, value in zip(bundle.state_dicts, values):
-        state_dict["tail.weight"].zero_()
-        state_dict["tail.bias"].fill_(value)
-    return bundle
+    return _constant_bundle(values, [0.001, 0.1], configs=RISING)
 
 
 def test_promotion_sends_tiles_to_the_deepest_model_where_a_block_is_cheaper():

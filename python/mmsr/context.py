@@ -197,6 +197,9 @@ def promote_blocks(
         >>> [(b.col, b.cols, b.cls) for b in blocks]
         [(0, 2, 0), (2, 2, 1)]
     """
+    def cost(plan) -> float:
+        return sum(costs[b.cls] * window_area(b) for b in plan)
+
     per_image = rows * cols
     blocks: list[TileBlock] = []
     layout = dict(rows=rows, cols=cols, fits=fits, row_group=row_group, first_row=first_row)
@@ -212,10 +215,7 @@ def promote_blocks(
             TileBlock(cell.image, cell.row + b.row, cell.col + b.col, b.rows, b.cols, b.cls)
             for b in tile_blocks(own, cell.rows, cell.cols, fits, row_group=cell.rows + 1)
         ]
-        routed = sum(costs[b.cls] * window_area(b) for b in inside)
         promotable = all(costs[k] < costs[target] for k in own if k != target)
-        blocks.extend([cell] if promotable and costs[target] * window_area(cell) < routed else inside)
+        blocks.extend([cell] if promotable and cost([cell]) < cost(inside) else inside)
     routed = tile_blocks(classes, **layout)
-    if sum(costs[b.cls] * window_area(b) for b in routed) <= sum(costs[b.cls] * window_area(b) for b in blocks):
-        return routed
-    return blocks
+    return routed if cost(routed) <= cost(blocks) else blocks

@@ -439,7 +439,7 @@ class Upscaler:
         self, classes: torch.Tensor, grid: TileGrid, windows, sr: torch.Tensor, progress, first_row: int, promote: bool
     ) -> torch.Tensor:
         """Fill ``sr`` with every tile's SR, each block of same-class neighbours through one shared
-        window; return the class whose model ran each tile (int64 [B*N] on the CPU).
+        window; return the class whose model ran each tile (int64 [B*N]).
 
         With ``promote``, blocks are planned by :func:`mmsr.context.promote_blocks` (some tiles
         go to the deepest model where that is cheaper). With ``max_run`` 1 every block is one tile
@@ -481,7 +481,7 @@ class Upscaler:
         else:
             blocks = tile_blocks(classes.tolist(), **layout)
         groups = defaultdict(list)  # (class, window height, window width) -> blocks
-        ran = classes.cpu().clone()
+        ran = classes.cpu().clone() if promote else classes  # without promotion every tile runs its class
         per_image = grid.rows * grid.cols
         for block in blocks:
             groups[(block.cls, *window_shape(block))].append(block)
