@@ -472,6 +472,54 @@ def test_report_quality_measures_every_snapshot_and_compares_at_equal_quality(da
     assert any(line.startswith("| mmsr | ") and ("×" in line or "at the start" in line) for line in text.splitlines())
 
 
+@pytest.mark.slow
+def test_report_pools_seeds_and_measures_each_snapshot_once(data_dir, tmp_path, capsys, monkeypatch):
+    import mmsr.evaluate_curve as evaluate_curve
+
+    common = ["train", str(data_dir), *TINY, "--gan-steps", "0", "--pixel-steps", "4", "--snapshots", "1"]
+    specs = []
+    for seed in (0, 1):
+        for name, extra in (("w", []), ("b", ["--baseline", "--baseline-config", "2-2w8"])):
+            out = tmp_path / f"{name}{seed}.safetensors"
+            assert mmsr_main([*common, "--seed", str(seed), "--out", str(out), *extra]) == 0
+            specs.append(f"{name}={out.with_name(f'{name}{seed}.run')}")
+    capsys.readouterr()
+    # A 2-2 single-class run is no 16-8 baseline by itself: the b runs are named as the baseline.
+    args = ["report", *specs, "--baseline", "b", "--quality", str(data_dir)]
+    assert mmsr_main(args) == 0
+    text = capsys.readouterr().out
+    assert "Baselines: **b (seed 0)**, **b (seed 1)**" in text
+    # A row per seed (the pairing by seed is checked by hand in test_evaluate_seeds; tiny random models may
+    # already start at equal quality).
+    equal = text.split("### Training time at equal quality (baseline: b (seed 0), b (seed 1))")[1]
+    for seed in (0, 1):
+        row = next(line for line in equal.splitlines() if line.startswith(f"| w (seed {seed}) | "))
+        assert "×" in row or "at the start" in row
+    assert "\n\n### Over seeds\n" in text
+    pooled = next(line for line in text.splitlines() if line.startswith("| w | 0, 1 | "))
+    assert len(pooled.strip("|").split("|")) == 10 and "(baseline)" in text
+    for spec in specs:
+        assert (tmp_path / spec.split("=")[1] / "quality_cache.json").is_file()
+
+    # The second report reads every snapshot's scores from the run folders and measures nothing...
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("a snapshot was measured again")
+
+    monkeypatch.setattr(evaluate_curve, "evaluate_folder", no_measuring)
+    assert mmsr_main(args) == 0
+    assert capsys.readouterr().out == text
+    # ... unless asked to, or a snapshot changed.
+    with pytest.raises(AssertionError, match="measured again"):
+        mmsr_main([*args, "--no-cache"])
+    snapshot = tmp_path / "w1.run" / "snapshots" / "class0" / "001.safetensors"
+    os.utime(snapshot, ns=(snapshot.stat().st_atime_ns, snapshot.stat().st_mtime_ns + 10**9))
+    with pytest.raises(AssertionError, match="measured again"):
+        mmsr_main(args)
+    # Two runs of one name need distinct seeds.
+    assert mmsr_main(["report", specs[0], specs[0]]) == 2
+    assert "need distinct known seeds" in capsys.readouterr().err
+
+
 def test_report_quality_needs_snapshots(data_dir, tmp_path, capsys):
     out = tmp_path / "plain.safetensors"
     assert mmsr_main(["train", str(data_dir), "--out", str(out), *TINY, "--gan-steps", "0", "--pixel-steps", "2"]) == 0

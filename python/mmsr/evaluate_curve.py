@@ -30,7 +30,7 @@ from typing import Optional, Sequence
 import torch
 
 from .evaluate import bundle_method, evaluate_folder
-from .evaluate_training import RunTimes
+from .evaluate_training import RunTimes, baseline_for
 from .train.snapshots import SnapshotSeries, read_series
 
 __all__ = [
@@ -65,6 +65,10 @@ class QualityCurve:
     points: tuple[CurvePoint, ...]
 
     @property
+    def name(self) -> str:
+        return self.run.name
+
+    @property
     def best_psnr(self) -> float:
         return max(p.psnr_y for p in self.points)
 
@@ -84,13 +88,21 @@ def measure_curves(
     limit: Optional[int] = None,
     batch_size: int = 64,
     progress: bool = True,
+    cache: bool = True,
 ) -> list[QualityCurve]:
     """Measure every snapshot of every run on ``hr_dir`` (all in one pass over the images).
+
+    With ``cache`` (the default) a snapshot measured before with the same files, images and settings
+    is read from its run folder instead (:mod:`mmsr.quality_cache`), and new results are stored there.
 
     Raises:
         ValueError: a run without snapshots or with an unfinished class, runs of different scales,
             or bad evaluation settings (the message names the run or setting).
     """
+    from . import __version__
+    from .evaluate import list_images
+    from .quality_cache import QualityCache, snapshot_key
+
     series = [read_series(Path(run.path).parent) for run in runs]
     for run, s in zip(runs, series):
         if not s.complete():
@@ -99,23 +111,49 @@ def measure_curves(
     scales = {s.scale for s in series}
     if len(scales) != 1:
         raise ValueError(f"the runs upscale by different factors {sorted(scales)}; compare runs of one scale")
-    methods = []
-    for run, s in zip(runs, series):
+    scale = scales.pop()
+    images = list_images(hr_dir)[:limit]
+    caches = [QualityCache(s.run_dir) if cache else None for s in series]
+    scores: dict[str, tuple[float, float]] = {}
+    keys: dict[str, tuple[QualityCache, str]] = {}
+    to_measure = []
+    for run, s, store in zip(runs, series, caches):
         for index in range(s.count + 1):
-            methods.append(bundle_method(f"{run.name}@{index}", s.bundle(index), device=device, batch_size=batch_size))
-    result = evaluate_folder(
-        hr_dir, methods, scale=scales.pop(), with_niqe=False, limit=limit, device=device, progress=progress
-    )
-    if not result.images:
-        raise ValueError(f"no image of {str(hr_dir)!r} could be evaluated")
-    means = result.mean()
+            label = f"{run.name}@{index}"
+            method = bundle_method(label, s.bundle(index), device=device, batch_size=batch_size)
+            if store is not None:
+                key = snapshot_key([c.path for c in s.at(index)], images, method.describe(),
+                                   version=__version__, crop_border=scale)
+                hit = store.get(key)
+                if hit is not None:
+                    scores[label] = (hit["psnr_y"], hit["ssim_y"])
+                    continue
+                keys[label] = (store, key)
+            to_measure.append(method)
+    if to_measure:
+        result = evaluate_folder(
+            hr_dir, to_measure, scale=scale, with_niqe=False, limit=limit, device=device, progress=progress
+        )
+        if not result.images:
+            raise ValueError(f"no image of {str(hr_dir)!r} could be evaluated")
+        means = result.mean()
+        for method in to_measure:
+            m = means[method.name]
+            scores[method.name] = (m.psnr_y, m.ssim_y)
+            # Only a result over every image stands for the folder next time.
+            if method.name in keys and not result.failed:
+                store, key = keys[method.name]
+                store.put(key, psnr_y=m.psnr_y, ssim_y=m.ssim_y, images=len(result.images))
+        for store in caches:
+            if store is not None:
+                store.save()
     curves = []
     for run, s in zip(runs, series):
         points = []
         for index in range(s.count + 1):
             steps, one_device, separate = _costs(s, index, run.concurrent)
-            scores = means[f"{run.name}@{index}"]
-            points.append(CurvePoint(index, steps, one_device, separate, scores.psnr_y, scores.ssim_y))
+            psnr_y, ssim_y = scores[f"{run.name}@{index}"]
+            points.append(CurvePoint(index, steps, one_device, separate, psnr_y, ssim_y))
         curves.append(QualityCurve(run, s, tuple(points)))
     return curves
 
@@ -165,14 +203,18 @@ class EqualQuality:
         return None if self.at_start else self.baseline_s / self.separate_devices_s
 
 
-def equal_quality(curve: QualityCurve, baseline: QualityCurve) -> EqualQuality:
-    """``curve`` against ``baseline`` at the highest PSNR-Y both curves reach."""
+def equal_quality(curve, baseline) -> EqualQuality:
+    """``curve`` against ``baseline`` at the highest PSNR-Y both curves reach.
+
+    Either may be a :class:`QualityCurve` or a seed-averaged curve (:class:`mmsr.evaluate_seeds.MeanCurve`):
+    anything with ``name``, ``points`` and ``best_psnr``.
+    """
     target = min(curve.best_psnr, baseline.best_psnr)
-    limited_by = curve.run.name if curve.best_psnr <= baseline.best_psnr else baseline.run.name
-    at_start = tuple(c.run.name for c in (curve, baseline) if c.points[0].psnr_y >= target)
+    limited_by = curve.name if curve.best_psnr <= baseline.best_psnr else baseline.name
+    at_start = tuple(c.name for c in (curve, baseline) if c.points[0].psnr_y >= target)
     # Both curves reach their own best, so neither time can be None.
     return EqualQuality(
-        run=curve.run.name,
+        run=curve.name,
         target_psnr=target,
         limited_by=limited_by,
         baseline_s=time_to_quality(baseline.points, target),
@@ -196,8 +238,13 @@ def _seconds(value: float) -> str:
     return f"{value:.1f}" if value >= 10 else f"{value:.3g}"
 
 
-def curve_report(curves: Sequence[QualityCurve], baseline: Optional[QualityCurve], hr_dir: str = "") -> str:
-    """Markdown: each run's curve, then each run against the baseline at equal quality."""
+def curve_report(curves: Sequence[QualityCurve], baseline, hr_dir: str = "") -> str:
+    """Markdown: each run's curve, then each run against the baseline at equal quality.
+
+    ``baseline`` is one curve, the curves of a baseline's seeds (each run is then compared with the
+    baseline of its seed, :func:`mmsr.evaluate_training.baseline_for`), or None.
+    """
+    baselines = [] if baseline is None else [baseline] if isinstance(baseline, QualityCurve) else list(baseline)
     where = f" on `{hr_dir}`" if hr_dir else ""
     lines = [
         f"### Quality against training time{where}",
@@ -215,20 +262,26 @@ def curve_report(curves: Sequence[QualityCurve], baseline: Optional[QualityCurve
                 f"{_seconds(p.one_device_s)} | {_seconds(p.separate_devices_s)} | {p.psnr_y:.2f} | {p.ssim_y:.4f} |"
             )
     lines.append("")
-    if baseline is None:
+    if not baselines:
         lines.append("No baseline run among the inputs, so no equal-quality comparison.")
     else:
+        by_run = {id(b.run): b for b in baselines}
+        names = ", ".join(_cell(b.name) for b in baselines)
         lines += [
-            f"### Training time at equal quality (baseline: {_cell(baseline.run.name)})",
+            f"### Training time at equal quality (baseline: {names})",
             "",
             "| run | equal quality: PSNR-Y (dB) | set by | baseline reaches it (s) | run reaches it, one device (s) "
             "| speed-up | separate devices (s, computed) | speed-up |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for curve in curves:
-            if curve is baseline:
+            if any(curve is b for b in baselines):
                 continue
-            eq = equal_quality(curve, baseline)
+            chosen = baseline_for(curve.run, [b.run for b in baselines])
+            if chosen is None:
+                lines.append(f"| {_cell(curve.name)} | — no baseline trained with seed {curve.run.seed} | | | | | | |")
+                continue
+            eq = equal_quality(curve, by_run[id(chosen)])
             lines.append(
                 f"| {_cell(eq.run)} | {eq.target_psnr:.2f} | {_cell(eq.limited_by)} | {_seconds(eq.baseline_s)} | "
                 f"{_seconds(eq.one_device_s)} | {_speedup(eq, eq.one_device_speedup)} | "
@@ -247,6 +300,8 @@ def curve_report(curves: Sequence[QualityCurve], baseline: Optional[QualityCurve
         "start) leaves nothing to compare, and the speed-up says so.",
         "- PSNR-Y / SSIM-Y: BT.601 luma, the scale cropped from every side, mean over the images "
         "(`mmsr eval`'s protocol); curves are not smooth where BatchNorm statistics move between snapshots.",
-        "",
     ]
+    if len(baselines) > 1:
+        lines.append("- **seeds**: each run is compared with the baseline trained with its `--seed`.")
+    lines.append("")
     return "\n".join(lines)

@@ -14,6 +14,11 @@ tabulates three times per run, each with its ratio to the baseline's time in the
 The baseline is the run whose summary has ``mode == "baseline"`` (``mmsr train --baseline``), or
 else the one run with a single 16-8 class; ``baseline=`` picks one by name.
 
+**Seeds.** Runs given one name (``mmsr_w=runs/s1/mmsr_w.run mmsr_w=runs/s2/mmsr_w.run``) are seeds
+of one setting (:func:`label_seeds` names them "mmsr_w (seed 1)", ...), and so may the baselines
+be; each run's ratios are then taken against the baseline trained with its seed
+(:func:`baseline_for`).
+
 Example:
     >>> runs = [load_run("base=runs/srgan.run"), load_run("runs/mmsr.run")]  # doctest: +SKIP
     >>> print(training_table(runs, find_baseline(runs)))                     # doctest: +SKIP
@@ -23,13 +28,13 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
 from .models import ModelConfig
 
-__all__ = ["RunTimes", "find_baseline", "load_run", "training_table"]
+__all__ = ["RunTimes", "baseline_for", "find_baseline", "find_baselines", "label_seeds", "load_run", "training_table"]
 
 _SUMMARY = "summary.json"
 
@@ -47,6 +52,9 @@ class RunTimes:
         wall_time_s: the invocation that wrote the summary, start to end; None if unknown.
         resumed: the invocation resumed an earlier one, so ``wall_time_s`` covers only its last session.
         concurrent: the classes trained at the same time, sharing the devices (``--concurrent``).
+        seed: the run's ``--seed``; None if the summary does not say.
+        group: the name shared by several seeds of one setting (see :func:`label_seeds`); None for a
+            run on its own.
     """
 
     name: str
@@ -60,6 +68,13 @@ class RunTimes:
     wall_time_s: Optional[float]
     resumed: bool = False
     concurrent: bool = False
+    seed: Optional[int] = None
+    group: Optional[str] = None
+
+    @property
+    def setting(self) -> str:
+        """The name of the setting this run is a seed of (its own name for a run on its own)."""
+        return self.group or self.name
 
     @property
     def complete(self) -> bool:
@@ -133,6 +148,7 @@ def load_run(spec: str | os.PathLike) -> RunTimes:
     if not isinstance(classes, list) or not classes or not all(isinstance(c, dict) for c in classes):
         raise ValueError(f"{str(path)!r} has no per-class entries ('classes'); is it a summary.json from mmsr train?")
     settings = summary.get("settings") if isinstance(summary.get("settings"), dict) else {}
+    seed = settings.get("seed")
     return RunTimes(
         name=name if named else _default_name(path),
         path=str(path),
@@ -147,32 +163,100 @@ def load_run(spec: str | os.PathLike) -> RunTimes:
         wall_time_s=_time(summary.get("wall_time_s"), f"{path}: wall_time_s"),
         resumed=bool(settings.get("resume", False)),
         concurrent=bool(settings.get("concurrent", False)),
+        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
     )
 
 
-def find_baseline(runs: Sequence[RunTimes], name: Optional[str] = None) -> Optional[RunTimes]:
-    """The run that ratios are taken against.
+def label_seeds(runs: Sequence[RunTimes]) -> list[RunTimes]:
+    """Runs that share a name become seeds of one setting: named "NAME (seed S)", grouped as NAME.
+
+    Runs with names of their own are returned as they are.
+
+    Raises:
+        ValueError: runs sharing a name whose seeds are unknown or the same (the message names them).
+
+    Example:
+        >>> a = RunTimes("w", "a", "mmsr", ("4-2",), ("cpu",), ("finished",), (1,), (1.0,), 1.0, seed=1)
+        >>> [r.name for r in label_seeds([a, replace(a, path="b", seed=2)])]
+        ['w (seed 1)', 'w (seed 2)']
+    """
+    names = [r.name for r in runs]
+    out = []
+    for run in runs:
+        if names.count(run.name) == 1:
+            out.append(run)
+            continue
+        same = [r for r in runs if r.name == run.name]
+        seeds = [r.seed for r in same]
+        if None in seeds or len(set(seeds)) != len(seeds):
+            listed = ", ".join(f"{r.path} (seed {r.seed if r.seed is not None else 'unknown'})" for r in same)
+            raise ValueError(
+                f"several runs are named {run.name!r}: runs that share a name are seeds of one setting and need "
+                f"distinct known seeds, got {listed}; give them names of their own with NAME=RUN"
+            )
+        out.append(replace(run, name=f"{run.name} (seed {run.seed})", group=run.name))
+    return out
+
+
+def find_baselines(runs: Sequence[RunTimes], name: Optional[str] = None) -> list[RunTimes]:
+    """The baseline runs: one run, or the seeds of one setting (see :func:`label_seeds`).
 
     Args:
         runs: the runs of the table.
-        name: pick this run by name; by default the one baseline run (:attr:`RunTimes.is_baseline`).
+        name: pick the run, or the setting whose seeds these are, by name; by default the runs that
+            are baselines (:attr:`RunTimes.is_baseline`), which must all be seeds of one setting.
+
+    Returns:
+        the baselines (empty when no run is one).
+
+    Raises:
+        ValueError: ``name`` is not a run or setting, or baselines of several settings and none named.
+    """
+    if name is not None:
+        chosen = [r for r in runs if name in (r.name, r.group)]
+        if not chosen:
+            raise ValueError(f"--baseline {name!r} is not one of the runs ({', '.join(r.name for r in runs)})")
+        return chosen
+    baselines = [r for r in runs if r.is_baseline]
+    settings = sorted({r.setting for r in baselines})
+    if len(settings) > 1:
+        raise ValueError(
+            f"several runs are baselines ({', '.join(r.name for r in baselines)}); pick one with --baseline NAME"
+        )
+    return baselines
+
+
+def baseline_for(run: RunTimes, baselines: Sequence[RunTimes]) -> Optional[RunTimes]:
+    """The baseline ``run`` is compared with: the one of its seed, or the only one; None if neither.
+
+    Example:
+        >>> b1 = RunTimes("b", "b1", "baseline", ("16-8",), ("cpu",), ("finished",), (1,), (1.0,), 1.0, seed=1)
+        >>> b2 = replace(b1, path="b2", seed=2)
+        >>> baseline_for(replace(b1, name="m", mode="mmsr", seed=2), [b1, b2]) is b2
+        True
+    """
+    if run.seed is not None:
+        for baseline in baselines:
+            if baseline.seed == run.seed:
+                return baseline
+    return baselines[0] if len(baselines) == 1 else None
+
+
+def find_baseline(runs: Sequence[RunTimes], name: Optional[str] = None) -> Optional[RunTimes]:
+    """The one run that ratios are taken against (:func:`find_baselines` for seeds of one setting).
 
     Returns:
         the baseline, or None when no run is one.
 
     Raises:
-        ValueError: ``name`` is not a run, or several runs are baselines and none was named.
+        ValueError: ``name`` is not a run, several runs are baselines and none was named, or the
+            baseline has several seeds.
 
     Example:
         >>> find_baseline([], None) is None
         True
     """
-    if name is not None:
-        for run in runs:
-            if run.name == name:
-                return run
-        raise ValueError(f"--baseline {name!r} is not one of the runs ({', '.join(r.name for r in runs)})")
-    baselines = [r for r in runs if r.is_baseline]
+    baselines = find_baselines(runs, name)
     if len(baselines) > 1:
         raise ValueError(
             f"several runs are baselines ({', '.join(r.name for r in baselines)}); pick one with --baseline NAME"
@@ -194,11 +278,13 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def training_table(runs: Sequence[RunTimes], baseline: Optional[RunTimes]) -> str:
+def training_table(runs: Sequence[RunTimes], baseline: RunTimes | Sequence[RunTimes] | None) -> str:
     """The Markdown Table 3: one row per run, then one per class, then what each column means.
 
     Each ratio divides a run's time by the baseline's time in the same column; the per-class ratio
-    divides by the baseline's summed class time.
+    divides by the baseline's summed class time. ``baseline`` may be the seeds of one setting
+    (:func:`find_baselines`): each run is then divided by the baseline of its seed
+    (:func:`baseline_for`), and a run without one gets no ratios.
 
     Example:
         >>> base = RunTimes("base", "b.json", "baseline", ("16-8",), ("cpu",), ("finished",), (100,), (50.0,), 55.0)
@@ -214,13 +300,22 @@ def training_table(runs: Sequence[RunTimes], baseline: Optional[RunTimes]) -> st
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ValueError(f"run names must be distinct, got {', '.join(repeated)} more than once (use NAME=PATH)")
+    baselines = [] if baseline is None else [baseline] if isinstance(baseline, RunTimes) else list(baseline)
     lines = ["# Training time (the paper's Table 3)", ""]
-    if baseline is None:
+    if not baselines:
         lines += ["No baseline run among these (mode \"baseline\" or a single 16-8 class), so no ratios.", ""]
-    else:
-        lines += [f"Baseline: **{_cell(baseline.name)}** ({' · '.join(baseline.configs)}). "
+    elif len(baselines) == 1:
+        lines += [f"Baseline: **{_cell(baselines[0].name)}** ({' · '.join(baselines[0].configs)}). "
                   "Each ratio is the run's time ÷ the baseline's time in the same column.", ""]
-    reference = (baseline.wall_time_s, baseline.sum_s, baseline.max_s) if baseline else (None, None, None)
+    else:
+        lines += [f"Baselines: {', '.join(f'**{_cell(b.name)}**' for b in baselines)} "
+                  f"({' · '.join(baselines[0].configs)}). Each ratio is the run's time ÷ the time of the baseline "
+                  "trained with the run's seed, in the same column.", ""]
+
+    def reference(run: RunTimes) -> tuple:
+        chosen = baseline_for(run, baselines)
+        return (chosen.wall_time_s, chosen.sum_s, chosen.max_s) if chosen else (None, None, None)
+
     lines += [
         "| run | mode | models | devices | wall time (s, measured) | × baseline | class times summed (s) "
         "| × baseline | separate devices (s, computed) | × baseline |",
@@ -228,6 +323,7 @@ def training_table(runs: Sequence[RunTimes], baseline: Optional[RunTimes]) -> st
     ]
     for run in runs:
         wall = _seconds(run.wall_time_s) + (" †" if run.resumed else "")
+        ref = reference(run)
         lines.append(
             "| "
             + " | ".join(
@@ -237,11 +333,11 @@ def training_table(runs: Sequence[RunTimes], baseline: Optional[RunTimes]) -> st
                     " · ".join(run.configs),
                     ", ".join(sorted(set(run.devices))),
                     wall,
-                    _ratio(run.wall_time_s, reference[0]),
+                    _ratio(run.wall_time_s, ref[0]),
                     _seconds(run.sum_s),
-                    _ratio(run.sum_s, reference[1]),
+                    _ratio(run.sum_s, ref[1]),
                     _seconds(run.max_s),
-                    _ratio(run.max_s, reference[2]),
+                    _ratio(run.max_s, ref[2]),
                 ]
             )
             + " |"
@@ -249,11 +345,12 @@ def training_table(runs: Sequence[RunTimes], baseline: Optional[RunTimes]) -> st
     lines += ["", "## Per class", "", "| run | class | model | device | status | steps | time (s) | × baseline |",
               "|" + "---|" * 8]
     for run in runs:
+        ref = reference(run)
         for k, (config, device, status, steps, seconds) in enumerate(
             zip(run.configs, run.devices, run.statuses, run.steps, run.class_times)
         ):
             cells = [_cell(run.name), str(k), config, device, status, "—" if steps is None else str(steps),
-                     _seconds(seconds), _ratio(seconds, reference[1])]
+                     _seconds(seconds), _ratio(seconds, ref[1])]
             lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",

@@ -16,21 +16,27 @@ def add_parser(subparsers) -> None:
         "single 16-8 class), with the time on separate devices computed as the longest class's time. With "
         "--quality, also measure every snapshot of runs trained with `mmsr train --snapshots K` on an HR folder "
         "and compare each run with the baseline at equal quality: the training time each needs to reach the "
-        "highest PSNR-Y both reach.",
+        "highest PSNR-Y both reach. Runs given one NAME are seeds of one setting: each is compared with the "
+        "baseline trained with its seed, and --quality adds the setting's mean curve over its seeds.",
     )
     parser.add_argument(
         "runs",
         nargs="+",
         metavar="[NAME=]RUN",
-        help="a run folder (holding summary.json) or a summary.json file, named NAME or by its folder",
+        help="a run folder (holding summary.json) or a summary.json file, named NAME or by its folder; "
+        "several runs with one NAME are seeds of one setting (their --seed must differ)",
     )
-    parser.add_argument("--baseline", metavar="NAME", help="the run to take ratios against (default: found by mode)")
+    parser.add_argument("--baseline", metavar="NAME",
+                        help="the run (or the NAME of its seeds) to take ratios against (default: found by mode)")
     parser.add_argument("--out", metavar="FILE", help="also write the Markdown to FILE")
     group = parser.add_argument_group("quality against training time (runs trained with --snapshots)")
     group.add_argument("--quality", metavar="HR_DIR", help="measure each run's snapshots on this folder of HR images")
     group.add_argument("--device", default="cpu", help="where the snapshots upscale: cpu, cuda or cuda:N (default cpu)")
     group.add_argument("--limit", type=int, metavar="N", help="measure only the first N images of HR_DIR")
     group.add_argument("--batch-size", type=int, default=64, help="tiles per generator call (default 64)")
+    group.add_argument("--no-cache", action="store_true",
+                       help="measure every snapshot again instead of reading the scores kept in each run folder "
+                       "(RUN/quality_cache.json, keyed by the snapshot and image files and the settings)")
     parser.set_defaults(run=run)
 
 
@@ -38,17 +44,13 @@ def run(args: argparse.Namespace) -> int:
     from ..atomic import write_bytes_atomically
     from ..bundle import BundleError
     from ..evaluate import list_images
-    from ..evaluate_training import find_baseline, load_run, training_table
+    from ..evaluate_training import find_baselines, label_seeds, load_run, training_table
 
     try:
-        runs = [load_run(spec) for spec in args.runs]
-        names = [r.name for r in runs]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"several runs are named {', '.join(map(repr, duplicates))}; name them with NAME=RUN")
-        baseline = find_baseline(runs, args.baseline)
+        runs = label_seeds([load_run(spec) for spec in args.runs])
+        baselines = find_baselines(runs, args.baseline)
         images = [] if args.quality is None else list_images(args.quality, "--quality")
-        table = training_table(runs, baseline)
+        table = training_table(runs, baselines)
         out = None
         if args.out is not None:
             out = Path(args.out)
@@ -57,26 +59,29 @@ def run(args: argparse.Namespace) -> int:
             if out.resolve() in {p.resolve() for p in images}:
                 raise ValueError(f"--out {args.out!r} is one of the --quality images; choose another file")
         if args.quality is not None:
-            table += "\n" + _quality_section(args, runs, baseline)
+            table += "\n" + _quality_section(args, runs, baselines)
         if out is not None:
             write_bytes_atomically(out, table.encode())
     except (ValueError, OSError, BundleError) as err:
         print(f"mmsr report: error: {err}", file=sys.stderr)
         return 2
-    if baseline is None:
+    if not baselines:
         print("mmsr report: no baseline run among the inputs, so no ratios; train one with `mmsr train --baseline`"
               " or name one with --baseline", file=sys.stderr)
     sys.stdout.write(table)
     return 0
 
 
-def _quality_section(args: argparse.Namespace, runs, baseline) -> str:
+def _quality_section(args: argparse.Namespace, runs, baselines) -> str:
     import torch
 
     from ..evaluate_curve import curve_report, measure_curves
+    from ..evaluate_seeds import seed_report
 
     curves = measure_curves(
-        runs, args.quality, device=torch.device(args.device), limit=args.limit, batch_size=args.batch_size
+        runs, args.quality, device=torch.device(args.device), limit=args.limit, batch_size=args.batch_size,
+        cache=not args.no_cache,
     )
-    base_curve = next((c for c in curves if baseline is not None and c.run is baseline), None)
-    return curve_report(curves, base_curve, args.quality)
+    base_curves = [c for c in curves if any(c.run is b for b in baselines)]
+    seeds = seed_report(curves, base_curves)
+    return curve_report(curves, base_curves, args.quality) + ("\n" + seeds if seeds else "")

@@ -1,0 +1,181 @@
+"""Several seeds of one setting: their mean curve, and the speed-up at equal quality over the seeds.
+
+At the budgets mmsr's CPU experiments can afford, the seed (the hold-out split, the initial weights,
+the training crops) moves a run's final Set14 score by ~0.15 dB, as much as the gap between MMSR and
+the baseline being measured; one run per setting showed a 1.42x speed-up that the next two seeds
+reversed (0.60x, 0.64x; see benchmarks/README.md). Given several seeds per setting (runs sharing a
+name in ``mmsr report``, :func:`mmsr.evaluate_training.label_seeds`), this module reports:
+
+- per setting, the final PSNR-Y over its seeds: the mean, the lowest and the highest;
+- each seed's speed-up at equal quality against the baseline trained with the same seed, and their
+  geometric mean (the mean of ratios that does not depend on which way the ratio is taken);
+- the **mean curve**: each snapshot's training times and PSNR-Y averaged over the seeds (snapshot i
+  is the same share of the same budget in every seed), and its speed-up at equal quality against
+  the baseline's mean curve. Reading one crossing of two averaged curves is steadier than reading
+  each seed's, where the flat ends of two noisy curves decide where they cross.
+
+Example:
+    >>> curves = measure_curves(label_seeds(runs), "data/val/set14")          # doctest: +SKIP
+    >>> print(seed_report(curves, [c for c in curves if c.run.is_baseline]))  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from .evaluate_curve import CurvePoint, QualityCurve, equal_quality
+from .evaluate_training import baseline_for
+
+__all__ = ["MeanCurve", "mean_curve", "seed_report"]
+
+
+@dataclass(frozen=True)
+class MeanCurve:
+    """A setting's curve averaged over its seeds.
+
+    Attributes:
+        name: the setting's name.
+        seeds: the seeds averaged, in the order given.
+        points: per snapshot index, the mean of the seeds' times, PSNR-Y and SSIM-Y (steps are the
+            seeds' when they agree, else empty).
+        psnr_range: per snapshot index, the lowest and highest PSNR-Y among the seeds.
+    """
+
+    name: str
+    seeds: tuple[Optional[int], ...]
+    points: tuple[CurvePoint, ...]
+    psnr_range: tuple[tuple[float, float], ...]
+
+    @property
+    def best_psnr(self) -> float:
+        return max(p.psnr_y for p in self.points)
+
+
+def mean_curve(curves: Sequence[QualityCurve], name: Optional[str] = None) -> MeanCurve:
+    """The mean of several seeds' curves, snapshot by snapshot.
+
+    Raises:
+        ValueError: no curves, or curves with different snapshot counts (not seeds of one setting).
+
+    Example:
+        >>> from mmsr.evaluate_training import RunTimes
+        >>> def curve(seed, psnrs):
+        ...     run = RunTimes("w", "w", "mmsr", ("4-2",), ("cpu",), ("finished",), (2,), (20.0,), 20.0, seed=seed)
+        ...     pts = [CurvePoint(i, (i,), 10.0 * i, 10.0 * i, p, 0.5) for i, p in enumerate(psnrs)]
+        ...     return QualityCurve(run, None, tuple(pts))
+        >>> m = mean_curve([curve(0, [20.0, 25.0, 26.0]), curve(1, [20.0, 24.0, 27.0])])
+        >>> [p.psnr_y for p in m.points], m.psnr_range[2]
+        ([20.0, 24.5, 26.5], (26.0, 27.0))
+    """
+    if not curves:
+        raise ValueError("mean_curve needs at least one curve")
+    name = name or curves[0].run.setting
+    counts = {len(c.points) for c in curves}
+    if len(counts) != 1:
+        listed = ", ".join(f"{c.name}: {len(c.points) - 1}" for c in curves)
+        raise ValueError(f"the seeds of {name!r} have different snapshot counts ({listed}); "
+                         "seeds of one setting are trained with the same --snapshots")
+    points, ranges = [], []
+    for index in range(counts.pop()):
+        at = [c.points[index] for c in curves]
+        steps = at[0].steps if all(p.steps == at[0].steps for p in at) else ()
+        mean = lambda values: sum(values) / len(values)  # noqa: E731
+        points.append(CurvePoint(
+            index, steps,
+            mean([p.one_device_s for p in at]), mean([p.separate_devices_s for p in at]),
+            mean([p.psnr_y for p in at]), mean([p.ssim_y for p in at]),
+        ))  # fmt: skip
+        ranges.append((min(p.psnr_y for p in at), max(p.psnr_y for p in at)))
+    return MeanCurve(name, tuple(c.run.seed for c in curves), tuple(points), tuple(ranges))
+
+
+def _geometric_mean(values: Sequence[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def _ratios(values: Sequence[float]) -> str:
+    if not values:
+        return "—"
+    text = f"{_geometric_mean(values):.2f}×"
+    return text if len(values) == 1 else f"{text} ({min(values):.2f}–{max(values):.2f})"
+
+
+def _speedup(value: Optional[float]) -> str:
+    return "—" if value is None else f"{value:.2f}×"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def seed_report(curves: Sequence[QualityCurve], baselines: Sequence[QualityCurve]) -> str:
+    """Markdown: the settings measured with several seeds, over their seeds (empty if there are none).
+
+    ``baselines`` are the baseline's curves (one, or one per seed); each seed of a setting is compared
+    with the baseline of its seed, and the setting's mean curve with the baselines' mean curve.
+    """
+    groups: dict[str, list[QualityCurve]] = {}
+    for curve in curves:
+        groups.setdefault(curve.run.setting, []).append(curve)
+    if all(len(members) < 2 for members in groups.values()):
+        return ""
+    base_ids = {id(b) for b in baselines}
+    base_mean = mean_curve(baselines) if baselines else None
+    lines = [
+        "### Over seeds",
+        "",
+        "Runs given one name are seeds of one setting. Mean curve: each snapshot's times and PSNR-Y averaged "
+        "over the seeds.",
+        "",
+        "| setting | seeds | final PSNR-Y: mean (lowest–highest) | speed-up per seed, one device: geometric mean "
+        "(lowest–highest) | mean curves: equal quality (dB) | baseline reaches it (s) | run, one device (s) "
+        "| speed-up | separate devices (s, computed) | speed-up |",
+        "|" + "---|" * 10,
+    ]
+    means = []
+    for setting, members in groups.items():
+        mean = mean_curve(members, setting)
+        means.append(mean)
+        finals = [m.points[-1].psnr_y for m in members]
+        final = f"{sum(finals) / len(finals):.2f} ({min(finals):.2f}–{max(finals):.2f})"
+        seeds = ", ".join("?" if s is None else str(s) for s in mean.seeds)
+        if any(id(m) in base_ids for m in members) or base_mean is None:
+            lines.append(f"| {_cell(setting)} | {seeds} | {final} | (baseline) | | | | | | |")
+            continue
+        per_seed = []
+        by_run = {id(b.run): b for b in baselines}
+        for member in members:
+            chosen = baseline_for(member.run, [b.run for b in baselines])
+            if chosen is not None:
+                speedup = equal_quality(member, by_run[id(chosen)]).one_device_speedup
+                if speedup is not None:
+                    per_seed.append(speedup)
+        eq = equal_quality(mean, base_mean)
+        lines.append(
+            f"| {_cell(setting)} | {seeds} | {final} | {_ratios(per_seed)} | {eq.target_psnr:.2f} | "
+            f"{eq.baseline_s:.1f} | {eq.one_device_s:.1f} | {_speedup(eq.one_device_speedup)} | "
+            f"{eq.separate_devices_s:.1f} | {_speedup(eq.separate_devices_speedup)} |"
+        )
+    lines += [
+        "",
+        "| setting | snapshot | one device (s, mean) | separate devices (s, computed, mean) | PSNR-Y mean (dB) "
+        "| lowest–highest |",
+        "|" + "---|" * 6,
+    ]
+    for mean in means:
+        for point, (low, high) in zip(mean.points, mean.psnr_range):
+            lines.append(
+                f"| {_cell(mean.name)} | {point.index} | {point.one_device_s:.1f} | {point.separate_devices_s:.1f} | "
+                f"{point.psnr_y:.2f} | {low:.2f}–{high:.2f} |"
+            )
+    lines += [
+        "",
+        "- **speed-up per seed**: each seed's speed-up at equal quality against the baseline trained with the "
+        "same seed (the table above); geometric mean, and the lowest and highest.",
+        "- **mean curves**: the setting's mean curve against the baseline's mean curve at the highest mean "
+        "PSNR-Y both reach. A seed's own curve can reach more or less; the spread column says how far apart "
+        "the seeds are.",
+        "",
+    ]
+    return "\n".join(lines)
