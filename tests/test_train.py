@@ -500,6 +500,19 @@ def test_report_pools_seeds_and_measures_each_snapshot_once(data_dir, tmp_path, 
     assert len(pooled.strip("|").split("|")) == 10 and "(baseline)" in text
     for spec in specs:
         assert (tmp_path / spec.split("=")[1] / "quality_cache.json").is_file()
+    # A run folder that cannot be written to costs the cache, not the report.
+    from mmsr.quality_cache import QualityCache
+
+    def read_only(self):
+        raise PermissionError(13, "Permission denied", str(self.path))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(QualityCache, "save", read_only)
+        (tmp_path / "w0.run" / "quality_cache.json").unlink()
+        assert mmsr_main(args) == 0
+        captured = capsys.readouterr()
+        assert captured.out == text and "could not keep the measured scores in" in captured.err
+    assert mmsr_main(args) == 0 and capsys.readouterr().out == text  # measures w0 again and keeps it
 
     # The second report reads every snapshot's scores from the run folders and measures nothing...
     def no_measuring(*args, **kwargs):

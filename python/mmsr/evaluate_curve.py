@@ -23,6 +23,7 @@ Example:
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -146,7 +147,10 @@ def measure_curves(
                 store.put(key, psnr_y=m.psnr_y, ssim_y=m.ssim_y, images=len(result.images))
         for store in caches:
             if store is not None:
-                store.save()
+                try:
+                    store.save()
+                except OSError as err:  # a read-only run folder: the report still stands, uncached
+                    print(f"mmsr: could not keep the measured scores in {store.path}: {err}", file=sys.stderr)
     curves = []
     for run, s in zip(runs, series):
         points = []
