@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 _PAPER = Path(__file__).resolve().parents[1] / "benchmarks" / "paper"
-_MODULES = ("profiles", "commands", "training")
+_MODULES = ("profiles", "commands", "training", "report", "bins")
 
 
 @pytest.fixture
@@ -66,3 +66,44 @@ def test_training_commands_carry_the_split(paper):
         assert arguments[arguments.index("--pixel-steps") + 1] == "101,304,945"
     depth = runs["depth_4-2r"].arguments
     assert depth[depth.index("--pixel-steps") + 1] == "1350"
+
+
+def test_each_seed_trains_mmsr_and_the_baseline_once(paper):
+    profiles, training = paper
+    runs = training.plan_runs(profiles.PROFILES["cpu"], seeds=(4, 1))
+    seeded = [(run.name, run.role, run.seed) for run in runs if run.role != "depth"]
+    assert seeded == [("mmsr", "mmsr", 4), ("baseline", "baseline", 4),
+                      ("mmsr_seed1", "mmsr", 1), ("baseline_seed1", "baseline", 1)]  # fmt: skip
+    # The depth runs (Table 1) share the first seed's data split with the baseline, which is their 16-8.
+    assert {run.seed for run in runs if run.role == "depth"} == {4}
+    arguments = training._common_arguments(profiles.PROFILES["cpu"], 1)
+    assert arguments[arguments.index("--seed") + 1] == "1"
+    assert [run.name for run in training.plan_runs(profiles.PROFILES["cpu"])][:2] == ["mmsr", "baseline"]
+
+
+@pytest.mark.parametrize("seeds", [(), (1, 1), (-1,)])
+def test_bad_seeds_are_refused_by_name(paper, seeds):
+    profiles, _ = paper
+    with pytest.raises(ValueError, match="seeds"):
+        _profile(profiles, seeds=seeds)
+
+
+def test_the_report_gives_each_seed_and_their_means(paper):
+    report = importlib.import_module("report")
+
+    def equal(target, one, separate):
+        return {"target_psnr": target, "one_device_speedup": one, "separate_devices_speedup": separate}
+
+    eq = {"seeds": {
+        "seeds": [0, 1],
+        "per_seed": [{"seed": 0, **equal(26.9, 2.0, 4.0), "final_mmsr": 26.9, "final_baseline": 27.0},
+                     {"seed": 1, **equal(26.7, 0.5, 1.0), "final_mmsr": 26.7, "final_baseline": 27.2}],
+        "mean_equal": equal(26.8, 0.8, 1.2),
+    }}  # fmt: skip
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip().strip("|").split("|")[1:]]
+            for line in report._seeds_section(eq) if line.startswith("| ")}  # fmt: skip
+    assert rows["seed 1"] == ["26.70 dB", "0.50×", "1.00×", "26.70 / 27.20"]
+    # Geometric means: sqrt(2.0 * 0.5) = 1.00, sqrt(4.0 * 1.0) = 2.00; finals averaged.
+    assert rows["geometric mean of the seeds"] == ["", "1.00×", "2.00×", "26.80 / 27.10 (mean)"]
+    assert rows["mean curves"] == ["26.80 dB", "0.80×", "1.20×", ""]
+    assert "from 0.50× to 2.00×" in "\n".join(report._seeds_section(eq))

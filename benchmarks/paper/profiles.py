@@ -89,7 +89,13 @@ class Profile:
             phase (`mmsr train --snapshots`), measured on :attr:`curve_set` for the training time
             each needs at equal quality.
         curve_set: the validation set the snapshots are measured on (the issue's goals are on Set14).
-        planned_minutes: the estimated wall time of the whole profile.
+        seeds: MMSR and the baseline are trained once per seed (`mmsr train --seed`) and compared
+            seed by seed and over the seeds (`run_experiments.py --seeds` overrides). At these budgets
+            the seed moves a run's final Set14 score by ~0.15 dB, as much as the gap measured
+            (benchmarks/README.md), so one seed is one draw. Table 1 and section 3 use the first
+            seed's runs. Every extra seed adds MMSR's and the baseline's training and snapshots
+            (~27 minutes of the cpu profile's 36).
+        planned_minutes: the estimated wall time of the whole profile with one seed.
     """
 
     name: str
@@ -119,12 +125,15 @@ class Profile:
     snapshots: int = 6
     curve_set: str = "set14"
     mmsr_step_shares: Optional[Tuple[float, ...]] = None
+    seeds: Tuple[int, ...] = (0,)
 
     def __post_init__(self) -> None:
         shares = self.mmsr_step_shares
         if shares is not None and (len(shares) != self.classes or min(shares) <= 0 or abs(sum(shares) - 1) > 1e-6):
             raise ValueError(f"profile {self.name}: mmsr_step_shares {shares} must be {self.classes} positive "
                              "fractions (one per MMSR class) summing to 1")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
+            raise ValueError(f"profile {self.name}: seeds {self.seeds} must be distinct integers >= 0, at least one")
         if self.baseline_config not in self.depth_configs:
             raise ValueError(f"profile {self.name}: depth_configs {self.depth_configs} must include the baseline "
                              f"{self.baseline_config} (the baseline run is that depth's Table 1 run)")

@@ -31,7 +31,8 @@ import mmsr
 from mmsr.bundle import read_bundle_metadata
 from mmsr.data import find_images
 from mmsr.evaluate_curve import curve_report, equal_quality, measure_curves
-from mmsr.evaluate_training import load_run
+from mmsr.evaluate_seeds import mean_curve, seed_report
+from mmsr.evaluate_training import baseline_for, label_seeds, load_run
 from mmsr.models import ModelConfig
 
 from commands import mmsr_command, run_logged
@@ -66,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--threads", type=int,
         help="torch threads of MMSR's and the baseline's training and of the evaluation (default: the profile's)",
+    )
+    parser.add_argument(
+        "--seeds", metavar="S,S,...",
+        help="train MMSR and the baseline once per seed and compare them seed by seed and over the seeds "
+        "(default: the profile's, 0); each extra seed adds their training and snapshots (~27 min on the cpu profile)",
     )
     parser.add_argument("--report-only", action="store_true", help="only redraw report.md and charts from --out")
     return parser
@@ -105,6 +111,12 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         sets[name] = folder
     if args.tvat_bins < 0 or args.tvat_bins == 1:
         _fail(parser, f"--tvat-bins must be 0 (MMSR's boundaries) or at least 2, got {args.tvat_bins}")
+    if args.seeds is not None:
+        try:
+            seeds = tuple(int(part) for part in args.seeds.split(","))
+            dataclasses.replace(PROFILES[args.profile], seeds=seeds)  # the profile checks them
+        except ValueError:
+            _fail(parser, f"--seeds must be distinct integers >= 0 separated by commas, e.g. 0,1,2; got {args.seeds!r}")
     if args.threads is not None and args.threads < 1:
         _fail(parser, f"--threads must be at least 1, got {args.threads}")
     if args.out.exists() and not args.out.is_dir():
@@ -161,12 +173,13 @@ def _train_all(profile: Profile, data: Path, out: Path, reuse: bool, stages: Dic
 
 
 def _table3(trained: Dict[str, TrainedRun], out: Path) -> dict:
-    """Run `mmsr report` on MMSR and the baseline, and keep the numbers it tabulates."""
-    run_dirs = {name: out / trained[name].run_dir for name in ("mmsr", "baseline")}
+    """Run `mmsr report` on MMSR and the baseline (every seed), and keep the numbers of the first seed's runs."""
+    seeded = [(run.role, out / run.run_dir) for run in trained.values() if run.role in ("mmsr", "baseline")]
     report_file = out / "table3_mmsr_report.md"
-    mmsr_report(run_dirs, "baseline", report_file, out / LOGS_DIR / "mmsr_report.log")
+    mmsr_report(seeded, "baseline", report_file, out / LOGS_DIR / "mmsr_report.log")
     runs = {}
-    for name, run_dir in run_dirs.items():
+    for name in ("mmsr", "baseline"):
+        run_dir = out / trained[name].run_dir
         times = load_run(f"{name}={run_dir}")
         runs[name] = {
             "configs": list(times.configs), "devices": list(times.devices), "statuses": list(times.statuses),
@@ -180,30 +193,52 @@ def _table3(trained: Dict[str, TrainedRun], out: Path) -> dict:
 def _equal_quality(profile: Profile, sets: Dict[str, Path], trained: Dict[str, TrainedRun], out: Path) -> dict:
     """Measure MMSR's and the baseline's snapshots on one validation set (what `mmsr report --quality` does).
 
-    Returns the curves and the comparison at equal quality; the Markdown goes to table3_quality.md.
+    Returns the first seed's curves and comparison at equal quality, and with several seeds each
+    seed's comparison and the seed-averaged curves' (``"seeds"``); the Markdown goes to table3_quality.md.
     """
     set_name = profile.curve_set if profile.curve_set in sets else next(iter(sets))
-    runs = [load_run(f"{name}={out / trained[name].run_dir}") for name in ("mmsr", "baseline")]
-    print(f"paper: measuring {profile.snapshots + 1} snapshots of mmsr and baseline on {set_name}",
-          file=sys.stderr, flush=True)
+    seeded = [run for run in trained.values() if run.role in ("mmsr", "baseline")]
+    runs = label_seeds([load_run(f"{run.role}={out / run.run_dir}") for run in seeded])
+    print(f"paper: measuring {profile.snapshots + 1} snapshots of mmsr and baseline ({len(profile.seeds)} seed(s)) "
+          f"on {set_name}", file=sys.stderr, flush=True)
     try:
         curves = measure_curves(runs, sets[set_name], device=profile.eval_device, limit=profile.eval_limit,
                                 progress=False)
     except ValueError as err:  # e.g. --reuse of runs trained before the harness kept snapshots
         print(f"paper: no equal-quality comparison: {err}", file=sys.stderr, flush=True)
         return {"set": set_name, "error": str(err)}
+    by_name = {run.name: curve for run, curve in zip(seeded, curves)}
+    mmsr_curves = [c for run, c in zip(seeded, curves) if run.role == "mmsr"]
+    base_curves = [c for run, c in zip(seeded, curves) if run.role == "baseline"]
     report_file = out / "table3_quality.md"
-    report_file.write_text(curve_report(curves, curves[1], str(sets[set_name])), encoding="utf-8")
-    eq = equal_quality(curves[0], curves[1])
-    return {
+    report_file.write_text(curve_report(curves, base_curves, str(sets[set_name])) + "\n"
+                           + seed_report(curves, base_curves), encoding="utf-8")
+    eq = equal_quality(by_name["mmsr"], by_name["baseline"])
+    result = {
         "set": set_name,
         "report": report_file.name,
-        "curves": {
-            c.run.name: [dataclasses.asdict(p) for p in c.points] for c in curves
-        },
-        "equal": {**dataclasses.asdict(eq), "one_device_speedup": eq.one_device_speedup,
-                  "separate_devices_speedup": eq.separate_devices_speedup},
+        "curves": {name: [dataclasses.asdict(p) for p in by_name[name].points] for name in ("mmsr", "baseline")},
+        "equal": _equal_dict(eq),
     }
+    if len(profile.seeds) > 1:
+        per_seed = []
+        for curve in mmsr_curves:
+            base = next(b for b in base_curves if b.run is baseline_for(curve.run, [b.run for b in base_curves]))
+            per_seed.append({"seed": curve.run.seed, **_equal_dict(equal_quality(curve, base)),
+                             "final_mmsr": curve.points[-1].psnr_y, "final_baseline": base.points[-1].psnr_y})
+        means = {"mmsr": mean_curve(mmsr_curves), "baseline": mean_curve(base_curves)}
+        result["seeds"] = {
+            "seeds": list(profile.seeds),
+            "per_seed": per_seed,
+            "mean_equal": _equal_dict(equal_quality(means["mmsr"], means["baseline"])),
+            "mean_curves": {name: [dataclasses.asdict(p) for p in m.points] for name, m in means.items()},
+        }
+    return result
+
+
+def _equal_dict(eq) -> dict:
+    return {**dataclasses.asdict(eq), "one_device_speedup": eq.one_device_speedup,
+            "separate_devices_speedup": eq.separate_devices_speedup}
 
 
 def _summary(trained: TrainedRun, out: Path) -> dict:
@@ -307,6 +342,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     profile = PROFILES[args.profile]
     if args.threads is not None:
         profile = dataclasses.replace(profile, threads=args.threads)
+    if args.seeds is not None:
+        profile = dataclasses.replace(profile, seeds=tuple(int(part) for part in args.seeds.split(",")))
     print(f"paper: profile {profile.name}: {profile.purpose}; planned ~{profile.planned_minutes:g} min",
           file=sys.stderr, flush=True)
     try:
