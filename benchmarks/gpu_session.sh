@@ -24,9 +24,9 @@
 #   curve    MMSR and the baseline from scratch (as `train`, CURVE_STEPS pixel steps per class, one
 #            number or one per class, default 540,1620,5040; the baseline their sum; CURVE_CONFIGS,
 #            default the residual 4-2r,8-6r,16-8r; the baseline the last of them) with --snapshots
-#            CURVE_SNAPSHOTS, then
-#            `mmsr report --quality` on device_data/val/set14: PSNR-Y against training time, and the
-#            time each needs at equal quality
+#            CURVE_SNAPSHOTS, once per seed of CURVE_SEEDS (default "0"; e.g. "0 1 2" with a third of
+#            the steps), then `mmsr report --quality` on device_data/val/set14: PSNR-Y against training
+#            time, the time each needs at equal quality, and over the seeds
 # Each stage is bounded by the time left and writes its own results, so a late stage cannot cost an
 # earlier one's. Results: $OUT (the device tool brings it back) or runs/gpu_session. Training images
 # are read from device_data/train (git-ignored; copy ../shared/data/train there, `carry` it).
@@ -37,6 +37,7 @@
 #   LIMIT=560 STAGES="build continue profile compiled upscale" CONTINUE_STEPS=2500 bash benchmarks/gpu_session.sh
 #   LIMIT=560 STAGES="build curve profile" CURVE_STEPS=540,1620,5040 bash benchmarks/gpu_session.sh   # needs device_data/val
 #   LIMIT=400 STAGES="build tests upscale tiling kernels" TESTS_K="tvat or upscale" bash benchmarks/gpu_session.sh
+#   LIMIT=560 STAGES="build curve" CURVE_SEEDS="0 1 2" CURVE_STEPS=180,540,1680 bash benchmarks/gpu_session.sh
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 start=$SECONDS
@@ -161,16 +162,22 @@ for s in $stages; do
     steps=${CURVE_STEPS:-540,1620,5040}  # weighted to the complex class, as on CPU (benchmarks/README)
     snaps=(--snapshots "${CURVE_SNAPSHOTS:-8}" --lr-schedule cosine)
     configs=${CURVE_CONFIGS:-4-2r,8-6r,16-8r}
-    stage "curve: MMSR ($configs) from scratch, $steps pixel steps per class, ${snaps[1]} snapshots (concurrent)"
-    bounded 200 python -m mmsr train "${train_common[@]}" --pixel-steps "$steps" --configs "$configs" \
-      --concurrent "${snaps[@]}" --out "$work/mmsr_curve.safetensors" --run-dir "$work/mmsr_curve.run"
-    stage "curve: the baseline (${configs##*,}) from scratch, $(total_steps "$steps") pixel steps (the same crops)"
-    bounded 300 python -m mmsr train "${train_common[@]}" --pixel-steps "$steps" --configs "$configs" \
-      --baseline --baseline-config "${configs##*,}" "${snaps[@]}" \
-      --out "$work/baseline_curve.safetensors" --run-dir "$work/baseline_curve.run"
-    stage "curve: every snapshot on Set14"
-    bounded 90 python -m mmsr report mmsr="$work/mmsr_curve.run" baseline="$work/baseline_curve.run" \
-      --quality device_data/val/set14 --device cuda --out "$work/quality_curve.md" | tail -40
+    seeds=(${CURVE_SEEDS:-0})
+    specs=()
+    for seed in "${seeds[@]}"; do  # later --seed replaces train_common's --seed 0
+      stage "curve: MMSR ($configs) from scratch, seed $seed, $steps pixel steps per class, ${snaps[1]} snapshots (concurrent)"
+      bounded $((200 / ${#seeds[@]} + 20)) python -m mmsr train "${train_common[@]}" --seed "$seed" --pixel-steps "$steps" \
+        --configs "$configs" --concurrent "${snaps[@]}" --out "$work/mmsr_curve_s$seed.safetensors" \
+        --run-dir "$work/mmsr_curve_s$seed.run"
+      stage "curve: the baseline (${configs##*,}) from scratch, seed $seed, $(total_steps "$steps") pixel steps"
+      bounded $((300 / ${#seeds[@]} + 20)) python -m mmsr train "${train_common[@]}" --seed "$seed" --pixel-steps "$steps" \
+        --configs "$configs" --baseline --baseline-config "${configs##*,}" "${snaps[@]}" \
+        --out "$work/baseline_curve_s$seed.safetensors" --run-dir "$work/baseline_curve_s$seed.run"
+      specs+=(mmsr="$work/mmsr_curve_s$seed.run" baseline="$work/baseline_curve_s$seed.run")
+    done
+    stage "curve: every snapshot on Set14 (${#seeds[@]} seed(s))"
+    bounded 90 python -m mmsr report "${specs[@]}" --quality device_data/val/set14 --device cuda \
+      --out "$work/quality_curve.md" | tail -60
     ;;
   profile)
     stage "generator profile (CUDA, bf16, batch 64)"
