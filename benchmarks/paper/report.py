@@ -279,7 +279,7 @@ def _time_section(results: dict, out: Path, charts: Dict[str, str]) -> List[str]
     lines += _equal_quality_section(table3.get("equal_quality"), charts)
     report_file = out / table3["mmsr_report"]
     if report_file.is_file():
-        lines += ["", f"`mmsr report` on the two runs ([{table3['mmsr_report']}]({table3['mmsr_report']})):", ""]
+        lines += ["", f"`mmsr report` on MMSR and the baseline ([{table3['mmsr_report']}]({table3['mmsr_report']})):", ""]
         lines += ["#" * 2 + line if line.startswith("#") else line
                   for line in report_file.read_text(encoding="utf-8").strip().splitlines()]
     return lines
