@@ -127,6 +127,11 @@ def test_seed_report_gives_the_spread_and_the_mean_curves_speed_up():
                        "50.0", "3.00×"]  # fmt: skip
     assert _rows(text, "b")[0][1:4] == ["1, 2", "26.00 (26.00–26.00)", "(baseline)"]
     assert "| w | 1 | 50.0 | 25.0 | 24.00 | 23.00–25.00 |" in text
+    # A setting measured on seed 2 only meets the seed-2 baseline's curve (150 s to 24 dB: 1.50x), not the
+    # mean of both baselines' (133 s: 1.33x).
+    d2 = _curve(label_seeds([_run("d", 2)])[0], [(0.0, 20.0), (50.0, 23.0), (100.0, 24.0)])
+    row = _rows(seed_report([*curves, d2], baselines), "d")[0]
+    assert row[1:] == ["2", "24.00 (24.00–24.00)", "1.50×", "24.00", "150.0", "100.0", "1.50×", "100.0", "1.50×"]
     # One seed per setting: nothing to add.
     assert seed_report([curves[0], curves[2]], [curves[2]]) == ""
 

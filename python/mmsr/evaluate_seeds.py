@@ -113,7 +113,7 @@ def seed_report(curves: Sequence[QualityCurve], baselines: Sequence[QualityCurve
     """Markdown: the settings measured with several seeds, over their seeds (empty if there are none).
 
     ``baselines`` are the baseline's curves (one, or one per seed); each seed of a setting is compared
-    with the baseline of its seed, and the setting's mean curve with the baselines' mean curve.
+    with the baseline of its seed, and the setting's mean curve with the mean curve of those baselines.
     """
     groups: dict[str, list[QualityCurve]] = {}
     for curve in curves:
@@ -121,7 +121,7 @@ def seed_report(curves: Sequence[QualityCurve], baselines: Sequence[QualityCurve
     if all(len(members) < 2 for members in groups.values()):
         return ""
     base_ids = {id(b) for b in baselines}
-    base_mean = mean_curve(baselines) if baselines else None
+    by_run = {id(b.run): b for b in baselines}
     lines = [
         "### Over seeds",
         "",
@@ -135,26 +135,28 @@ def seed_report(curves: Sequence[QualityCurve], baselines: Sequence[QualityCurve
     ]
     means = []
     for setting, members in groups.items():
-        mean = mean_curve(members, setting)
-        means.append(mean)
+        means.append(mean_curve(members, setting))
         finals = [m.points[-1].psnr_y for m in members]
         final = f"{sum(finals) / len(finals):.2f} ({min(finals):.2f}–{max(finals):.2f})"
-        seeds = ", ".join("?" if s is None else str(s) for s in mean.seeds)
-        if any(id(m) in base_ids for m in members) or base_mean is None:
+        seeds = ", ".join("?" if s is None else str(s) for s in means[-1].seeds)
+        if any(id(m) in base_ids for m in members):
             lines.append(f"| {_cell(setting)} | {seeds} | {final} | (baseline) | | | | | | |")
             continue
-        per_seed = []
-        by_run = {id(b.run): b for b in baselines}
+        # Each seed meets the baseline of its seed, and the mean curve the mean of those same baselines,
+        # so a setting measured on fewer seeds is not set against other seeds' baselines.
+        pairs = []
         for member in members:
             chosen = baseline_for(member.run, [b.run for b in baselines])
             if chosen is not None:
-                speedup = equal_quality(member, by_run[id(chosen)]).one_device_speedup
-                if speedup is not None:
-                    per_seed.append(speedup)
-        eq = equal_quality(mean, base_mean)
+                pairs.append((member, by_run[id(chosen)]))
+        if not pairs:
+            lines.append(f"| {_cell(setting)} | {seeds} | {final} | — no baseline of these seeds | | | | | | |")
+            continue
+        per_seed = [equal_quality(m, b).one_device_speedup for m, b in pairs]
+        eq = equal_quality(mean_curve([m for m, _ in pairs], setting), mean_curve([b for _, b in pairs], "baseline"))
         lines.append(
-            f"| {_cell(setting)} | {seeds} | {final} | {_ratios(per_seed)} | {eq.target_psnr:.2f} | "
-            f"{eq.baseline_s:.1f} | {eq.one_device_s:.1f} | {_speedup(eq.one_device_speedup)} | "
+            f"| {_cell(setting)} | {seeds} | {final} | {_ratios([v for v in per_seed if v is not None])} | "
+            f"{eq.target_psnr:.2f} | {eq.baseline_s:.1f} | {eq.one_device_s:.1f} | {_speedup(eq.one_device_speedup)} | "
             f"{eq.separate_devices_s:.1f} | {_speedup(eq.separate_devices_speedup)} |"
         )
     lines += [
@@ -173,8 +175,8 @@ def seed_report(curves: Sequence[QualityCurve], baselines: Sequence[QualityCurve
         "",
         "- **speed-up per seed**: each seed's speed-up at equal quality against the baseline trained with the "
         "same seed (the table above); geometric mean, and the lowest and highest.",
-        "- **mean curves**: the setting's mean curve against the baseline's mean curve at the highest mean "
-        "PSNR-Y both reach. A seed's own curve can reach more or less; the spread column says how far apart "
+        "- **mean curves**: the setting's mean curve against the mean curve of the baselines of the same seeds, "
+        "at the highest mean PSNR-Y both reach. A seed's own curve can reach more or less; the spread column says how far apart "
         "the seeds are.",
         "",
     ]
