@@ -68,8 +68,9 @@ class Profile:
         mmsr_step_shares: how MMSR splits its ``len(mmsr_configs) * pixel_steps`` pixel steps among
             its classes, smooth -> complex (None: evenly). The complex class decides most of the
             score, and weighting its steps from the start took MMSR's speed-up over the baseline at
-            equal quality from 0.61x to 1.4x in a from-scratch CPU run (benchmarks/README.md); the
-            baseline's budget, the sum, does not change.
+            equal quality from 0.61x to 1.4x in a from-scratch CPU run with seed 0, though over five
+            seeds the same recipe gave 0.80x (benchmarks/README.md); the baseline's budget, the sum,
+            does not change.
         lr, lr_schedule: pixel-phase learning rate and schedule (`--lr`, `--lr-schedule`).
         val_every, val_crops: validation interval and held-out crops per class (early stopping is
             off in every profile, so every run spends exactly its budget).
