@@ -524,6 +524,8 @@ def test_report_pools_seeds_and_measures_each_snapshot_once(data_dir, tmp_path, 
     # ... unless asked to, or a snapshot changed.
     with pytest.raises(AssertionError, match="measured again"):
         mmsr_main([*args, "--no-cache"])
+    assert mmsr_main([*args, "--limit", "-1"]) == 2  # refused, not read from the cache under a bad limit
+    assert "--limit must be >= 1" in capsys.readouterr().err
     snapshot = tmp_path / "w1.run" / "snapshots" / "class0" / "001.safetensors"
     os.utime(snapshot, ns=(snapshot.stat().st_atime_ns, snapshot.stat().st_mtime_ns + 10**9))
     with pytest.raises(AssertionError, match="measured again"):

@@ -113,6 +113,8 @@ def measure_curves(
     if len(scales) != 1:
         raise ValueError(f"the runs upscale by different factors {sorted(scales)}; compare runs of one scale")
     scale = scales.pop()
+    if limit is not None and limit < 1:  # checked here too: a fully cached report never reaches evaluate_folder
+        raise ValueError(f"--limit must be >= 1, got {limit}")
     images = list_images(hr_dir)[:limit]
     caches = [QualityCache(s.run_dir) if cache else None for s in series]
     scores: dict[str, tuple[float, float]] = {}
