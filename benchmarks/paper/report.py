@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmsr.evaluate import BICUBIC
+from mmsr.evaluate_seeds import geometric_mean
 from mmsr.metrics import PI_UNAVAILABLE_REASON
 
 from bins import BinTotals
@@ -325,10 +326,6 @@ def _equal_quality_section(eq: Optional[dict], charts: Dict[str, str]) -> List[s
     return lines
 
 
-def _geometric_mean(values: Sequence[float]) -> Optional[float]:
-    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
-
-
 def _seeds_section(eq: dict) -> List[str]:
     """Table 3 at equal quality seed by seed, and for the seed-averaged curves."""
     seeds = eq["seeds"]
@@ -345,8 +342,8 @@ def _seeds_section(eq: dict) -> List[str]:
     one = [s["one_device_speedup"] for s in seeds["per_seed"] if s["one_device_speedup"]]
     sep = [s["separate_devices_speedup"] for s in seeds["per_seed"] if s["separate_devices_speedup"]]
     finals = [(s["final_mmsr"], s["final_baseline"]) for s in seeds["per_seed"]]
-    rows.append(["geometric mean of the seeds", "", _speedup_text(_geometric_mean(one)),
-                 _speedup_text(_geometric_mean(sep)),
+    rows.append(["geometric mean of the seeds", "", _speedup_text(geometric_mean(one)),
+                 _speedup_text(geometric_mean(sep)),
                  f"{_num(sum(f[0] for f in finals) / count)} / {_num(sum(f[1] for f in finals) / count)} (mean)"])
     m = seeds["mean_equal"]
     rows.append(["mean curves", f"{_num(m['target_psnr'])} dB", _speedup_text(m["one_device_speedup"]),

@@ -31,8 +31,8 @@ import mmsr
 from mmsr.bundle import read_bundle_metadata
 from mmsr.data import find_images
 from mmsr.evaluate_curve import curve_report, equal_quality, measure_curves
-from mmsr.evaluate_seeds import mean_curve, seed_report
-from mmsr.evaluate_training import baseline_for, label_seeds, load_run
+from mmsr.evaluate_seeds import compare_seeds, seed_report
+from mmsr.evaluate_training import label_seeds, load_run
 from mmsr.models import ModelConfig
 
 from commands import mmsr_command, run_logged
@@ -221,17 +221,17 @@ def _equal_quality(profile: Profile, sets: Dict[str, Path], trained: Dict[str, T
         "equal": _equal_dict(eq),
     }
     if len(profile.seeds) > 1:
-        per_seed = []
-        for curve in mmsr_curves:
-            base = next(b for b in base_curves if b.run is baseline_for(curve.run, [b.run for b in base_curves]))
-            per_seed.append({"seed": curve.run.seed, **_equal_dict(equal_quality(curve, base)),
-                             "final_mmsr": curve.points[-1].psnr_y, "final_baseline": base.points[-1].psnr_y})
-        means = {"mmsr": mean_curve(mmsr_curves), "baseline": mean_curve(base_curves)}
+        seeds = compare_seeds(mmsr_curves, base_curves, "mmsr")
         result["seeds"] = {
             "seeds": list(profile.seeds),
-            "per_seed": per_seed,
-            "mean_equal": _equal_dict(equal_quality(means["mmsr"], means["baseline"])),
-            "mean_curves": {name: [dataclasses.asdict(p) for p in m.points] for name, m in means.items()},
+            "per_seed": [
+                {"seed": m.run.seed, **_equal_dict(eq), "final_mmsr": m.points[-1].psnr_y,
+                 "final_baseline": b.points[-1].psnr_y}
+                for (m, b), eq in zip(seeds.pairs, seeds.per_seed)
+            ],
+            "mean_equal": _equal_dict(seeds.mean),
+            "mean_curves": {name: [dataclasses.asdict(p) for p in m.points]
+                            for name, m in (("mmsr", seeds.run_mean), ("baseline", seeds.baseline_mean))},
         }
     return result
 

@@ -38,6 +38,7 @@ __all__ = [
     "CurvePoint",
     "EqualQuality",
     "QualityCurve",
+    "baseline_curve_for",
     "curve_report",
     "equal_quality",
     "measure_curves",
@@ -230,6 +231,13 @@ def equal_quality(curve, baseline) -> EqualQuality:
     )
 
 
+def baseline_curve_for(curve: QualityCurve, baselines: Sequence[QualityCurve]) -> Optional[QualityCurve]:
+    """The baseline curve ``curve`` is compared with: its seed's, or the only one (see
+    :func:`mmsr.evaluate_training.baseline_for`); None if neither."""
+    chosen = baseline_for(curve.run, [b.run for b in baselines])
+    return next((b for b in baselines if b.run is chosen), None)
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -271,7 +279,6 @@ def curve_report(curves: Sequence[QualityCurve], baseline, hr_dir: str = "") -> 
     if not baselines:
         lines.append("No baseline run among the inputs, so no equal-quality comparison.")
     else:
-        by_run = {id(b.run): b for b in baselines}
         names = ", ".join(_cell(b.name) for b in baselines)
         lines += [
             f"### Training time at equal quality (baseline: {names})",
@@ -283,11 +290,11 @@ def curve_report(curves: Sequence[QualityCurve], baseline, hr_dir: str = "") -> 
         for curve in curves:
             if any(curve is b for b in baselines):
                 continue
-            chosen = baseline_for(curve.run, [b.run for b in baselines])
+            chosen = baseline_curve_for(curve, baselines)
             if chosen is None:
                 lines.append(f"| {_cell(curve.name)} | — no baseline trained with seed {curve.run.seed} | | | | | | |")
                 continue
-            eq = equal_quality(curve, by_run[id(chosen)])
+            eq = equal_quality(curve, chosen)
             lines.append(
                 f"| {_cell(eq.run)} | {eq.target_psnr:.2f} | {_cell(eq.limited_by)} | {_seconds(eq.baseline_s)} | "
                 f"{_seconds(eq.one_device_s)} | {_speedup(eq, eq.one_device_speedup)} | "

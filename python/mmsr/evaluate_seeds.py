@@ -24,10 +24,9 @@ import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from .evaluate_curve import CurvePoint, QualityCurve, equal_quality
-from .evaluate_training import baseline_for
+from .evaluate_curve import CurvePoint, EqualQuality, QualityCurve, baseline_curve_for, equal_quality
 
-__all__ = ["MeanCurve", "mean_curve", "seed_report"]
+__all__ = ["MeanCurve", "SeedComparison", "compare_seeds", "geometric_mean", "mean_curve", "seed_report"]
 
 
 @dataclass(frozen=True)
@@ -90,14 +89,55 @@ def mean_curve(curves: Sequence[QualityCurve], name: Optional[str] = None) -> Me
     return MeanCurve(name, tuple(c.run.seed for c in curves), tuple(points), tuple(ranges))
 
 
-def _geometric_mean(values: Sequence[float]) -> float:
-    return math.exp(sum(math.log(v) for v in values) / len(values))
+def geometric_mean(values: Sequence[float]) -> Optional[float]:
+    """The mean of ratios that does not depend on which way they are taken; None for no values.
+
+    Example:
+        >>> round(geometric_mean([2.0, 0.5]), 6), geometric_mean([])
+        (1.0, None)
+    """
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
+
+
+@dataclass(frozen=True)
+class SeedComparison:
+    """A setting's seeds, each against the baseline of its seed, and their mean curves.
+
+    Attributes:
+        pairs: (seed's curve, its baseline's curve), for the seeds that have a baseline.
+        per_seed: each pair at equal quality.
+        run_mean, baseline_mean: the mean curves of the paired seeds and of their baselines.
+        mean: ``run_mean`` against ``baseline_mean`` at equal quality.
+    """
+
+    pairs: tuple[tuple[QualityCurve, QualityCurve], ...]
+    per_seed: tuple[EqualQuality, ...]
+    run_mean: MeanCurve
+    baseline_mean: MeanCurve
+    mean: EqualQuality
+
+
+def compare_seeds(
+    members: Sequence[QualityCurve], baselines: Sequence[QualityCurve], setting: Optional[str] = None
+) -> Optional[SeedComparison]:
+    """Each of a setting's seeds against the baseline of its seed, and the mean curve against the mean
+    of those same baselines (so a setting measured on fewer seeds is not set against other seeds'
+    baselines); None when no seed has a baseline."""
+    pairs = tuple((m, b) for m in members if (b := baseline_curve_for(m, baselines)) is not None)
+    if not pairs:
+        return None
+    run_mean = mean_curve([m for m, _ in pairs], setting)
+    baseline_mean = mean_curve([b for _, b in pairs], "baseline")
+    return SeedComparison(
+        pairs, tuple(equal_quality(m, b) for m, b in pairs), run_mean, baseline_mean,
+        equal_quality(run_mean, baseline_mean),
+    )  # fmt: skip
 
 
 def _ratios(values: Sequence[float]) -> str:
     if not values:
         return "—"
-    text = f"{_geometric_mean(values):.2f}×"
+    text = f"{geometric_mean(values):.2f}×"
     return text if len(values) == 1 else f"{text} ({min(values):.2f}–{max(values):.2f})"
 
 
@@ -121,7 +161,6 @@ def seed_report(curves: Sequence[QualityCurve], baselines: Sequence[QualityCurve
     if all(len(members) < 2 for members in groups.values()):
         return ""
     base_ids = {id(b) for b in baselines}
-    by_run = {id(b.run): b for b in baselines}
     lines = [
         "### Over seeds",
         "",
@@ -142,20 +181,14 @@ def seed_report(curves: Sequence[QualityCurve], baselines: Sequence[QualityCurve
         if any(id(m) in base_ids for m in members):
             lines.append(f"| {_cell(setting)} | {seeds} | {final} | (baseline) | | | | | | |")
             continue
-        # Each seed meets the baseline of its seed, and the mean curve the mean of those same baselines,
-        # so a setting measured on fewer seeds is not set against other seeds' baselines.
-        pairs = []
-        for member in members:
-            chosen = baseline_for(member.run, [b.run for b in baselines])
-            if chosen is not None:
-                pairs.append((member, by_run[id(chosen)]))
-        if not pairs:
+        comparison = compare_seeds(members, baselines, setting)
+        if comparison is None:
             lines.append(f"| {_cell(setting)} | {seeds} | {final} | — no baseline of these seeds | | | | | | |")
             continue
-        per_seed = [equal_quality(m, b).one_device_speedup for m, b in pairs]
-        eq = equal_quality(mean_curve([m for m, _ in pairs], setting), mean_curve([b for _, b in pairs], "baseline"))
+        per_seed = [e.one_device_speedup for e in comparison.per_seed if e.one_device_speedup is not None]
+        eq = comparison.mean
         lines.append(
-            f"| {_cell(setting)} | {seeds} | {final} | {_ratios([v for v in per_seed if v is not None])} | "
+            f"| {_cell(setting)} | {seeds} | {final} | {_ratios(per_seed)} | "
             f"{eq.target_psnr:.2f} | {eq.baseline_s:.1f} | {eq.one_device_s:.1f} | {_speedup(eq.one_device_speedup)} | "
             f"{eq.separate_devices_s:.1f} | {_speedup(eq.separate_devices_speedup)} |"
         )
