@@ -318,12 +318,13 @@ _STATE_DICTS = _random().state_dicts
     [
         (dict(scale=5), "scale must be 2, 3 or 4"),
         (dict(scale=4.0), "scale must be 2, 3 or 4"),
-        (dict(threshold=-0.1), "threshold must be finite and >= 0"),
-        (dict(threshold=float("nan")), "threshold must be finite and >= 0"),
+        (dict(threshold=-0.1), "threshold must be >= 0"),
+        (dict(threshold=float("nan")), "threshold must be a finite number"),
         (dict(boundaries=(0.2, 0.1)), "strictly ascending"),
         (dict(boundaries=(0.1, 0.1)), "strictly ascending"),
+        (dict(boundaries=(0.1, 0.1 + 1e-12)), r"strictly ascending \(in float32\)"),
         (dict(boundaries=(0.1,)), "3 classes need 2 boundaries, got 1"),
-        (dict(boundaries=(0.1, float("inf"))), "must be finite"),
+        (dict(boundaries=(0.1, float("inf"))), r"boundaries\[1\] must be a finite number"),
         (dict(configs=(), state_dicts=()), "at least one class"),
         (dict(configs=("1-2w8", "bad", "2-6w12")), "invalid model config 'bad'"),
         (dict(state_dicts=_STATE_DICTS[:2]), "3 configs but 2 state_dicts"),
@@ -447,7 +448,7 @@ def _drop(key):
         (_set("boundaries", [0.15, 0.05]), "boundaries must be strictly ascending"),
         (_set("boundaries", [0.05]), "3 classes need 2 boundaries, got 1"),
         (_set("scale", 5), "scale must be 2, 3 or 4"),
-        (_set("threshold", -1), "threshold must be finite and >= 0"),
+        (_set("threshold", -1), "threshold must be >= 0"),
         (_set("tile_size", 8), "need tile_size > overlap >= 0"),
         (_set("configs", ["1-2w8", "3-4w8", "2-6w12"]), r"class 1 \(3-4w8\): 13 missing tensors"),
         (
@@ -492,13 +493,28 @@ def _put(name, tensor):
         (_put("class0.extra", torch.zeros(1)), r"class 0 \(1-2w8\): 1 unexpected tensors: class0\.extra"),
         (_put("class7.head.0.weight", torch.zeros(1)), "unexpected tensor 'class7.head.0.weight'"),
         (_put("stray", torch.zeros(1)), "unexpected tensor 'stray'"),
+        (
+            _put("class0.tail.weight", torch.full((3, 8, 9, 9), float("nan"), dtype=torch.float16)),
+            "tensor 'class0.tail.weight' holds NaN or inf values",
+        ),
     ],
-    ids=["missing", "class-without-tensors", "wrong-shape", "int-dtype", "extra-key", "extra-class", "stray"],
+    ids=["missing", "class-without-tensors", "wrong-shape", "int-dtype", "extra-key", "extra-class", "stray", "nan"],
 )
 def test_load_bad_tensors(saved, edit, match):
     _rewrite(saved, edit_tensors=edit)
     with pytest.raises(BundleError, match=_error_about(saved, match)):
         load_bundle(saved)
+
+
+@pytest.mark.parametrize(
+    "field, value, match",
+    [("threshold", True, "threshold must be a number, got bool"), ("boundaries", "5", r"boundaries(\[0\])? must be a (list|number)")],
+)
+def test_bundle_refuses_wrong_types(field, value, match):
+    kwargs = dict(threshold=0.0, boundaries=[0.1])
+    kwargs[field] = value
+    with pytest.raises(TypeError, match=match):
+        Bundle.random(["1-2w8", "2-2w8"], **kwargs)
 
 
 def test_bundle_error_is_value_error():

@@ -35,10 +35,16 @@ def test_shapes_dtypes_and_nan(device):
 @pytest.mark.parametrize(
     "boundaries, error, match",
     [
-        ([0.5, 0.1], ValueError, "boundaries must be strictly ascending, got \\[0.5, 0.1\\]"),
+        ([0.5, 0.1], ValueError, "boundaries must be strictly ascending \\(in float32\\), got \\[0.5, 0.1\\]"),
         ([0.1, 0.1], ValueError, "strictly ascending"),
-        ([0.1, float("inf")], ValueError, "boundaries must be finite"),
-        (["a"], TypeError, "boundaries must be a sequence of numbers"),
+        ([0.1, 0.1 + 1e-12], ValueError, "strictly ascending"),  # one value once rounded to float32
+        ([0.1, float("inf")], ValueError, "boundaries\\[1\\] must be a finite number"),
+        (["a"], TypeError, "boundaries\\[0\\] must be a number, got str"),
+        (["0.05"], TypeError, "boundaries\\[0\\] must be a number, got str"),
+        ([True], TypeError, "boundaries\\[0\\] must be a number, got bool"),
+        ("0.5", TypeError, "boundaries must be a list or tuple of numbers, got str"),
+        ([10**400], ValueError, "boundaries\\[0\\] must be a finite number.*too large"),
+        (torch.tensor([[0.1]]), ValueError, "boundaries as a tensor must be 1-D floating point"),
         (list(range(256)), ValueError, "at most 255 values"),
     ],
 )

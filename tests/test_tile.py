@@ -91,3 +91,19 @@ def test_bad_image():
         mmsr.tile(torch.rand(3, 0, 16), 8, 2)
     with pytest.raises(TypeError, match="got torch.int64"):
         mmsr.tile(torch.zeros(3, 8, 8, dtype=torch.int64), 8, 2)
+
+
+@pytest.mark.parametrize(
+    "fields, match",
+    [
+        ((20, 20, 8, 8), "overlap must be smaller than tile_size"),
+        ((-20, 20, 8, 2), "height must be >= 1"),
+        ((20, 20.0, 8, 2), "width must be an int, got float"),
+        ((20, 20, "8", 2), "tile_size must be an int, got str"),
+        ((20, 20, 8, True), "overlap must be an int, got bool"),
+    ],
+)
+def test_tile_grid_checks_its_fields(fields, match):
+    # TileGrid is public: a hand-made one is checked where it is made, not deep inside stitch.
+    with pytest.raises(ValueError, match=match):
+        mmsr.TileGrid(*fields)

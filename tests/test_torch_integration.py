@@ -100,3 +100,51 @@ def test_cpu_only_machine_imports_a_cuda_build():
     # The CUDA runtime is linked statically: a CUDA build must import and run its CPU kernels on a
     # machine without a GPU driver, such as CI.
     assert mmsr.tvat(torch.rand(3, 8, 8)).shape == ()
+
+
+def test_compile_with_changing_threshold_and_boundaries():
+    # torch.compile turns a float argument that changes between calls into a symbol; the public
+    # functions must still trace (their value checks run eagerly only).
+    x, scores = torch.rand(2, 3, 16, 16), torch.rand(40)
+    score = torch.compile(lambda t, th: mmsr.tvat(t, th), fullgraph=True)
+    sort = torch.compile(lambda s, b: mmsr.classify(s, b), fullgraph=True)
+    for threshold, bounds in ((0.01, [0.3, 0.6]), (0.5, [0.4, 0.7]), (0.9, [0.1, 0.2])):
+        torch.testing.assert_close(score(x, threshold), mmsr.tvat(x, threshold))
+        assert torch.equal(sort(scores, bounds), mmsr.classify(scores, bounds))
+    dynamic = torch.compile(lambda t: mmsr.tvat(t), fullgraph=True, dynamic=True)
+    torch.testing.assert_close(dynamic(x), mmsr.tvat(x))
+
+
+def test_compile_with_tensor_boundaries():
+    scores = torch.cat([torch.rand(30), torch.tensor([float("nan"), 0.3])])
+    sort = torch.compile(lambda s: mmsr.classify(s, torch.tensor([0.3, 0.6])), fullgraph=True)
+    assert torch.equal(sort(scores), mmsr.classify(scores, [0.3, 0.6]))
+
+
+def test_export_with_a_dynamic_size_says_why_it_cannot():
+    class Tiler(torch.nn.Module):
+        def forward(self, x):
+            return mmsr.tile(x, 8, 2)[0]
+
+    height = torch.export.Dim("height", min=9, max=200)
+    with pytest.raises(Exception, match="height is symbolic .*needs concrete image sizes"):
+        torch.export.export(Tiler(), (torch.rand(1, 3, 20, 13),), dynamic_shapes=({2: height},))
+    exported = torch.export.export(Tiler(), (torch.rand(1, 3, 20, 13),))  # static sizes work
+    assert exported.module()(torch.rand(1, 3, 20, 13)).shape == (6, 3, 8, 8)
+
+
+@pytest.mark.parametrize("call", ["vsp", "tvat", "tile", "classify"])
+def test_sparse_and_nested_inputs_are_refused(call):
+    dense = torch.rand(1, 3, 8, 8) if call != "classify" else torch.rand(8)
+    run = {
+        "vsp": lambda t: mmsr.vsp(t),
+        "tvat": lambda t: mmsr.tvat(t),
+        "tile": lambda t: mmsr.tile(t, 4, 1),
+        "classify": lambda t: mmsr.classify(t, [0.5]),
+    }[call]
+    name = "scores" if call == "classify" else "x"
+    with pytest.raises(TypeError, match=f"{name} must be a dense \\(strided\\) tensor, got layout torch.sparse_coo"):
+        run(dense.to_sparse())
+    nested = torch.nested.nested_tensor([dense[0] if call != "classify" else dense])
+    with pytest.raises(TypeError, match=f"{name} must be a dense \\(strided\\) tensor, got a nested tensor"):
+        run(nested)

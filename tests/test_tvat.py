@@ -129,8 +129,17 @@ def test_bad_inputs(bad, error, match):
         mmsr.tvat(bad)
 
 
-@pytest.mark.parametrize("threshold, match", [(-1.0, "threshold must be a finite number >= 0"),
-                                              (float("nan"), "finite"), ("0.1", "threshold must be a Python float")])
+@pytest.mark.parametrize(
+    "threshold, match",
+    [
+        (-1.0, "threshold must be >= 0"),
+        (float("nan"), "threshold must be a finite number"),
+        ("0.1", "threshold must be a number, got str"),
+        (True, "threshold must be a number, got bool"),
+        (torch.tensor(0.1), "threshold must be a number, got Tensor"),
+        (10**400, "threshold must be a finite number.*too large"),
+    ],
+)
 def test_bad_threshold(threshold, match):
     with pytest.raises((ValueError, TypeError), match=match):
         mmsr.tvat(torch.rand(3, 4, 4), threshold)

@@ -180,6 +180,15 @@ def test_upscale_whole_picks_a_class():
     assert up.upscale_whole(x, class_index=0).unique().tolist() == [round(0.2 * 255)]
 
 
+def test_results_are_ordinary_tensors():
+    # Not inference tensors: callers may update them in place or use them in autograd.
+    up = Upscaler(_bundle())
+    x = random_image((3, 20, 20), seed=1)
+    for out in (up.upscale(x).image, up.upscale_whole(x)):
+        assert not out.is_inference()
+        out.mul_(0.5)
+
+
 # ---- bands -------------------------------------------------------------------------------------
 
 
@@ -201,6 +210,17 @@ def test_banded_equals_one_shot(blend, tile_overlap_margin, band_rows, context):
     assert one_shot.grid.rows > band_rows  # more than one band
     assert torch.equal(banded.classes, one_shot.classes)
     torch.testing.assert_close(banded.image, one_shot.image, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("band_rows", [5, 7, 9])
+def test_band_rows_are_whole_groups_of_block_rows(band_rows):
+    # A band of 5 rows would cut the blocks of rows 4-7 at row 5; it is rounded down to 4 (8 for 9).
+    options = dict(tile_size=12, overlap=4, context=4)
+    x = random_image((1, 3, 130, 50), seed=3)
+    one_shot = Upscaler(_bundle(), **options).upscale(x)
+    banded = Upscaler(_bundle(), band_rows=band_rows, **options)
+    assert banded._band_rows(1, one_shot.grid) == band_rows - band_rows % BLOCK_ROWS
+    torch.testing.assert_close(banded.upscale(x).image, one_shot.image, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("blend", mmsr.BLENDS)
@@ -586,6 +606,10 @@ def test_cpu_refuses_half_precision(dtype):
         (dict(dtype=torch.float64), TypeError, "dtype must be"),
         (dict(device="tpu"), ValueError, "device must be 'cpu', 'cuda' or 'cuda:N'"),
         (dict(device="banana"), ValueError, "device must be"),
+        (dict(tile_size=4), ValueError, r"overlap=4 \(the bundle's default\) >= tile_size=4; pass a smaller overlap"),
+        (dict(fold_bn="no"), TypeError, "fold_bn must be True or False"),
+        (dict(fuse_tail=0), TypeError, "fuse_tail must be True or False"),
+        (dict(channels_last=None), TypeError, "channels_last must be True or False"),
     ],
 )
 def test_bad_arguments(kwargs, error, match):

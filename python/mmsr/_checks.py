@@ -1,6 +1,12 @@
 """Argument checks shared by the public entry points, with messages that name the argument."""
 from __future__ import annotations
 
+import math
+import numbers
+import struct
+
+import torch
+
 
 def check_int(value, name: str, minimum: int) -> int:
     """``value`` if it is an int (not a bool) >= ``minimum``; TypeError or ValueError otherwise."""
@@ -9,3 +15,67 @@ def check_int(value, name: str, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+def check_bool(value, name: str) -> bool:
+    """``value`` if it is True or False; a TypeError otherwise (so ``"no"`` does not read as True)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return value
+
+
+def is_symbolic(value) -> bool:
+    """True where ``value``'s number may not be known yet: inside torch.compile's tracing (which
+    may turn a float argument into a symbol, and shows it to Python as a plain float) or for a
+    symbolic number from torch.export."""
+    return torch.compiler.is_compiling() or isinstance(value, (torch.SymInt, torch.SymFloat, torch.SymBool))
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_real(value, name: str, minimum: float | None = None):
+    """``value`` as a finite Python float (ints, floats, NumPy scalars; not bools, strings or tensors).
+
+    Under torch.compile only the type is checked: the value may be a symbol, known only when the
+    compiled code runs, and the kernels read any float without harm (a threshold below 0 acts as 0,
+    a NaN one keeps nothing). Eager calls check everything.
+    """
+    if isinstance(value, (bool, torch.Tensor)) or not isinstance(value, (numbers.Real, torch.SymFloat, torch.SymInt)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {_short(value)}")
+    if is_symbolic(value):
+        return value
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"{name} must be a finite number, got {_short(value)} (too large for a float)") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {number}")
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {number}")
+    return number
+
+
+def as_float32(value: float) -> float:
+    """``value`` rounded to float32, the precision the kernels compare scores and thresholds in."""
+    return struct.unpack("f", struct.pack("f", value))[0]
+
+
+def check_boundaries(values, name: str = "boundaries") -> list:
+    """Class boundaries as a list of finite floats, strictly ascending once rounded to float32.
+
+    Accepts a list or tuple of numbers (symbolic ones from torch.compile pass unchecked). Ascending
+    is checked in float32 because that is what the kernels compare in: two boundaries that differ
+    only beyond float32's precision would leave the class between them empty.
+    """
+    if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)):
+        raise TypeError(f"{name} must be a list or tuple of numbers, got {type(values).__name__} {_short(values)}")
+    bounds = [check_real(b, f"{name}[{k}]") for k, b in enumerate(values)]
+    if any(is_symbolic(b) for b in bounds):
+        return bounds
+    rounded = [as_float32(b) for b in bounds]
+    if any(a >= b for a, b in zip(rounded, rounded[1:])):
+        raise ValueError(f"{name} must be strictly ascending (in float32), got {bounds}")
+    return bounds

@@ -26,7 +26,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from collections.abc import Sequence
@@ -40,6 +39,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
+from ._checks import check_boundaries, check_real
 from .atomic import write_bytes_atomically
 from .models import Generator, ModelConfig
 
@@ -168,22 +168,16 @@ class Bundle:
     def __post_init__(self) -> None:
         if isinstance(self.scale, bool) or not isinstance(self.scale, int) or self.scale not in _SCALES:
             raise ValueError(f"scale must be 2, 3 or 4, got {self.scale!r}")
-        self.threshold = float(self.threshold)
-        if not (math.isfinite(self.threshold) and self.threshold >= 0):
-            raise ValueError(f"threshold must be finite and >= 0, got {self.threshold}")
+        self.threshold = check_real(self.threshold, "threshold", 0.0)
 
         self.configs = tuple(_as_config(c) for c in self.configs)
         if not self.configs:
             raise ValueError("a bundle needs at least one class, got no configs")
-        self.boundaries = tuple(float(b) for b in self.boundaries)
+        self.boundaries = tuple(check_boundaries(self.boundaries))
         if len(self.boundaries) != self.num_classes - 1:
             raise ValueError(
                 f"{self.num_classes} classes need {self.num_classes - 1} boundaries, got {len(self.boundaries)}"
             )
-        if not all(math.isfinite(b) for b in self.boundaries):
-            raise ValueError(f"boundaries must be finite, got {list(self.boundaries)}")
-        if any(lo >= hi for lo, hi in zip(self.boundaries, self.boundaries[1:])):
-            raise ValueError(f"boundaries must be strictly ascending, got {list(self.boundaries)}")
 
         for name in ("tile_size", "overlap"):
             value = getattr(self, name)
@@ -505,6 +499,9 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
             raise BundleError(f"{path}: unexpected tensor '{name}' for a bundle of {num_classes} classes")
         if not tensor.is_floating_point():
             raise BundleError(f"{path}: tensor '{name}' has dtype {tensor.dtype}, expected floating point")
+        if not bool(torch.isfinite(tensor).all()):
+            # save_bundle never writes one; a NaN weight would come out as black or NaN images.
+            raise BundleError(f"{path}: tensor '{name}' holds NaN or inf values; the file is damaged")
         state_dicts[int(match.group(1))][match.group(2)] = tensor.float()
     try:
         return Bundle(
@@ -517,5 +514,5 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
             overlap=header["overlap"],
             provenance=header["provenance"],
         )
-    except ValueError as err:
+    except (ValueError, TypeError) as err:
         raise BundleError(f"{path}: {err}") from None

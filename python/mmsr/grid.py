@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Tuple
 
+import torch
+
 
 def axis_grid(length: int, tile_size: int, overlap: int) -> Tuple[int, int, int]:
     """(tile, stride, count) along one axis of ``length`` pixels.
@@ -40,6 +42,17 @@ class TileGrid:
     width: int
     tile_size: int  # as requested; tile_h / tile_w are clamped to the image
     overlap: int
+
+    def __post_init__(self) -> None:
+        # Checked here, not only in make_grid, because TileGrid is public: a hand-made grid with a
+        # bad field would otherwise surface as a confusing count or a kernel's refusal in stitch.
+        for name in ("height", "width", "tile_size"):
+            _check_size(getattr(self, name), name, 1)
+        _check_size(self.overlap, "overlap", 0)
+        if self.overlap >= self.tile_size:
+            raise ValueError(
+                f"overlap must be smaller than tile_size, got overlap={self.overlap} >= tile_size={self.tile_size}"
+            )
 
     @property
     def tile_h(self) -> int:
@@ -99,11 +112,18 @@ def make_grid(height: int, width: int, tile_size: int, overlap: int) -> TileGrid
         >>> g.ys, g.xs, g.num_tiles
         ((0, 24, 48, 68), (0, 24, 38), 12)
     """
-    for name, value in (("height", height), ("width", width), ("tile_size", tile_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if not isinstance(overlap, int) or isinstance(overlap, bool) or overlap < 0:
-        raise ValueError(f"overlap must be a non-negative int, got {overlap!r}")
-    if overlap >= tile_size:
-        raise ValueError(f"overlap must be smaller than tile_size, got overlap={overlap} >= tile_size={tile_size}")
     return TileGrid(height, width, tile_size, overlap)
+
+
+def _check_size(value, name: str, minimum: int) -> None:
+    if isinstance(value, torch.SymInt) and not isinstance(value, int):
+        # torch.export with a dynamic height or width: the grid (how many tiles, where) is plain
+        # Python arithmetic, so it needs the sizes themselves.
+        raise ValueError(
+            f"{name} is symbolic ({value}): mmsr.tile needs concrete image sizes; export or compile "
+            "with a static height and width"
+        )
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")

@@ -2,17 +2,17 @@
 
 Every function checks its arguments here, once, with messages that name the argument and what
 came in, then calls the registered torch op (see :mod:`mmsr._ops`), which runs the native kernel
-on the tensor's device. All of them work under ``torch.compile(fullgraph=True)``.
+on the tensor's device. All of them work under ``torch.compile(fullgraph=True)``, and ``vsp``,
+``tvat``, ``tile`` and ``stitch`` are differentiable (see :mod:`mmsr._autograd`).
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence, Tuple, Union
 
 import torch
 
-from . import _ops
-from ._checks import check_int
+from . import _autograd, _ops  # noqa: F401  (importing _autograd registers the gradients)
+from ._checks import check_boundaries, check_int, check_real
 from .grid import TileGrid, make_grid
 
 #: Default VSP threshold, in [0, 1] pixel units. It equals a pixel whose 8 neighbours each differ
@@ -28,8 +28,7 @@ _DTYPE_NAMES = ", ".join(str(d).replace("torch.", "") for d in _DTYPES)
 
 def _check_image(x, name: str) -> torch.Tensor:
     """x as a [B, C, H, W] view; raises for anything mmsr cannot read as an image batch."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    _check_dense(x, name)
     if x.dim() not in (3, 4):
         raise ValueError(f"{name} should be a [C, H, W] or [B, C, H, W] tensor, got {x.dim()}D with shape {tuple(x.shape)}")
     if x.dtype not in _DTYPES:
@@ -41,12 +40,12 @@ def _check_image(x, name: str) -> torch.Tensor:
     return x4
 
 
-def _check_threshold(threshold) -> float:
-    if isinstance(threshold, torch.Tensor) or not isinstance(threshold, (int, float)):
-        raise TypeError(f"threshold must be a Python float, got {type(threshold).__name__}")
-    if not math.isfinite(threshold) or threshold < 0:
-        raise ValueError(f"threshold must be a finite number >= 0, got {threshold}")
-    return float(threshold)
+def _check_dense(x, name: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.is_nested or x.layout != torch.strided:
+        kind = "a nested tensor" if x.is_nested else f"layout {x.layout}"
+        raise TypeError(f"{name} must be a dense (strided) tensor, got {kind}; call .to_dense() first")
 
 
 def vsp(x: torch.Tensor) -> torch.Tensor:
@@ -77,13 +76,15 @@ def tvat(x: torch.Tensor, threshold: float = DEFAULT_TVAT_THRESHOLD) -> torch.Te
     Args:
         x: Tensor[C, H, W] or Tensor[B, C, H, W]; uint8 (read as v / 255), float16, bfloat16 or
             float32 in [0, 1]; any C >= 1; any layout (channels_last and views are fine).
-        threshold: VSP values below this count as flat; see ``DEFAULT_TVAT_THRESHOLD``.
+        threshold: VSP values below this count as flat; see ``DEFAULT_TVAT_THRESHOLD``. A finite
+            number >= 0, compared in float32 as the VSP is.
 
     Returns:
         float32: a 0-d tensor for [C, H, W] input, Tensor[B] for [B, C, H, W]. An image with a NaN
         VSP scores NaN (NaN * [NaN >= threshold] is NaN), one with an inf VSP (and no NaN) inf, so a
         broken image never gets a plausible score; :func:`classify` puts both in the last class.
-        Images are scored independently: one image's NaN does not touch another's score.
+        Images are scored independently: one image's NaN does not touch another's score. A 1 x 1
+        image has no neighbours, so its VSP and score are 0 whatever its value.
 
     Example:
         >>> tiles = torch.rand(1024, 3, 64, 64)
@@ -91,7 +92,7 @@ def tvat(x: torch.Tensor, threshold: float = DEFAULT_TVAT_THRESHOLD) -> torch.Te
         torch.Size([1024])
     """
     x4 = _check_image(x, "x")
-    out = _ops.tvat(x4, _check_threshold(threshold))
+    out = _ops.tvat(x4, check_real(threshold, "threshold", 0.0))
     return out if x.dim() == 4 else out[0]
 
 
@@ -102,8 +103,12 @@ def classify(scores: torch.Tensor, boundaries: Union[Sequence[float], torch.Tens
     :func:`tvat` returns only for images holding NaN or inf, land in the last class.
 
     Args:
-        scores: float Tensor of any shape (usually [N] TVAT scores), on any device.
-        boundaries: strictly ascending finite floats (a list, tuple or CPU tensor), at most 255.
+        scores: float Tensor of any shape (usually [N] TVAT scores), on any device; compared in
+            float32 (float64 scores are rounded first).
+        boundaries: strictly ascending finite numbers (a list, tuple or 1-D CPU tensor), at most
+            255, rounded to float32 (so they must be distinct there too). Under ``torch.compile`` a
+            tensor of boundaries may live on any device; it is then classified with
+            ``torch.bucketize``, which gives the same classes.
 
     Returns:
         int64 Tensor with the shape and device of ``scores``.
@@ -112,24 +117,26 @@ def classify(scores: torch.Tensor, boundaries: Union[Sequence[float], torch.Tens
         >>> mmsr.classify(torch.tensor([0.01, 0.05, 0.3]), [0.02, 0.1])
         tensor([0, 1, 2])
     """
-    if not isinstance(scores, torch.Tensor):
-        raise TypeError(f"scores must be a torch.Tensor, got {type(scores).__name__}")
+    _check_dense(scores, "scores")
     if not scores.is_floating_point():
         raise TypeError(f"scores must be a floating-point tensor, got {scores.dtype}")
     if isinstance(boundaries, torch.Tensor):
+        _check_dense(boundaries, "boundaries")
+        if boundaries.dim() != 1 or not boundaries.is_floating_point():
+            raise ValueError(
+                f"boundaries as a tensor must be 1-D floating point, got {boundaries.dim()}D {boundaries.dtype}"
+            )
+        if torch.compiler.is_compiling():
+            # A tensor's values are unknown while torch.compile traces, and the op takes a list:
+            # classify with the same rule in plain torch (bucketize puts NaN last, as the kernel does).
+            edges = boundaries.to(device=scores.device, dtype=torch.float32)
+            return torch.bucketize(scores.float(), edges, right=True)
         if boundaries.device.type != "cpu":
             raise ValueError(f"boundaries must be a list or a CPU tensor, got a tensor on {boundaries.device}")
         boundaries = boundaries.tolist()
-    try:
-        bounds = [float(b) for b in boundaries]
-    except (TypeError, ValueError):
-        raise TypeError(f"boundaries must be a sequence of numbers, got {boundaries!r}") from None
+    bounds = check_boundaries(boundaries)
     if len(bounds) > 255:
         raise ValueError(f"boundaries allows at most 255 values (256 classes), got {len(bounds)}")
-    if not all(math.isfinite(b) for b in bounds):
-        raise ValueError(f"boundaries must be finite, got {bounds}")
-    if any(a >= b for a, b in zip(bounds, bounds[1:])):
-        raise ValueError(f"boundaries must be strictly ascending, got {bounds}")
     return _ops.classify(scores.float(), bounds)
 
 
@@ -165,7 +172,9 @@ def stitch(tiles: torch.Tensor, grid: TileGrid, scale: int = 1, blend: str = "me
     """Average overlapping tiles back into images (the paper's reconstruction layer).
 
     Tile k of each image is placed at its grid origin times ``scale``; every output pixel is the
-    weighted mean of the tiles covering it. ``stitch(*tile(x)) == x`` for every blend.
+    weighted mean of the tiles covering it. ``stitch(*tile(x))`` gives ``x`` back for every blend:
+    exactly for uint8, float16 and bfloat16, up to float32 rounding (a few 1e-7) for float32. It
+    is [B, C, H, W] even when ``x`` was [C, H, W]: the tiles carry no record of that.
 
     Blends:
         ``"mean"``: every covering tile weighs 1 (the paper's plain average).
@@ -194,8 +203,7 @@ def stitch(tiles: torch.Tensor, grid: TileGrid, scale: int = 1, blend: str = "me
     check_int(scale, "scale", 1)
     if blend not in BLENDS:
         raise ValueError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
-    if not isinstance(tiles, torch.Tensor):
-        raise TypeError(f"tiles must be a torch.Tensor, got {type(tiles).__name__}")
+    _check_dense(tiles, "tiles")
     if tiles.dim() != 4:
         raise ValueError(f"tiles should be a 4D [B*N, C, h, w] tensor, got {tiles.dim()}D with shape {tuple(tiles.shape)}")
     if tiles.dtype not in _DTYPES:

@@ -1,8 +1,11 @@
 """Pure-PyTorch references for the native kernels: slow, obviously correct, and the readable spec.
 
-Each function mirrors one op of :mod:`mmsr.ops` (same arguments, same results up to float
-rounding). Tests compare the kernels against these; benchmarks time them (eager and compiled) as
-the baseline the native code has to beat.
+Each function mirrors one op of :mod:`mmsr.ops` with the same results up to float rounding, on
+the ops' inner form: images are always [B, C, H, W] batches, ``tile`` and ``stitch`` take the
+:class:`~mmsr.grid.TileGrid` (``make_grid``) rather than ``tile_size`` / ``overlap``, ``tvat``
+takes its threshold explicitly, and nothing checks its arguments. Tests compare the kernels
+against these; benchmarks time them (eager and compiled) as the baseline the native code has to
+beat; the references are differentiable, and the ops' gradients are tested against them.
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from typing import Callable, List, Optional, Tuple, Union
 import torch
 
 from . import _ops
-from ._checks import check_int
+from ._checks import check_bool, check_int
 from .bundle import Bundle, load_bundle
 from .context import WindowIndex, axis_windows, gather_windows, promote_blocks, tile_blocks
 from .grid import TileGrid, make_grid
@@ -216,7 +216,9 @@ class Upscaler:
         batch_size: tiles per generator call (>= 1); default 2 on CPU, and on CUDA 64 for 32x32
             tiles (``64 * 32**2 // tile_size**2``, at least 1).
         dtype: generator dtype: float32, or float16 / bfloat16 on CUDA only.
-        band_rows: tile rows per band; default from a 256 MiB budget of SR tiles.
+        band_rows: tile rows per band; default from a 256 MiB budget of SR tiles. Rounded down to
+            whole groups of 4 rows (blocks' height) so the result does not depend on it; below 4
+            it cuts blocks short and the output moves slightly.
         fold_bn: fold BatchNorm into the convs (:func:`mmsr.inference.fold_batchnorm`; default True).
         fuse_tail: run the 9x9 HR tail conv as a 5x5 conv before the last pixel shuffle
             (:func:`mmsr.inference.fuse_subpixel_tail`; default True).
@@ -277,15 +279,18 @@ class Upscaler:
         self.tile_size = check_int(bundle.tile_size if tile_size is None else tile_size, "tile_size", 1)
         self.overlap = check_int(bundle.overlap if overlap is None else overlap, "overlap", 0)
         if self.overlap >= self.tile_size:
-            raise ValueError(f"overlap must be smaller than tile_size, got overlap={self.overlap} >= tile_size={self.tile_size}")
+            # Name where each value came from: a user who set only tile_size never passed overlap.
+            source = lambda given: "" if given is not None else " (the bundle's default)"  # noqa: E731
+            raise ValueError(
+                f"overlap must be smaller than tile_size, got overlap={self.overlap}{source(overlap)} >= "
+                f"tile_size={self.tile_size}{source(tile_size)}; pass a smaller overlap or a larger tile_size"
+            )
         if blend not in BLENDS:
             raise ValueError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
         self.blend = blend
         self.context = DEFAULT_CONTEXT if context is None else check_int(context, "context", 0)
         self.max_run = DEFAULT_MAX_RUN if max_run is None else check_int(max_run, "max_run", 1)
-        if not isinstance(promote, bool):
-            raise TypeError(f"promote must be True or False, got {type(promote).__name__} {promote!r}")
-        self.promote = promote
+        self.promote = check_bool(promote, "promote")
         default_margin = 0 if self.context else 3 * self.overlap // 8
         self.margin = default_margin if margin is None else check_int(margin, "margin", 0)
         if 2 * self.margin > self.overlap:
@@ -298,7 +303,9 @@ class Upscaler:
         )
         self.batch_size = default_batch if batch_size is None else check_int(batch_size, "batch_size", 1)
         self.band_rows = None if band_rows is None else check_int(band_rows, "band_rows", 1)
-        self.channels_last = bool(channels_last)
+        self.channels_last = check_bool(channels_last, "channels_last")
+        check_bool(fold_bn, "fold_bn")
+        check_bool(fuse_tail, "fuse_tail")
         self._memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
 
         # Rewritten in CPU float32, before any cast to half precision.
@@ -534,9 +541,10 @@ class Upscaler:
 
     def _band_rows(self, batch: int, grid: TileGrid) -> int:
         if self.band_rows is not None:
-            return self.band_rows
-        tile_bytes = 3 * grid.tile_h * grid.tile_w * self.scale**2 * 4
-        rows = max(1, _BAND_BYTES // (tile_bytes * grid.cols * batch))
+            rows = self.band_rows
+        else:
+            tile_bytes = 3 * grid.tile_h * grid.tile_w * self.scale**2 * 4
+            rows = max(1, _BAND_BYTES // (tile_bytes * grid.cols * batch))
         # Whole groups of BLOCK_ROWS, so that the bands' blocks are the whole image's (and the
         # result does not depend on the band size); a band narrower than a group cuts blocks short.
         return rows - rows % BLOCK_ROWS if rows >= BLOCK_ROWS else rows
@@ -690,5 +698,8 @@ class Upscaler:
         k = self.deepest_class if class_index is None else self._check_class(class_index, "class_index")
         with torch.inference_mode():
             sr = self._run_generator(k, x.to(self.device))
-            out = self._to_output(sr, image.dtype).to(image.device)
+            sr = self._to_output(sr, image.dtype)
+        # Copied out of inference mode, as upscale() returns it: an inference tensor refuses
+        # in-place updates and autograd in the caller's code.
+        out = sr.to(image.device, copy=True)
         return out if image.dim() == 4 else out[0]
