@@ -210,8 +210,12 @@ def test_model_sends_every_tile_through_one_class(tmp_path, bundle_path, model, 
                     "--class-map", tmp_path / "m.json") == 0
     record = json.loads((tmp_path / "m.json").read_text())
     assert record["tile_size"] == 16 and record["rows"] * record["cols"] > 1  # the bundle's tiling
-    assert record["histogram"][forced] == record["rows"] * record["cols"]
+    assert record["forced_model"] == ["1-2w8", "2-2w8"][forced]
+    assert all(m == forced for row in record["models"] for m in row)
     x = torch.from_numpy(_rgb()).permute(2, 0, 1).contiguous()
+    # The class map keeps TVAT's texture classes, which --model does not change.
+    routed = Upscaler(bundle_path).upscale(x)
+    assert record["classes"] == routed.classes.tolist()
     expected = Upscaler(bundle_path).upscale(x, force_class=forced).image.permute(1, 2, 0).numpy()
     assert np.array_equal(np.array(Image.open(tmp_path / "b.png")), expected)
 
@@ -261,10 +265,15 @@ def test_the_shipped_default_bundle_upscales_without_options(tmp_path):
     "options, message",
     [
         (["--half", "--device", "cpu"], "--half (float16) runs on CUDA only"),
-        (["--tile", "8", "--overlap", "8"], "overlap must be smaller than tile_size"),
-        (["--overlap", "4", "--margin", "3"], "margin must be at most overlap / 2"),
-        (["--batch-size", "0"], "batch_size must be >= 1"),
-        (["--max-run", "0"], "max_run must be >= 1"),
+        (["--tile", "8", "--overlap", "8"], "--overlap must be smaller than --tile, got --overlap 8 >= --tile 8"),
+        (["--tile", "4"], "got --overlap 4 (the bundle's default) >= --tile 4"),
+        (["--overlap", "4", "--margin", "3"], "--margin must be at most --overlap / 2"),
+        (["--batch-size", "0"], "--batch-size must be >= 1"),
+        (["--max-run", "0"], "--max-run must be >= 1"),
+        (["-o", "newdir"], "unsupported extension ''; use one of"),
+        (["-o", "a.png/x.png"], "a.png is a file, not a directory"),
+        (["--class-map", "nodir/m.json"], "--class-map nodir/m.json: directory nodir does not exist"),
+        (["--class-map", "a.png/maps/"], "cannot create directory a.png/maps"),
         (["--device", "tpu"], "device must be 'cpu', 'cuda' or 'cuda:N'"),
         (["-o", "out.gif"], "unsupported extension '.gif'"),
         (["--class-map", "map.txt"], "use a .json file, or an image file"),
@@ -278,6 +287,19 @@ def test_bad_options(tmp_path, bundle_path, capsys, monkeypatch, options, messag
     Image.fromarray(_rgb()).save(tmp_path / "a.png")
     assert _upscale(tmp_path / "a.png", "--bundle", bundle_path, *options) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [("inf", "must be a finite count >= 0"), ("1e400", "must be a finite count >= 0"),
+     ("0.5", "must be at least 1 pixel"), ("-0.5", "must be a finite count >= 0"), ("lots", "expected a pixel count")],
+)
+def test_bad_max_pixels(tmp_path, capsys, value, message):
+    # 0.5 must not become int 0, which means "no limit".
+    with pytest.raises(SystemExit) as exit_info:
+        _upscale(tmp_path / "a.png", "--max-pixels", value)
+    assert exit_info.value.code == 2
+    assert f"argument --max-pixels: {message}" in capsys.readouterr().err
 
 
 def test_bad_bundle_file(tmp_path, capsys):
@@ -339,6 +361,8 @@ def test_classify_with_a_bundle_and_json(tmp_path, bundle_path, capsys):
         (["--boundaries", "a,b"], "comma-separated numbers"),
         (["--boundaries", "0.1", "--tile", "8", "--overlap", "9"], "0 <= --overlap < --tile"),
         (["--boundaries", "0.1", "--map", "m.gif"], "use an image extension"),
+        (["--boundaries", ""], "--boundaries is empty"),
+        (["--boundaries", "0.1", "--map", "nodir/m.png"], "nodir is not an existing directory"),
     ],
 )
 def test_classify_bad_options(tmp_path, capsys, monkeypatch, options, message):
@@ -385,3 +409,89 @@ def test_promotion_in_the_class_map_and_no_promote(tmp_path, bundle_path, capsys
     plain = json.loads((tmp_path / "n.json").read_text())
     assert plain["promoted"] == 0 and plain["models"] == plain["classes"] == record["classes"]
     assert "promoted to" not in capsys.readouterr().out
+
+
+def test_a_folder_upscaled_twice_does_not_upscale_its_results(tmp_path, bundle_path, capsys):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    Image.fromarray(_rgb()).save(folder / "a.png")
+    Image.fromarray(_rgb(1)).save(folder / "b_x2.png")  # no b.* beside it: a photo of the user's, kept
+    assert _upscale(folder, "--bundle", bundle_path) == 0
+    assert (folder / "a_x2.png").exists() and (folder / "b_x2_x2.png").exists()
+    capsys.readouterr()
+    assert _upscale(folder, "--bundle", bundle_path) == 0  # not a_x2_x2.png, no "it is one of the inputs"
+    captured = capsys.readouterr()
+    assert not (folder / "a_x2_x2.png").exists() and not (folder / "b_x2_x2_x2.png").exists()
+    assert "skipped 2 earlier result(s) of this command" in captured.err and "failed" not in captured.err
+
+
+def test_an_input_named_twice_is_upscaled_once(tmp_path, bundle_path, capsys):
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    assert _upscale(tmp_path / "a.png", tmp_path / "./a.png", "-o", tmp_path / "out/", "--bundle", bundle_path) == 0
+    assert "given more than once; upscaled once" in capsys.readouterr().err
+
+
+def test_class_map_over_the_output_is_refused(tmp_path, bundle_path, capsys):
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    assert _upscale(tmp_path / "a.png", "-o", tmp_path / "s.png", "--class-map", tmp_path / "s.png",
+                    "--bundle", bundle_path) == 1
+    assert "refusing to write the class map over the output" in capsys.readouterr().err
+    assert not (tmp_path / "s.png").exists()
+
+
+def test_class_maps_of_inputs_with_one_stem_keep_apart(tmp_path, bundle_path):
+    Image.fromarray(_rgb()).save(tmp_path / "p.png")
+    Image.fromarray(_rgb(1)).save(tmp_path / "p.bmp")
+    assert _upscale(tmp_path / "p.png", tmp_path / "p.bmp", "-o", tmp_path / "out/", "--class-map",
+                    tmp_path / "maps", "--bundle", bundle_path) == 0
+    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["p.bmp.json", "p.png.json"]
+
+
+def test_single_input_class_map_into_a_folder(tmp_path, bundle_path):
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    (tmp_path / "maps").mkdir()
+    assert _upscale(tmp_path / "a.png", "-o", tmp_path / "b.png", "--class-map", tmp_path / "maps",
+                    "--bundle", bundle_path) == 0
+    assert (tmp_path / "maps" / "a.json").exists()
+
+
+def test_unwritable_output_format_fails_before_upscaling(tmp_path, bundle_path, capsys, monkeypatch):
+    Image.fromarray(_rgb()).save(tmp_path / "anim.gif")
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    calls = []
+    monkeypatch.setattr(upscale_cmd, "_upscale_file", lambda *a: calls.append(a[1]) or "done")
+    assert _upscale(tmp_path / "anim.gif", tmp_path / "a.png", "--bundle", bundle_path) == 1
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "anim_x2.gif: unsupported output extension '.gif'" in err
+    assert calls == [tmp_path / "a.png"]
+
+
+def test_several_frames_warn(tmp_path, bundle_path, capsys):
+    frames = [Image.fromarray(_rgb(k)) for k in range(2)]
+    frames[0].save(tmp_path / "a.webp", save_all=True, append_images=frames[1:], lossless=True)
+    assert _upscale(tmp_path / "a.webp", "--bundle", bundle_path) == 0
+    assert "only the first of its 2 frames is upscaled" in capsys.readouterr().err
+
+
+def test_no_folder_is_made_when_an_option_is_refused(tmp_path, bundle_path):
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    assert _upscale(tmp_path / "a.png", "-o", tmp_path / "out/", "--class-map", tmp_path / "maps/",
+                    "--tile", "0", "--bundle", bundle_path) == 2
+    assert not (tmp_path / "out").exists() and not (tmp_path / "maps").exists()
+
+
+def test_folder_input_with_an_image_file_output_is_refused(tmp_path, bundle_path, capsys):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    Image.fromarray(_rgb()).save(folder / "a.png")
+    assert _upscale(folder, "-o", tmp_path / "result.png", "--bundle", bundle_path) == 2
+    assert "several inputs need an output directory, and this names an image file" in capsys.readouterr().err
+    assert not (tmp_path / "result.png").exists()
+
+
+def test_version(capsys):
+    import mmsr
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"mmsr {mmsr.__version__}"

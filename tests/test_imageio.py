@@ -158,6 +158,46 @@ def test_cmyk_jpeg_reads_as_rgb(tmp_path):
     assert read_image(tmp_path / "c.jpg").rgb.shape == (3, 12, 10)
 
 
+def test_cmyk_profile_is_not_carried_into_rgb(tmp_path):
+    # A CMYK profile would mislabel the RGB pixels mmsr writes. (A real CMYK profile cannot be
+    # made offline; an sRGB profile relabelled CMYK is not usable, so the plain formula is used.)
+    profile = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    profile[16:20] = b"CMYK"
+    cmyk = Image.fromarray(_pixels()).convert("CMYK")
+    cmyk.save(tmp_path / "c.jpg", icc_profile=bytes(profile))
+    image = read_image(tmp_path / "c.jpg")
+    assert image.icc_profile is None
+    plain = np.array(Image.open(tmp_path / "c.jpg").convert("RGB"))
+    assert np.array_equal(image.rgb.permute(1, 2, 0).numpy(), plain)
+
+
+def test_grey_file_drops_a_profile_of_another_colour_space(tmp_path):
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(_pixels()[..., 0]).save(tmp_path / "g.png", icc_profile=profile)
+    assert read_image(tmp_path / "g.png").icc_profile is None
+
+
+def test_thirty_two_bit_integers_beyond_sixteen_bits_are_refused(tmp_path):
+    Image.fromarray(np.array([[0, 70000]], dtype=np.int32), mode="I").save(tmp_path / "i.tif")
+    with pytest.raises(ValueError, match=r"i\.tif: 32-bit integer pixels from 0 to 70000 are outside 16 bits"):
+        read_image(tmp_path / "i.tif")
+
+
+def test_frames_are_counted(tmp_path):
+    frames = [Image.fromarray(_pixels(seed=k)) for k in range(3)]
+    frames[0].save(tmp_path / "a.webp", save_all=True, append_images=frames[1:])
+    assert read_image(tmp_path / "a.webp").frames == 3
+    assert read_image(_save(tmp_path / "one.png", _pixels())).frames == 1
+
+
+def test_pillow_bomb_limit_gets_mmsr_message(tmp_path, monkeypatch):
+    # Pillow refuses past twice its own limit while opening, before mmsr's check runs.
+    path = _save(tmp_path / "big.png", _pixels(h=100, w=100))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(ImageTooLargeError, match=r"big\.png: 10,000 pixels exceeds the limit of 5,000 \(raise it with --max-pixels"):
+        read_image(path, max_pixels=5000)
+
+
 def test_exif_orientation_is_applied(tmp_path):
     im = Image.fromarray(_pixels(h=6, w=10))
     exif = im.getexif()
@@ -211,7 +251,7 @@ def test_truncated_file(tmp_path):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match=r"nope\.png: no such file$"):
         read_image(tmp_path / "nope.png")
 
 

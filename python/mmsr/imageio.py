@@ -27,7 +27,9 @@ Example:
 """
 from __future__ import annotations
 
+import io
 import os
+import re
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -85,7 +87,9 @@ class ImageData:
         alpha: Tensor[H, W] uint8 opacity, or None.
         grayscale: the file had one colour plane; write back the mean of the three channels.
         sixteen_bit: the file had 16 bits per sample; PNG and TIFF outputs keep 16 bits.
-        icc_profile: the file's ICC colour profile bytes, or None.
+        icc_profile: the file's ICC colour profile bytes, or None (also when the profile's
+            colour space is not the pixels', e.g. a CMYK profile of a CMYK file read as RGB).
+        frames: how many frames the file holds; only the first is read.
 
     Example:
         >>> ImageData(rgb=torch.zeros(3, 2, 2, dtype=torch.uint8)).size
@@ -97,6 +101,7 @@ class ImageData:
     grayscale: bool = False
     sixteen_bit: bool = False
     icc_profile: Optional[bytes] = None
+    frames: int = 1
 
     @property
     def size(self) -> tuple:
@@ -129,11 +134,39 @@ def _plane_to_rgb(plane: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(plane).unsqueeze(0).expand(3, -1, -1).contiguous()
 
 
+def _profile_space(icc: Optional[bytes]) -> Optional[bytes]:
+    """An ICC profile's data colour space (header bytes 16-20: b"RGB ", b"GRAY", b"CMYK", ...)."""
+    return icc[16:20] if icc and len(icc) >= 20 else None
+
+
+def _from_cmyk(im: Image.Image, icc: Optional[bytes]) -> Image.Image:
+    """A CMYK image as RGB: through its own profile to sRGB where it has one (what a colour-managed
+    viewer shows), else Pillow's plain formula."""
+    if icc:
+        try:
+            from PIL import ImageCms
+
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            return ImageCms.profileToProfile(im, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+        except Exception:  # a broken profile or a Pillow without littlecms: the plain formula below
+            pass
+    return im.convert("RGB")
+
+
 def _decode(im: Image.Image) -> ImageData:
     icc = im.info.get("icc_profile") or None
+    if im.mode == "CMYK":
+        im = _from_cmyk(im, icc)
+        icc = None  # the pixels are sRGB now; a CMYK profile would mislabel them
     if im.mode in _SIXTEEN_BIT_MODES:
         values = np.asarray(im).astype(np.float32)
+        if im.mode == "I" and values.size and (values.max() > _U16_MAX or values.min() < 0):
+            raise ValueError(
+                f"32-bit integer pixels from {values.min():.0f} to {values.max():.0f} are outside 16 bits; "
+                "mmsr reads 8- and 16-bit images"
+            )
         grey = torch.from_numpy(np.clip(values / _U16_MAX, 0.0, 1.0))
+        icc = icc if _profile_space(icc) == b"GRAY" else None
         return ImageData(rgb=grey.unsqueeze(0).expand(3, -1, -1).contiguous(), grayscale=True, sixteen_bit=True, icc_profile=icc)
     if im.mode == "F":
         raise ValueError("32-bit floating-point images (mode F) are not supported: their value range is unknown")
@@ -148,9 +181,13 @@ def _decode(im: Image.Image) -> ImageData:
         alpha = torch.from_numpy(np.array(rgba.getchannel("A")))
         im = rgba.convert("L" if grayscale else "RGB")
     if grayscale:
+        icc = icc if _profile_space(icc) == b"GRAY" else None
         return ImageData(rgb=_plane_to_rgb(np.array(im)), alpha=alpha, grayscale=True, icc_profile=icc)
+    if im.mode not in ("RGB", "RGBA"):
+        icc = None  # e.g. LAB or YCbCr converted below: the file's profile no longer describes the pixels
     pixels = np.array(im.convert("RGB"))  # [H, W, 3]
     rgb = torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
+    icc = icc if _profile_space(icc) in (None, b"RGB ") else None
     return ImageData(rgb=rgb, alpha=alpha, icc_profile=icc)
 
 
@@ -181,13 +218,22 @@ def read_image(path: Union[str, os.PathLike], max_pixels: Optional[int] = DEFAUL
         try:
             with Image.open(path) as im:
                 _check_pixels(path, im.width, im.height, max_pixels)
+                frames = getattr(im, "n_frames", 1)
                 im.load()
                 upright = ImageOps.exif_transpose(im)
-                return _decode(upright)
+                return replace(_decode(upright), frames=frames)
         except Image.DecompressionBombError as err:
-            raise ImageTooLargeError(f"{path}: {err}") from None
-        except (ImageTooLargeError, FileNotFoundError):
+            # Pillow refuses past twice its own limit while opening, before mmsr's check can run.
+            found = re.search(r"\((\d+) pixels\)", str(err))
+            size = f"{int(found.group(1)):,} pixels" if found else "its size"
+            limit = f"the limit of {max_pixels:,}" if max_pixels is not None else "Pillow's limit"
+            raise ImageTooLargeError(
+                f"{path}: {size} exceeds {limit} (raise it with --max-pixels, or max_pixels=, if the memory is there)"
+            ) from None
+        except ImageTooLargeError:
             raise
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: no such file") from None
         except (OSError, SyntaxError, EOFError) as err:
             raise OSError(f"{path}: cannot read image ({err})") from None
         except ValueError as err:

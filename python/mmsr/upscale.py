@@ -59,13 +59,14 @@ class UpscaleResult:
         image: the SR image, Tensor[3, H * scale, W * scale] or Tensor[B, 3, H * scale, W * scale]
             with the input's dtype (uint8, or float in [0, 1]) and device.
         classes: int64 CPU Tensor[rows, cols] (or [B, rows, cols]): each tile's texture class
-            by TVAT (the forced class with ``force_class``), tiles in row-major order as in ``grid``.
+            by TVAT (also with ``force_class``), tiles in row-major order as in ``grid``.
         grid: the LR tile grid.
         num_classes: K, the bundle's number of classes.
+        forced: the ``force_class`` of the call, or None when tiles were routed.
         models: int64 CPU Tensor shaped like ``classes``: the class whose generator upscaled each
-            tile. It differs from ``classes`` only where the Upscaler's ``promote`` sent a tile to
-            the deepest model because a shared block made that cheaper; None means the same as
-            ``classes``.
+            tile: ``force_class`` everywhere when it was given, else different from ``classes``
+            only where the Upscaler's ``promote`` sent a tile to the deepest model because a
+            shared block made that cheaper; None means the same as ``classes``.
 
     Example:
         >>> from mmsr.bundle import Bundle
@@ -79,6 +80,7 @@ class UpscaleResult:
     grid: TileGrid
     num_classes: int
     models: Optional[torch.Tensor] = None
+    forced: Optional[int] = None  # the force_class every tile went to, or None when routed
 
     def histogram(self) -> List[int]:
         """Tiles per texture class, over all images of the batch: a list of K counts."""
@@ -91,7 +93,9 @@ class UpscaleResult:
 
     def promoted(self) -> int:
         """How many tiles went to the deepest model instead of their texture class's (see ``promote``)."""
-        return 0 if self.models is None else int((self.models != self.classes).sum())
+        if self.models is None or self.forced is not None:
+            return 0
+        return int((self.models != self.classes).sum())
 
 
 def _check_device(device: Union[str, torch.device]) -> torch.device:
@@ -410,8 +414,11 @@ class Upscaler:
         """
         tiles, grid = tile(strip, self.tile_size, self.overlap)
         count = tiles.shape[0]
+        # Texture classes are computed even when every tile goes to one model: the class map then
+        # still says what routing would have done (TVAT costs little next to any generator).
+        textures = classify(tvat(tiles, self.bundle.threshold), self.bundle.boundaries)
         if force_class is None:
-            classes = classify(tvat(tiles, self.bundle.threshold), self.bundle.boundaries)
+            classes = textures
         else:
             classes = torch.full((count,), force_class, dtype=torch.int64, device=tiles.device)
         s = self.scale
@@ -419,7 +426,7 @@ class Upscaler:
         if windows is not None:
             promote = self.promote and force_class is None
             ran = self._run_in_blocks(classes, grid, windows, sr, progress, first_row, promote)
-            return self._finish_band(sr, grid, edge), classes, ran
+            return self._finish_band(sr, grid, edge), textures, ran
         # Tiles sorted by class (stable, so row-major within a class) make every batch one class's.
         order = torch.argsort(classes, stable=True)
         per_class = torch.bincount(classes, minlength=self.num_classes).tolist()
@@ -431,7 +438,7 @@ class Upscaler:
                 if progress is not None:
                     progress(index.numel())
             start += n
-        return self._finish_band(sr, grid, edge), classes, classes
+        return self._finish_band(sr, grid, edge), textures, classes
 
     def _finish_band(self, sr: torch.Tensor, grid: TileGrid, edge) -> torch.Tensor:
         """The band's SR tiles, edge-masked when ``edge`` is given, stitched into its strip."""
@@ -562,8 +569,8 @@ class Upscaler:
             image: Tensor[3, H, W] or Tensor[B, 3, H, W]; uint8, or float16 / bfloat16 / float32 in
                 [0, 1]; on the CPU (moved to the device band by band) or on this Upscaler's device.
             force_class: send every tile to this class's generator instead of routing by TVAT (e.g.
-                ``up.deepest_class``, the single-model baseline through the same pipeline). TVAT is
-                then not computed.
+                ``up.deepest_class``, the single-model baseline through the same pipeline). TVAT
+                still classifies the tiles (``classes``); ``models`` holds ``force_class``.
             progress: called with the number of tiles finished after every generator batch (e.g.
                 a tqdm bar's ``update``); the total is ``B * up.grid(H, W).num_tiles``.
 
@@ -575,7 +582,7 @@ class Upscaler:
             >>> from mmsr.bundle import Bundle
             >>> up = Upscaler(Bundle.random(["1-2w8", "2-2w8"], threshold=0.0, boundaries=[0.05], scale=2))
             >>> result = up.upscale(torch.rand(2, 3, 40, 40), force_class=up.deepest_class)
-            >>> result.image.shape, result.histogram()
+            >>> result.image.shape, result.model_histogram()
             (torch.Size([2, 3, 80, 80]), [0, 8])
         """
         x = self._check_image(image)
@@ -591,8 +598,8 @@ class Upscaler:
             with torch.inference_mode():
                 self._upscale_into(x, grid, out, classes, models, force_class, progress)
         if image.dim() == 3:
-            return UpscaleResult(out[0], classes[0], grid, self.num_classes, models[0])
-        return UpscaleResult(out, classes, grid, self.num_classes, models)
+            return UpscaleResult(out[0], classes[0], grid, self.num_classes, models[0], force_class)
+        return UpscaleResult(out, classes, grid, self.num_classes, models, force_class)
 
     def _edge_masks(self, origins: Tuple[int, ...], tile_len: int, length: int) -> torch.Tensor:
         """float32 [count, tile_len * scale]: 0 within ``margin`` LR pixels of a tile edge inside the image."""

@@ -20,6 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mmsr",
         description="Multi-model super-resolution: TVAT-routed SRGAN generators.",
     )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"mmsr {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.add_parser(subparsers)

@@ -51,6 +51,8 @@ def _parse_boundaries(text: str):
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise CommandError(f"--boundaries must be comma-separated numbers such as 0.02,0.08, got {text!r}") from None
+    if not values:
+        raise CommandError("--boundaries is empty: give at least one, such as 0.02,0.08 (K boundaries make K+1 classes)")
     if not all(math.isfinite(v) for v in values) or any(a >= b for a, b in zip(values, values[1:])):
         raise CommandError(f"--boundaries must be finite and strictly ascending, got {text!r}")
     return values
@@ -105,6 +107,8 @@ def run(args) -> int:
                 raise CommandError(f"--map {target}: use an image extension ({', '.join(sorted(EXTENSIONS))}) or .json")
             if target in FileSet([source]):
                 raise CommandError(f"--map {target}: refusing to overwrite the input image")
+            if not target.parent.is_dir():
+                raise CommandError(f"--map {target}: {target.parent} is not an existing directory")
         apply_image_limit(args.max_pixels)
         image = read_image(source, max_pixels=args.max_pixels)
         classes, scores, grid = tile_classes(image.rgb, boundaries, threshold=threshold, tile_size=tile, overlap=overlap)

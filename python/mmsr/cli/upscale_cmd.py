@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -14,10 +16,12 @@ of its texture class; the SR tiles are blended back into one image. Neighbouring
 share a model window, and where a few shallow-class tiles would cut the deepest model's window,
 they go through the deepest model instead if that is cheaper (--no-promote turns this off).
 
-Inputs are files or directories (their PNG, JPEG, WebP, TIFF and BMP files, not recursing). The
-output format follows the output's extension. Without -o, each result is written next to its input
-as NAME_x4.EXT (for a x4 bundle); with several inputs, -o is a directory and results keep their
-input's name. An input is never overwritten, and outputs are written atomically.
+Inputs are files or directories (their PNG, JPEG, WebP, TIFF and BMP files, not recursing; a
+directory's NAME_x4.EXT files beside a NAME.* are earlier results of this command and are skipped).
+The output format follows the output's extension. Without -o, each result is written next to its
+input as NAME_x4.EXT (for a x4 bundle); with several inputs, -o is a directory and results keep
+their input's name. An input is never overwritten, and outputs are written atomically. Of an
+animated or multi-page file only the first frame is upscaled (with a warning).
 
 An alpha channel is carried through, upscaled on its own with bicubic interpolation (JPEG and BMP
 outputs cannot hold it; it is dropped with a warning). Grayscale images come back grayscale,
@@ -42,12 +46,15 @@ def parse_pixels(text: str) -> Optional[int]:
     factor = _SUFFIXES.get(value[-1:], 1)
     number = value[:-1] if factor != 1 else value
     try:
-        pixels = int(float(number) * factor)
+        count = float(number) * factor
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a pixel count such as 50000000, 50M or 1.5G, got {text!r}") from None
-    if pixels < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 (0 means no limit), got {text!r}")
-    return pixels or None
+    if not math.isfinite(count) or count < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite count >= 0 (0 means no limit), got {text!r}")
+    if 0 < count < 1:
+        # int() would make it 0, which means "no limit": the opposite of what was asked.
+        raise argparse.ArgumentTypeError(f"must be at least 1 pixel (or 0 for no limit), got {text!r}")
+    return int(count) or None
 
 
 def add_image_limit_argument(parser: argparse.ArgumentParser) -> None:
@@ -181,8 +188,12 @@ def write_class_map(path: Path, image, result, bundle, source: Path) -> None:
             **class_map_record(result.classes, result.grid, bundle.num_classes, configs=[c.name for c in bundle.configs]),
         }
         if result.models is not None:
-            record["models"] = result.models.tolist()  # differs from "classes" where a tile was promoted
+            # "classes" are always TVAT's; "models" differ where a tile was promoted, or all are
+            # the forced model with --model.
+            record["models"] = result.models.tolist()
             record["promoted"] = result.promoted()
+        if result.forced is not None:
+            record["forced_model"] = bundle.configs[result.forced].name
         write_bytes_atomically(path, record_to_json(record).encode())
     elif path.suffix.lower() in EXTENSIONS:
         write_image(path, ImageData(rgb=render_class_map(image, result.classes, result.grid, bundle.num_classes)))
@@ -252,11 +263,17 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
-def _collect_inputs(names: List[str]) -> Tuple[List[Path], List[str], bool]:
-    """(image files, errors, whether any input was a directory)."""
+def _collect_inputs(names: List[str], scale: int) -> Tuple[List[Path], List[str], List[str], bool]:
+    """(image files, errors, notes, whether any input was a directory).
+
+    A directory's ``NAME_xS.EXT`` files whose ``NAME.*`` sits beside them are this command's own
+    earlier results (S = the bundle's scale): they are left out, so running twice on a folder does
+    not upscale its results again. A file named twice is read once.
+    """
     from ..imageio import EXTENSIONS
 
-    files, errors, had_directory = [], [], False
+    files, errors, notes, had_directory = [], [], [], False
+    seen = FileSet()
     for name in names:
         path = Path(name)
         if path.is_dir():
@@ -267,50 +284,105 @@ def _collect_inputs(names: List[str]) -> Tuple[List[Path], List[str], bool]:
             )
             if not found:
                 errors.append(f"{path}: directory holds no PNG, JPEG, WebP, TIFF or BMP files")
-            files.extend(found)
+            stems = {p.stem for p in found}
+            suffix = f"_x{scale}"
+            earlier = [p for p in found if p.stem.endswith(suffix) and p.stem[: -len(suffix)] in stems]
+            if earlier:
+                notes.append(
+                    f"{path}: skipped {len(earlier)} earlier result(s) of this command ({earlier[0].name}"
+                    f"{', ...' if len(earlier) > 1 else ''}: NAME{suffix} beside NAME); name a file to upscale it"
+                )
+            candidates = [p for p in found if p not in earlier]
         elif path.exists():
-            files.append(path)
+            candidates = [path]
         else:
             errors.append(f"{path}: no such file or directory")
-    return files, errors, had_directory
+            continue
+        for candidate in candidates:
+            if candidate in seen:
+                notes.append(f"{candidate}: given more than once; upscaled once")
+                continue
+            seen.add(candidate)
+            files.append(candidate)
+    return files, errors, notes, had_directory
 
 
-def _plan_outputs(args, inputs: List[Path], directory_mode: bool, scale: int) -> Dict[Path, Path]:
+def _plan_outputs(args, inputs: List[Path], directory_mode: bool, scale: int) -> Tuple[Dict[Path, Path], Optional[Path]]:
+    """(output per input, a directory to create first or None). Creates nothing: folders are made
+    only once every option has been checked."""
     from ..imageio import EXTENSIONS
 
     if args.output is None:
-        return {p: p.with_name(f"{p.stem}_x{scale}{p.suffix}") for p in inputs}
+        return {p: p.with_name(f"{p.stem}_x{scale}{p.suffix}") for p in inputs}, None
     out = Path(args.output)
     if directory_mode or out.is_dir() or args.output.endswith(("/", os.sep)):
         if out.exists() and not out.is_dir():
             raise CommandError(f"-o {out}: with several inputs the output must be a directory, and this is a file")
-        out.mkdir(parents=True, exist_ok=True)
-        return {p: out / p.name for p in inputs}
+        if not out.exists() and out.suffix.lower() in EXTENSIONS:
+            raise CommandError(
+                f"-o {out}: several inputs need an output directory, and this names an image file; "
+                "give a directory (e.g. out/)"
+            )
+        return {p: out / p.name for p in inputs}, out
     if out.suffix.lower() not in EXTENSIONS:
-        raise CommandError(f"-o {out}: unsupported extension {out.suffix!r}; use one of {', '.join(sorted(EXTENSIONS))}")
-    if not out.parent.is_dir():
-        raise CommandError(f"-o {out}: directory {out.parent} does not exist")
-    return {p: out for p in inputs}
+        hint = "; for a directory, end it with /" if not out.suffix else ""
+        raise CommandError(
+            f"-o {out}: unsupported extension {out.suffix!r}; use one of {', '.join(sorted(EXTENSIONS))}{hint}"
+        )
+    _check_parent(out, "-o")
+    return {p: out for p in inputs}, None
 
 
-def _class_map_paths(args, inputs: List[Path], directory_mode: bool) -> Dict[Path, Path]:
+def _check_parent(path: Path, option: str) -> None:
+    parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise CommandError(f"{option} {path}: {parent} is a file, not a directory")
+    if not parent.is_dir():
+        raise CommandError(f"{option} {path}: directory {parent} does not exist")
+
+
+def _class_map_paths(args, inputs: List[Path], directory_mode: bool) -> Tuple[Dict[Path, Path], Optional[Path]]:
+    """(class map per input, a directory to create first or None); creates nothing.
+
+    In a directory, maps are NAME.json after the input's stem, or the input's whole file name
+    (``photo.png.json``) where two inputs share a stem."""
     from ..imageio import EXTENSIONS
 
     if args.class_map is None:
-        return {}
+        return {}, None
     target = Path(args.class_map)
-    if directory_mode or len(inputs) > 1:
+    if directory_mode or len(inputs) > 1 or target.is_dir() or args.class_map.endswith(("/", os.sep)):
         if target.exists() and not target.is_dir():
             raise CommandError(f"--class-map {target}: with several inputs this must be a directory, and it is a file")
-        target.mkdir(parents=True, exist_ok=True)
-        return {p: target / f"{p.stem}.json" for p in inputs}
+        stems = [p.stem for p in inputs]
+        return {p: target / (f"{p.stem}.json" if stems.count(p.stem) == 1 else f"{p.name}.json") for p in inputs}, target
     if target.suffix.lower() != ".json" and target.suffix.lower() not in EXTENSIONS:
         raise CommandError(f"--class-map {target}: use a .json file, or an image file ({', '.join(sorted(EXTENSIONS))})")
-    return {p: target for p in inputs}
+    _check_parent(target, "--class-map")
+    return {p: target for p in inputs}, None
+
+
+def _make_directories(*directories: Optional[Path]) -> None:
+    for directory in directories:
+        if directory is None:
+            continue
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise CommandError(f"cannot create directory {directory}: {err.strerror or err}") from None
 
 
 def _clash(paths: List[Path], inputs: FileSet, written: FileSet) -> Optional[str]:
-    """Why writing ``paths`` would destroy an input or an earlier result, or None."""
+    """Why writing ``paths`` would destroy an input, an earlier result or each other, or None."""
+    from ..imageio import EXTENSIONS
+
+    if paths[0].suffix.lower() not in EXTENSIONS:
+        return (
+            f"cannot write {paths[0]}: unsupported output extension {paths[0].suffix!r} "
+            f"(use -o NAME.EXT with one of {', '.join(sorted(EXTENSIONS))})"
+        )
+    if len(paths) > 1 and paths[1] in FileSet(paths[:1]):
+        return f"refusing to write the class map over the output {paths[0]}: give --class-map another path"
     for path in paths:
         if path in inputs:
             return f"refusing to write {path}: it is one of the inputs"
@@ -342,7 +414,18 @@ def _build_upscaler(args, bundle):
             dtype=torch.float16 if args.half else torch.float32,
         )
     except (TypeError, ValueError) as err:
-        raise CommandError(str(err)) from None
+        raise CommandError(_as_flags(str(err))) from None
+
+
+# The Upscaler's argument names as this command's options, for its error messages.
+_FLAGS = {"tile_size": "--tile", "overlap": "--overlap", "batch_size": "--batch-size", "max_run": "--max-run",
+          "margin": "--margin", "context": "--context", "blend": "--blend", "device": "--device"}
+
+
+def _as_flags(message: str) -> str:
+    """An Upscaler error in terms of this command's options: ``tile_size=4`` -> ``--tile 4``."""
+    pattern = r"(?<![-\w])(" + "|".join(_FLAGS) + r")\b(=?)"
+    return re.sub(pattern, lambda m: _FLAGS[m.group(1)] + (" " if m.group(2) else ""), message)
 
 
 def _upscale_file(
@@ -354,6 +437,8 @@ def _upscale_file(
 
     start = time.perf_counter()
     image = read_image(source, max_pixels=args.max_pixels)
+    if image.frames > 1:
+        say(f"mmsr upscale: warning: {source}: only the first of its {image.frames} frames is upscaled")
     height, width = image.size
     alpha = image.alpha
     if alpha is not None and not alpha_supported(target):
@@ -367,14 +452,16 @@ def _upscale_file(
     write_image(target, image.with_pixels(result.image, None if alpha is None else resize_alpha(alpha, scale)))
     if class_map is not None:
         write_class_map(class_map, image.rgb, result, upscaler.bundle, source)
-    histogram = " ".join(f"{c.name}:{n}" for c, n in zip(upscaler.bundle.configs, result.histogram()))
+    configs = upscaler.bundle.configs
+    histogram = " ".join(f"{c.name}:{n}" for c, n in zip(configs, result.histogram()))
     promoted = result.promoted()
     if promoted:
-        deepest = upscaler.bundle.configs[upscaler.deepest_class].name
-        histogram += f"; {promoted} promoted to {deepest}"
+        histogram += f"; {promoted} promoted to {configs[upscaler.deepest_class].name}"
+    if result.forced is not None:
+        histogram += f"; every tile through {configs[result.forced].name}"
     return (
         f"{source} -> {target} ({width}x{height} -> {width * scale}x{height * scale}, "
-        f"{tiles} tiles [{histogram}], {time.perf_counter() - start:.1f} s)"
+        f"{tiles} tile{'s' if tiles != 1 else ''} [{histogram}], {time.perf_counter() - start:.1f} s)"
     )
 
 
@@ -384,15 +471,19 @@ def run(args) -> int:
     try:
         bundle = resolve_bundle(args.bundle)
         apply_image_limit(args.max_pixels)
-        inputs, failures, had_directory = _collect_inputs(args.inputs)
+        inputs, failures, notes, had_directory = _collect_inputs(args.inputs, bundle.scale)
         directory_mode = had_directory or len(args.inputs) > 1
-        outputs = _plan_outputs(args, inputs, directory_mode, bundle.scale)
-        class_maps = _class_map_paths(args, inputs, directory_mode)
+        outputs, output_dir = _plan_outputs(args, inputs, directory_mode, bundle.scale)
+        class_maps, class_map_dir = _class_map_paths(args, inputs, directory_mode)
         model = resolve_model(bundle, args.model)
         upscaler = _build_upscaler(args, bundle) if inputs else None
+        if inputs:
+            _make_directories(output_dir, class_map_dir)
     except CommandError as err:
         print(f"mmsr upscale: error: {err}", file=sys.stderr)
         return 2
+    for message in notes:
+        print(f"mmsr upscale: note: {message}", file=sys.stderr)
     for message in failures:
         print(f"mmsr upscale: error: {message}", file=sys.stderr)
 
