@@ -147,9 +147,12 @@ def test_force_class_sends_every_tile_to_one_model():
     values = (0.1, 0.5, 0.9)
     up = Upscaler(_constant_bundle(values, [0.001, 0.1]), tile_size=16, overlap=4)
     x = _textured_image(16, LAYOUT)
+    routed = up.upscale(x)
     for k in range(3):
         result = up.upscale(x, force_class=k)
-        assert result.histogram() == [result.classes.numel() if c == k else 0 for c in range(3)]
+        assert result.model_histogram() == [result.classes.numel() if c == k else 0 for c in range(3)]
+        assert torch.equal(result.classes, routed.classes)  # still TVAT's classes
+        assert result.forced == k and result.promoted() == 0
         torch.testing.assert_close(result.image, torch.full_like(result.image, values[k]))
     assert up.deepest_class == 1  # 2 blocks beats 1 block, whatever the width
 
