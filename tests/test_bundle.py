@@ -517,5 +517,11 @@ def test_bundle_refuses_wrong_types(field, value, match):
         Bundle.random(["1-2w8", "2-2w8"], **kwargs)
 
 
+def test_save_refuses_what_is_not_a_bundle(tmp_path):
+    with pytest.raises(TypeError, match="bundle must be an mmsr Bundle, got dict"):
+        save_bundle({}, tmp_path / "b.safetensors")
+    assert not (tmp_path / "b.safetensors").exists()
+
+
 def test_bundle_error_is_value_error():
     assert issubclass(BundleError, ValueError)

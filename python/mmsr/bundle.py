@@ -381,6 +381,8 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike, *, weights_dtype: torch
         >>> save_bundle(Bundle.random(["2-2w8"], threshold=0, boundaries=[]), path).name
         'b.safetensors'
     """
+    if not isinstance(bundle, Bundle):
+        raise TypeError(f"bundle must be an mmsr Bundle, got {type(bundle).__name__}")
     path = Path(path)
     if weights_dtype not in _WEIGHT_DTYPES:
         raise ValueError(f"weights_dtype must be torch.float16, torch.bfloat16 or torch.float32, got {weights_dtype}")
