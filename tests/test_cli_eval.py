@@ -56,7 +56,7 @@ def test_eval_writes_the_table_csv_and_json_with_every_image_and_the_mean(evalua
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert tuple(rows[0]) == CSV_COLUMNS
     names = {"a.png", "b.png", "sub/c.jpg"}
-    methods = ["bicubic", "mm", "one", "HR"]
+    methods = ["bicubic", "torch-bicubic", "mm", "one", "HR"]
     assert {(r["image"], r["method"]) for r in rows} == {(i, m) for i in names | {"mean"} for m in methods}
     by_key = {(r["image"], r["method"]): r for r in rows}
     assert by_key["sub/c.jpg", "bicubic"]["height"] == "48" and by_key["sub/c.jpg", "bicubic"]["width"] == "60"
@@ -67,12 +67,13 @@ def test_eval_writes_the_table_csv_and_json_with_every_image_and_the_mean(evalua
     assert float(by_key["mean", "bicubic"]["psnr_y_db"]) == pytest.approx(mean_psnr)
 
     data = json.loads((out / "results.json").read_text())
-    assert [m["name"] for m in data["methods"]] == ["bicubic", "mm", "one"]
+    assert [m["name"] for m in data["methods"]] == ["bicubic", "torch-bicubic", "mm", "one"]
     assert set(data["mean"]) == set(methods) and len(data["images"]) == 3 and data["failed"] == []
     assert data["images"][0]["comparison"] == "compare/a.png"
 
     report = (out / "report.md").read_text()
-    assert "NIQE ↓ (lower is better)" in report and "PI** (perceptual index): not reported" in report
+    assert "NIQE ↓ |" in report and "NIQE ↓ (lower is better)" not in report
+    assert report.count("perceptual index") == 1 and "PI (perceptual index) is not reported because" in report
     assert "## Mean over 3 images" in report and "| mm |" in report and "tiles per class" in report
 
 
@@ -80,7 +81,8 @@ def test_eval_draws_one_comparison_per_image_with_a_panel_per_method(evaluated):
     _, out = evaluated
     files = sorted(p.name for p in (out / "compare").iterdir())
     assert files == ["a.png", "b.png", "sub__c.png"]
-    # bicubic | mm | one | HR | mm's class map (the single-model bundle has none), 48 px crops zoomed 2x.
+    # bicubic | mm | one | HR | mm's class map (torch-bicubic, which looks like bicubic, and the single-model
+    # bundle's class map are left out), 48 px crops zoomed 2x.
     panels, side = 5, 96
     with Image.open(out / "compare" / "a.png") as im:
         assert im.size == (panels * side + (panels - 1) * _GAP, _LABEL_HEIGHT + side)
@@ -92,7 +94,7 @@ def test_tiling_options_reach_the_upscalers_and_the_report(hr_dir, bundles, tmp_
     out = tmp_path / "out"
     assert mmsr_main(["eval", "--hr", str(hr_dir), "--bundle", str(bundles[0]), "--out", str(out), "--no-niqe",
                       "--limit", "1", "--context", "2", "--max-run", "1"]) == 0
-    method = json.loads((out / "results.json").read_text())["methods"][1]
+    method = json.loads((out / "results.json").read_text())["methods"][2]
     assert method["context"] == 2 and method["max_run"] == 1 and method["promote"] is False
     assert "context 2, blocks up to 1 tiles wide" in (out / "report.md").read_text()
     assert "promoted" not in (out / "report.md").read_text()
@@ -103,7 +105,7 @@ def test_promote_is_off_unless_asked(hr_dir, bundles, tmp_path):
     out = tmp_path / "out"
     assert mmsr_main(["eval", "--hr", str(hr_dir), "--bundle", str(bundles[0]), "--out", str(out), "--no-niqe",
                       "--limit", "1", "--promote"]) == 0
-    assert json.loads((out / "results.json").read_text())["methods"][1]["promote"] is True
+    assert json.loads((out / "results.json").read_text())["methods"][2]["promote"] is True
     assert "tiles promoted to the deepest model" in (out / "report.md").read_text()
 
 
@@ -148,7 +150,8 @@ def test_eval_help_names_pi_as_unavailable(capsys):
         mmsr_main(["eval", "--help"])
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert "PI is unavailable" in text and "Ma et al." in text and "lower is better" in text
+    assert "PI (perceptual index) is not reported" in text and "Ma et al." in text and "lower is better" in text
+    assert text.count("PI (perceptual index)") == 1
 
 
 def _summary(folder, mode, classes, wall):

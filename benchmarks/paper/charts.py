@@ -17,6 +17,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on these machines
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 
+from mmsr.atomic import write_atomically  # noqa: E402
+
 __all__ = ["quality_chart", "quality_time_chart", "texture_gain_chart", "training_time_chart"]
 
 _DPI = 110
@@ -39,7 +41,7 @@ def _grouped_bars(ax, groups: Sequence[str], series: Dict[str, Sequence[Optional
 def _save(fig, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=_DPI)
+    write_atomically(path, lambda f: fig.savefig(f, dpi=_DPI, format="png"))
     plt.close(fig)
 
 

@@ -97,6 +97,8 @@ class Profile:
             seed's runs. Every extra seed adds MMSR's and the baseline's training and snapshots
             (~27 minutes of the cpu profile's 36).
         planned_minutes: the estimated wall time of the whole profile with one seed.
+        checks_only: the profile only checks that the pipeline runs (a few steps on a few images),
+            so its report draws no conclusion about the paper's claims from its numbers.
     """
 
     name: str
@@ -127,6 +129,7 @@ class Profile:
     curve_set: str = "set14"
     mmsr_step_shares: Optional[Tuple[float, ...]] = None
     seeds: Tuple[int, ...] = (0,)
+    checks_only: bool = False
 
     def __post_init__(self) -> None:
         shares = self.mmsr_step_shares
@@ -194,6 +197,7 @@ PROFILES: Dict[str, Profile] = {
         snapshots=2,
         planned_minutes=1.5,
         mmsr_step_shares=_COMPLEX_WEIGHTED,
+        checks_only=True,
     ),
     "cpu": Profile(
         name="cpu",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import io
 import json
 import shlex
 import sys
@@ -28,8 +29,10 @@ from typing import Dict, Optional, Sequence
 import torch
 
 import mmsr
+from mmsr.atomic import write_bytes_atomically
 from mmsr.bundle import read_bundle_metadata
 from mmsr.data import find_images
+from mmsr.evaluate import list_images
 from mmsr.evaluate_curve import curve_report, equal_quality, measure_curves
 from mmsr.evaluate_seeds import compare_seeds, seed_report
 from mmsr.evaluate_training import label_seeds, load_run
@@ -50,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the MMSR paper's experiments (Table 1, Table 3, Fig. 10 analogues) at small scale with "
         "mmsr's own tools, and write report.md with charts into --out.",
     )
-    parser.add_argument("--profile", choices=sorted(PROFILES), help="budgets and devices (see profiles.py)")
+    parser.add_argument("--profile", choices=sorted(PROFILES),
+                        help="budgets and devices (see profiles.py); required unless --report-only")
     parser.add_argument("--data", type=Path, help="folder of HR training photos, e.g. .../data/train/sun_hays80")
     parser.add_argument("--val", type=Path, help="folder holding the validation sets, e.g. .../data/val")
     parser.add_argument("--val-sets", default="set5,set14", help="sub-folders of --val to evaluate (default %(default)s)")
@@ -211,8 +215,11 @@ def _equal_quality(profile: Profile, sets: Dict[str, Path], trained: Dict[str, T
     mmsr_curves = [c for run, c in zip(seeded, curves) if run.role == "mmsr"]
     base_curves = [c for run, c in zip(seeded, curves) if run.role == "baseline"]
     report_file = out / "table3_quality.md"
-    report_file.write_text(curve_report(curves, base_curves, str(sets[set_name])) + "\n"
-                           + seed_report(curves, base_curves), encoding="utf-8")
+    total = len(list_images(sets[set_name]))
+    measured = total if profile.eval_limit is None else min(profile.eval_limit, total)
+    text = curve_report(curves, base_curves, str(sets[set_name]), images=(measured, total)) + "\n" \
+        + seed_report(curves, base_curves)
+    write_bytes_atomically(report_file, text.encode("utf-8"))
     eq = equal_quality(by_name["mmsr"], by_name["baseline"])
     result = {
         "set": set_name,
@@ -253,11 +260,19 @@ def _perceptual_loss(trained: TrainedRun, out: Path) -> bool:
 
 def _write_texture_csv(texture: dict, names: Dict[str, str], path: Path) -> None:
     rows = table_rows(texture)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=["method", *[k for k in rows[0] if k != "method"]])
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**row, "method": names.get(row["method"], row["method"])})
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["method", *[k for k in rows[0] if k != "method"]])
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "method": names.get(row["method"], row["method"])})
+    write_bytes_atomically(path, buffer.getvalue().encode("utf-8"))
+
+
+def write_results(out: Path, results: dict) -> Path:
+    """Write ``OUT/results.json`` atomically: `--report-only` never reads half of one."""
+    path = out / RESULTS_FILE
+    write_bytes_atomically(path, (json.dumps(results, indent=1, allow_nan=False) + "\n").encode("utf-8"))
+    return path
 
 
 def run_experiments(profile: Profile, data: Path, sets: Dict[str, Path], out: Path, *, tvat_bins: int,
@@ -324,7 +339,7 @@ def run_experiments(profile: Profile, data: Path, sets: Dict[str, Path], out: Pa
         "table3": table3,
         "quality": quality,
     }
-    (out / RESULTS_FILE).write_text(json.dumps(results, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    write_results(out, results)
     return write_report(out)
 
 

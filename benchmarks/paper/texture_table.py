@@ -1,4 +1,4 @@
-"""The Table 1 analogue: PSNR-Y per TVAT bin of bicubic and every trained bundle on the validation sets.
+"""The Table 1 analogue: PSNR-Y per TVAT bin of both bicubics and every trained bundle on the validation sets.
 
 Every HR image is prepared as `mmsr eval` prepares it (mod-crop to the scale, LR by the training
 down-sampler, uint8), upscaled by bicubic and by each bundle through :class:`mmsr.Upscaler`, and
@@ -20,7 +20,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 
 from mmsr.data import read_image
-from mmsr.evaluate import BICUBIC, bicubic_upscale, list_images, make_lr, mod_crop
+from mmsr.evaluate import BICUBIC, TORCH_BICUBIC, bicubic_upscale, list_images, make_lr, mod_crop, torch_bicubic_upscale
 from mmsr.upscale import Upscaler
 
 from bins import BinTotals, measure_bins, tile_bins
@@ -72,7 +72,10 @@ def evaluate_texture_bins(
     device: str = "cpu",
     limit: Optional[int] = None,
 ) -> dict:
-    """Per-bin totals of bicubic and each bundle over every image of ``sets``.
+    """Per-bin totals of both bicubics and each bundle over every image of ``sets``.
+
+    Two bicubic rows, as `mmsr eval` has them: ``bicubic`` (Keys a = -0.5, the SR literature's) and
+    ``torch-bicubic`` (a = -0.75, what every residual model outputs before training).
 
     Args:
         sets: validation set name -> HR folder.
@@ -84,18 +87,18 @@ def evaluate_texture_bins(
         limit: only the first ``limit`` images of each set.
 
     Returns:
-        JSON-ready dict: the binning settings, ``methods`` (bicubic first), per-image totals under
+        JSON-ready dict: the binning settings, ``methods`` (the bicubics first), per-image totals under
         ``images`` and pooled totals under ``totals`` (method -> :meth:`BinTotals.to_dict`).
     """
     # promote=False: the MMSR row is the method itself, each tile through its own class's model.
     upscalers = {name: Upscaler(path, device=device, promote=False) for name, path in bundles.items()}
-    methods = [BICUBIC, *upscalers]
+    methods = [BICUBIC, TORCH_BICUBIC, *upscalers]
     crop_border = scale  # `mmsr eval`'s default: the SR convention
     pooled = {m: BinTotals.empty(len(edges) + 1) for m in methods}
     images = []
     for set_name, path in _validation_images(sets, limit):
         hr, lr = _lr_of(path, scale)
-        outputs = {BICUBIC: bicubic_upscale(lr, scale)}
+        outputs = {BICUBIC: bicubic_upscale(lr, scale), TORCH_BICUBIC: torch_bicubic_upscale(lr, scale)}
         for name, upscaler in upscalers.items():
             outputs[name] = upscaler.upscale(lr).image.cpu()
         per_method = {}
@@ -122,7 +125,7 @@ def evaluate_texture_bins(
 
 
 def table_rows(table: dict) -> List[Dict[str, object]]:
-    """One row per method and bin: TVAT range, tiles, pixels, PSNR-Y and its gain over bicubic.
+    """One row per method and bin: TVAT range, tiles, pixels, PSNR-Y and its gain over bicubic (a = -0.5).
 
     PSNR is None for an empty bin; the gain is None where either PSNR is missing or infinite.
     """

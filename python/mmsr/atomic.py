@@ -36,19 +36,60 @@ def write_atomically(path: Union[str, os.PathLike], write: Callable[[BinaryIO], 
     Args:
         path: the destination; its directory must exist.
         write: fills the open binary file (e.g. ``lambda f: image.save(f, format="PNG")``).
+
+    Raises:
+        OSError: the temporary file cannot be created or moved over ``path`` (a missing folder, no
+            permission, ``path`` is a folder): the error names ``path``, not the temporary file.
+        Whatever ``write`` raises, as it is.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = path.with_name(_temporary_name(path.name))
     try:
-        with open(tmp, "xb") as f:
+        try:
+            f = open(tmp, "xb")
+        except OSError as err:
+            raise _naming(path, err) from None
+        with f:
             write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+            try:
+                f.flush()
+                os.fsync(f.fileno())
+            except OSError as err:  # e.g. the disk filled up
+                raise _naming(path, err) from None
+        try:
+            _keep_mode(path, tmp)
+            os.replace(tmp, path)
+        except OSError as err:
+            raise _naming(path, err) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def _temporary_name(name: str) -> str:
+    """A hidden, unique name beside ``name``; a short one where ``name`` is near the 255-byte limit
+    most file systems set on a name (the temporary name adds ~20 characters)."""
+    unique = f"{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    long_name = f".{name}.{unique}"
+    return long_name if len(long_name.encode()) <= 255 else f".mmsr.{unique}"
+
+
+def _keep_mode(path: Path, tmp: Path) -> None:
+    """Give the new file the permissions of the one it replaces (a fresh file gets the umask's)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    os.chmod(tmp, mode & 0o7777)
+
+
+def _naming(path: Path, err: OSError) -> OSError:
+    # The temporary file is an implementation detail; the user asked for ``path``. OSError(errno, ...)
+    # becomes the matching subclass (FileNotFoundError, PermissionError, IsADirectoryError, ...).
+    if err.errno is None:
+        return OSError(f"cannot write {str(path)!r}: {err}")
+    return OSError(err.errno, err.strerror, str(path))
 
 
 def write_bytes_atomically(path: Union[str, os.PathLike], data: bytes) -> None:

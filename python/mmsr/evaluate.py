@@ -1,4 +1,4 @@
-"""The evaluation harness: HR folder -> LR -> bicubic | bundle A | bundle B ... -> PSNR / SSIM / NIQE + time.
+"""The evaluation harness: HR folder -> LR -> bicubic | torch-bicubic | bundles -> PSNR / SSIM / NIQE + time.
 
 Every HR image is cut to a multiple of the scale (mod-crop, from the top-left corner), made LR with
 the training down-sampler (:func:`mmsr.data.downsample`: bicubic with antialias, rounded to 8-bit
@@ -6,15 +6,20 @@ levels, so the LR is exactly what a saved LR file would hold) and upscaled by ea
 
 - **bicubic**: Keys' cubic kernel with a = -0.5, the kernel of Pillow and MATLAB ``imresize``
   (torch's ``F.interpolate(mode="bicubic", antialias=True)``, which for upsampling is Pillow's
-  filter), rounded to uint8. Plain ``F.interpolate(mode="bicubic")`` uses a = -0.75, which is
-  sharper and reads 0.13-0.2 dB higher than the literature's bicubic rows on Set5 / Set14 x4;
+  filter), rounded to uint8: the SR literature's bicubic row;
+- **torch-bicubic**: plain ``F.interpolate(mode="bicubic")``, Keys a = -0.75, rounded to uint8: the
+  upsample a residual ("r") generator adds to its output (:meth:`mmsr.models.Generator.bicubic`),
+  so exactly what an untrained residual generator outputs. It is sharper and reads 0.13-0.2 dB
+  above the bicubic row on Set5 / Set14 x4: that much of a residual model's gain over "bicubic" is
+  no training's;
 - **bundles**: :class:`mmsr.Upscaler` on the uint8 LR, giving uint8 SR.
 
 Each output is measured against the mod-cropped HR with :mod:`mmsr.metrics`: PSNR and SSIM on
 BT.601 luma with ``crop_border`` pixels dropped from every side, and NIQE (lower is better) with the
-same crop. NIQE of the HR image itself is measured too, as the reference point. Upscaling time
-covers the upscaling call only (LR on the CPU in, SR on the CPU out, CUDA synchronised), not file
-reading or metrics.
+same crop. PSNR is capped at :data:`PSNR_CAP_DB` (as ``mmsr train`` caps it), so an exactly
+reproduced image keeps the means finite. NIQE of the HR image itself is measured too, as the
+reference point. Upscaling time covers the upscaling call only (LR on the CPU in, SR on the CPU
+out, CUDA synchronised), not file reading or metrics.
 
 The report writers live in :mod:`mmsr.evaluate_report`.
 
@@ -46,12 +51,14 @@ from tqdm import tqdm
 from .bundle import Bundle, load_bundle
 from .data import IMAGE_EXTENSIONS, downsample, read_image
 from .grid import TileGrid
-from .metrics import niqe, psnr, ssim
+from .metrics import check_niqe_model, niqe, psnr, ssim
 from .upscale import Upscaler
 
 __all__ = [
     "BICUBIC",
     "HR",
+    "PSNR_CAP_DB",
+    "TORCH_BICUBIC",
     "EvalRun",
     "ImageOutcome",
     "Method",
@@ -65,10 +72,15 @@ __all__ = [
     "make_lr",
     "mod_crop",
     "parse_bundle_spec",
+    "torch_bicubic_method",
+    "torch_bicubic_upscale",
 ]
 
 BICUBIC = "bicubic"
+TORCH_BICUBIC = "torch-bicubic"  # torch's a = -0.75 bicubic: the skip of residual ("r") generators
 HR = "HR"  # the row that carries the HR image's own NIQE
+# As `mmsr train` caps its validation PSNR: an exact reconstruction would make every mean it enters inf.
+PSNR_CAP_DB = 100.0
 _SSIM_WINDOW = 11  # SSIM's window: an image must keep this much after the border crop
 # The metrics are hundreds of small float64 element-wise ops per image. On a 2-core machine shared
 # with other work, 2 intra-op threads measured 0.2-4.8 s for PSNR + SSIM of 4 Set14 images (every
@@ -79,17 +91,24 @@ _NIQE_BLOCK = 96  # NIQE measures whole blocks of this side; a smaller image has
 
 @dataclass(frozen=True)
 class Method:
-    """One way of upscaling: bicubic (``upscaler`` None) or a bundle through an :class:`Upscaler`.
+    """One way of upscaling: a bicubic kernel (``upscaler`` None) or a bundle through an :class:`Upscaler`.
 
     Attributes:
         name: the method's name in tables and file names.
-        upscaler: the bundle's Upscaler; None for bicubic.
+        upscaler: the bundle's Upscaler; None for a bicubic kernel.
         path: the bundle file, when the bundle came from one.
+        kernel: for ``upscaler`` None, which bicubic: ``"pillow"`` (a = -0.5, :func:`bicubic_upscale`)
+            or ``"torch"`` (a = -0.75, :func:`torch_bicubic_upscale`).
     """
 
     name: str
     upscaler: Optional[Upscaler] = None
     path: Optional[str] = None
+    kernel: str = "pillow"
+
+    def __post_init__(self) -> None:
+        if self.kernel not in _KERNELS:
+            raise ValueError(f"kernel must be one of {', '.join(_KERNELS)}, got {self.kernel!r}")
 
     @property
     def num_classes(self) -> int:
@@ -109,7 +128,7 @@ class Method:
             'bicubic'
         """
         if self.upscaler is None:
-            return {"name": self.name, "kind": "bicubic", "kernel": "Keys a=-0.5 (Pillow / MATLAB imresize)"}
+            return {"name": self.name, "kind": "bicubic", "kernel": _KERNELS[self.kernel][1]}
         up, bundle = self.upscaler, self.upscaler.bundle
         return {
             "name": self.name,
@@ -130,13 +149,23 @@ class Method:
 
 
 def bicubic_method() -> Method:
-    """The bicubic baseline as a :class:`Method`.
+    """The SR literature's bicubic (Keys a = -0.5) as a :class:`Method`.
 
     Example:
         >>> bicubic_method().name
         'bicubic'
     """
     return Method(BICUBIC)
+
+
+def torch_bicubic_method() -> Method:
+    """Torch's bicubic (Keys a = -0.75), what an untrained residual generator outputs, as a :class:`Method`.
+
+    Example:
+        >>> torch_bicubic_method().describe()["kernel"].startswith("Keys a=-0.75")
+        True
+    """
+    return Method(TORCH_BICUBIC, kernel="torch")
 
 
 def bundle_method(name: str, bundle: Bundle | str | os.PathLike, **upscaler_options) -> Method:
@@ -155,8 +184,9 @@ def bundle_method(name: str, bundle: Bundle | str | os.PathLike, **upscaler_opti
         >>> bundle_method("toy", Bundle.random(["1-2w8"], threshold=0.0, boundaries=[])).num_classes
         1
     """
-    if not name or name in (BICUBIC, HR):
-        raise ValueError(f"bundle name {name!r} is empty or reserved ({BICUBIC!r} and {HR!r} are rows of their own)")
+    if not name or name in _RESERVED:
+        reserved = ", ".join(map(repr, _RESERVED))
+        raise ValueError(f"bundle name {name!r} is empty or reserved ({reserved} are rows of their own)")
     path = None if isinstance(bundle, Bundle) else str(bundle)
     loaded = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     return Method(name, Upscaler(loaded, **{"promote": False, **upscaler_options}), path)
@@ -239,12 +269,49 @@ def bicubic_upscale(lr: Tensor, scale: int) -> Tensor:
     return out[0] if lr.dim() == 3 else out
 
 
+def torch_bicubic_upscale(lr: Tensor, scale: int) -> Tensor:
+    """Torch's bicubic upscaling (Keys' a = -0.75), rounded to uint8: the skip of residual generators.
+
+    The same call as :meth:`mmsr.models.Generator.bicubic`, so an untrained residual ("r")
+    generator, whose tail starts at zero, outputs exactly this.
+
+    Args:
+        lr: uint8 Tensor[3, h, w] or Tensor[B, 3, h, w], any device.
+        scale: integer factor >= 1.
+
+    Returns:
+        uint8 Tensor of shape [..., 3, h * scale, w * scale] on ``lr``'s device.
+
+    Example:
+        >>> torch_bicubic_upscale(torch.full((3, 4, 4), 7, dtype=torch.uint8), 4).unique().tolist()
+        [7]
+    """
+    if lr.dtype != torch.uint8 or lr.dim() not in (3, 4):
+        raise ValueError(f"lr should be a uint8 [3, h, w] or [B, 3, h, w] tensor, got {lr.dtype} {tuple(lr.shape)}")
+    x = lr.float().div_(255)
+    batched = x.unsqueeze(0) if lr.dim() == 3 else x
+    up = F.interpolate(batched, scale_factor=scale, mode="bicubic", align_corners=False)
+    out = up.clamp_(0, 1).mul_(255).round_().to(torch.uint8)
+    return out[0] if lr.dim() == 3 else out
+
+
+# Method.kernel -> (the upscaling function, its description in reports and results.json).
+_KERNELS: Dict[str, Tuple[Callable[[Tensor, int], Tensor], str]] = {
+    "pillow": (bicubic_upscale, "Keys a=-0.5 (Pillow / MATLAB imresize), the SR literature's bicubic"),
+    "torch": (
+        torch_bicubic_upscale,
+        "Keys a=-0.75 (torch F.interpolate), the skip a residual ('r') generator adds: an untrained one outputs it",
+    ),
+}
+_RESERVED = (BICUBIC, TORCH_BICUBIC, HR)
+
+
 @dataclass(frozen=True)
 class Scores:
     """One method's numbers on one image, or their mean over images.
 
     Attributes:
-        psnr_y: dB on BT.601 luma (higher is better); None on the HR row.
+        psnr_y: dB on BT.601 luma (higher is better), at most :data:`PSNR_CAP_DB`; None on the HR row.
         ssim_y: SSIM on luma (higher is better); None on the HR row.
         niqe: NIQE (lower is better); None when not measured or undefined (image too small, flat).
         time_s: seconds spent upscaling; None on the HR row.
@@ -313,6 +380,28 @@ class EvalRun:
         """Seconds spent on all metrics."""
         return self.fidelity_s + self.niqe_s
 
+    def niqe_counts(self) -> Dict[str, int]:
+        """Per row, how many images have a NIQE (the others were too small or flat): its mean's sample.
+
+        Example:
+            >>> run = EvalRun("hr", 4, 4, True, "cpu", [bicubic_method()])
+            >>> none = Scores(None, None, None, None)
+            >>> run.images = [("a", (8, 8), {"bicubic": Scores(20.0, 0.5, 4.0, 0.1), "HR": Scores(None, None, 3.0, None)}),
+            ...               ("b", (8, 8), {"bicubic": Scores(30.0, 0.7, None, 0.3), "HR": none})]
+            >>> run.niqe_counts()
+            {'bicubic': 1, 'HR': 1}
+        """
+        return {row: sum(1 for _, _, s in self.images if row in s and s[row].niqe is not None) for row in self.rows}
+
+    def capped(self) -> List[Tuple[str, str]]:
+        """``(image, row)`` of every PSNR-Y that reached :data:`PSNR_CAP_DB` (an exact or near-exact reconstruction)."""
+        return [
+            (name, row)
+            for name, _, scores in self.images
+            for row, s in scores.items()
+            if s.psnr_y is not None and s.psnr_y >= PSNR_CAP_DB
+        ]
+
     @property
     def rows(self) -> List[str]:
         """Row names in table order: the methods, then :data:`HR` when NIQE was measured."""
@@ -343,7 +432,7 @@ class EvalRun:
 
 
 def _mean(values) -> Optional[float]:
-    # PSNR of identical images is inf and stays so in the mean; None (not measured) is left out.
+    # None (not measured) is left out; PSNR is capped (PSNR_CAP_DB), so no inf reaches a mean.
     present = [v for v in values if v is not None]
     return sum(present) / len(present) if present else None
 
@@ -382,13 +471,13 @@ def _upscale(
 ) -> Tuple[Tensor, Optional[Tuple[Tensor, TileGrid]], float]:
     """Run one method on uint8 ``lr: [3, h, w]`` (CPU): (uint8 SR [3, H, W] on the CPU, route, seconds).
 
-    Bicubic runs on ``device``; a bundle on its Upscaler's device.
+    A bicubic kernel runs on ``device``; a bundle on its Upscaler's device.
     """
     device = device if method.upscaler is None else method.upscaler.device
     _synchronize(device)
     start = time.perf_counter()
     if method.upscaler is None:
-        sr = bicubic_upscale(lr.to(device), scale).cpu()
+        sr = _KERNELS[method.kernel][0](lr.to(device), scale).cpu()
         route = None
     else:
         result = method.upscaler.upscale(lr)
@@ -438,11 +527,11 @@ def evaluate_image(
         crop_border: pixels dropped from every side before PSNR, SSIM and NIQE.
         with_niqe: measure NIQE (the slowest metric). NIQE needs 96x96 pixels after the crop; a
             smaller image gets None.
-        device: where bicubic runs (bundles run on their Upscaler's device).
+        device: where the bicubic kernels run (bundles run on their Upscaler's device).
 
     Returns:
         :class:`ImageOutcome` with the outputs, class routes and :class:`Scores` per method (and
-        the HR NIQE under :data:`HR`).
+        the HR NIQE under :data:`HR`); PSNR is capped at :data:`PSNR_CAP_DB`.
 
     Raises:
         ValueError: the image is too small for ``scale`` and ``crop_border`` (the message names it).
@@ -474,7 +563,7 @@ def evaluate_image(
     with _threads(_METRIC_THREADS):
         start = time.perf_counter()
         fidelity = {
-            name: (psnr(sr, hr, crop_border=crop_border), ssim(sr, hr, crop_border=crop_border))
+            name: (min(psnr(sr, hr, crop_border=crop_border), PSNR_CAP_DB), ssim(sr, hr, crop_border=crop_border))
             for name, sr in outputs.items()
         }
         fidelity_s = time.perf_counter() - start
@@ -513,13 +602,14 @@ def evaluate_folder(
 
     Args:
         hr_dir: the HR folder, read recursively (png, jpg, jpeg, webp, bmp, tif, tiff).
-        methods: bicubic and/or bundles (see :func:`bicubic_method`, :func:`bundle_method`);
-            names must be unique and every bundle's scale must be ``scale``.
+        methods: bicubic kernels and/or bundles (see :func:`bicubic_method`,
+            :func:`torch_bicubic_method`, :func:`bundle_method`); names must be unique and every
+            bundle's scale must be ``scale``.
         scale: the SR factor.
         crop_border: pixels dropped from every side before measuring; default ``scale``.
-        with_niqe: measure NIQE.
+        with_niqe: measure NIQE; its model file is loaded first, so a missing one is one error.
         limit: evaluate only the first ``limit`` images (in sorted order).
-        device: where bicubic runs; bundles run on their Upscaler's device.
+        device: where the bicubic kernels run; bundles run on their Upscaler's device.
         on_image: called with each image's :class:`ImageOutcome` (e.g. to draw its comparison);
             its errors propagate.
         progress: show a tqdm bar over the images on stderr.
@@ -530,6 +620,7 @@ def evaluate_folder(
     Raises:
         FileNotFoundError / NotADirectoryError / ValueError: a missing or empty ``hr_dir``, or bad
             settings (the message names the argument).
+        OSError: ``with_niqe`` and NIQE's model file cannot be read (the message names it).
 
     Example:
         >>> run = evaluate_folder("data/val/set5", [bicubic_method()], scale=4)  # doctest: +SKIP
@@ -541,6 +632,8 @@ def evaluate_folder(
     _check_settings(methods, scale, crop_border, limit)
     root = Path(hr_dir)
     paths = list_images(root)[:limit]
+    if with_niqe:
+        check_niqe_model()
     device = torch.device(device)
     run = EvalRun(str(root), scale, crop_border, with_niqe, str(device), list(methods))
     _warm_up(methods, scale, device)
@@ -552,7 +645,7 @@ def evaluate_folder(
                 name, hr, methods, scale=scale, crop_border=crop_border, with_niqe=with_niqe, device=device
             )
         except (OSError, ValueError) as err:
-            _skip(run, name, str(err))
+            _skip(run, name, _reason(err, name, path))
             continue
         run.images.append((name, tuple(outcome.hr.shape[-2:]), outcome.scores))
         run.fidelity_s += outcome.fidelity_s
@@ -562,6 +655,18 @@ def evaluate_folder(
             on_image(outcome)
     run.total_s = time.perf_counter() - start
     return run
+
+
+def _reason(err: Exception, name: str, path: Path) -> str:
+    # Readers and evaluate_image name the image, and decoders quote its path; the skip line names it already.
+    text = str(err)
+    for prefix in (str(path), name, repr(str(path)), repr(name)):
+        if text.startswith(prefix + ": "):
+            text = text[len(prefix) + 2 :]
+            break
+    for quoted in {repr(str(path)), repr(str(path.resolve()))}:
+        text = text.replace(" " + quoted, "")
+    return text
 
 
 def _skip(run: EvalRun, name: str, reason: str) -> None:

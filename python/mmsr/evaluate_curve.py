@@ -252,14 +252,23 @@ def _seconds(value: float) -> str:
     return f"{value:.1f}" if value >= 10 else f"{value:.3g}"
 
 
-def curve_report(curves: Sequence[QualityCurve], baseline, hr_dir: str = "") -> str:
+def curve_report(
+    curves: Sequence[QualityCurve], baseline, hr_dir: str = "", images: Optional[tuple[int, int]] = None
+) -> str:
     """Markdown: each run's curve, then each run against the baseline at equal quality.
 
     ``baseline`` is one curve, the curves of a baseline's seeds (each run is then compared with the
-    baseline of its seed, :func:`mmsr.evaluate_training.baseline_for`), or None.
+    baseline of its seed, :func:`mmsr.evaluate_training.baseline_for`), or None. ``images`` is
+    ``(measured, in the folder)``: when fewer were measured (``--limit``) the heading says so.
+
+    Example:
+        >>> curve_report([], None, "val/set5", images=(1, 5)).splitlines()[0]
+        '### Quality against training time on `val/set5` (the first 1 of its 5 images only)'
     """
     baselines = [] if baseline is None else [baseline] if isinstance(baseline, QualityCurve) else list(baseline)
     where = f" on `{hr_dir}`" if hr_dir else ""
+    if images is not None and images[0] < images[1]:
+        where += f" (the first {images[0]} of its {images[1]} images only)"
     lines = [
         f"### Quality against training time{where}",
         "",

@@ -1,11 +1,13 @@
 """What `mmsr eval` writes: the Markdown table, the CSV, the JSON and one comparison PNG per image.
 
-- ``report.md``: conventions (what each column measures, which way is better, why PI is missing),
-  the mean over images, every image, the skipped images, the methods and the timing;
+- ``report.md``: conventions (what each column measures, which way is better, which bicubic is
+  which, why PI is missing), the mean over images, every image, the skipped images, the methods
+  and the timing;
 - ``results.csv``: one row per image and method plus one ``mean`` row per method;
 - ``results.json``: the same data with the settings and each method's bundle facts;
-- ``compare/<image>.png``: a crop of bicubic | each bundle | HR, labelled, then the class map of
-  each multi-model bundle over the whole LR image with the crop marked.
+- ``compare/<image>.png``: a crop of each method (``mmsr eval`` leaves out torch-bicubic, which looks
+  like bicubic) | HR, labelled, then the class map of each multi-model bundle over the whole LR
+  image with the crop marked.
 
 Every file is written to a temporary name and renamed into place, so a reader never sees half of one.
 
@@ -30,7 +32,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from .classmap import class_colors, render_class_map
-from .evaluate import HR, EvalRun, ImageOutcome, Method, Scores
+from .evaluate import HR, PSNR_CAP_DB, TORCH_BICUBIC, EvalRun, ImageOutcome, Method, Scores
 from .imageio import ImageData, write_image
 from .metrics import PI_UNAVAILABLE_REASON, rgb_to_y
 from .atomic import write_bytes_atomically
@@ -43,6 +45,7 @@ __all__ = [
     "markdown_report",
     "mean_table",
     "results_json",
+    "timing_text",
     "write_comparison",
     "write_reports",
 ]
@@ -58,9 +61,7 @@ CSV_COLUMNS = (
     "upscale_time_s",
     "class_histogram",
 )
-_TABLE_HEADER = (
-    "| {first}method | PSNR-Y (dB) ↑ | SSIM-Y ↑ | NIQE ↓ (lower is better) | time (s) | tiles per class |"
-)
+_TABLE_HEADER = "| {first}method | PSNR-Y (dB) ↑ | SSIM-Y ↑ | NIQE ↓ | time (s) | tiles per class |"
 
 _GAP = 4  # pixels between comparison panels
 _LABEL_HEIGHT = 30  # two lines of Pillow's default font
@@ -112,7 +113,7 @@ def mean_table(run: EvalRun) -> str:
 
     Example:
         >>> print(mean_table(run))                                          # doctest: +SKIP
-        | method | PSNR-Y (dB) ↑ | SSIM-Y ↑ | NIQE ↓ (lower is better) | time (s) | tiles per class |
+        | method | PSNR-Y (dB) ↑ | SSIM-Y ↑ | NIQE ↓ | time (s) | tiles per class |
         |---|---|---|---|---|---|
         | bicubic | 26.09 | 0.7036 | 7.052 | 0.004 | — |
     """
@@ -122,21 +123,57 @@ def mean_table(run: EvalRun) -> str:
 
 def _conventions(run: EvalRun) -> List[str]:
     s, c = run.scale, run.crop_border
-    return [
+    lines = [
         f"- **PSNR-Y** (dB) and **SSIM-Y**: on BT.601 luma (MATLAB `rgb2ycbcr`), {c} px cropped from every "
-        "side; higher is better.",
+        f"side; higher is better. PSNR-Y is capped at {PSNR_CAP_DB:g} dB, as `mmsr train` caps it, so an "
+        "exactly reproduced image keeps the mean finite.",
         "- **NIQE**: lower is better; same crop, whole 96×96 blocks (— where an image is too small or NIQE "
         "was not measured). The HR row is the NIQE of the ground truth itself, for reference."
         + ("" if run.with_niqe else " Not measured in this run (`--no-niqe`)."),
-        f"- **PI** (perceptual index): not reported. {PI_UNAVAILABLE_REASON}",
+        f"- {PI_UNAVAILABLE_REASON}",
         f"- **time**: seconds spent upscaling one image on {run.device} (LR in, SR out), without file "
         "reading or metrics; the first call of each method is a warm-up and is not counted.",
         "- **tiles per class**: how many LR tiles each class's model upscaled (smooth → complex), for "
         "multi-model bundles; the mean row sums over images.",
         f"- **LR**: HR cut to a multiple of {s}, then `mmsr.data.downsample` (bicubic with antialias, "
         "rounded to 8 bits), the training down-sampler. **bicubic**: Keys' a = −0.5 kernel (Pillow, "
-        "MATLAB `imresize`), rounded to 8 bits.",
+        "MATLAB `imresize`), rounded to 8 bits: the SR literature's bicubic row.",
     ]
+    if any(m.name == TORCH_BICUBIC for m in run.methods):
+        lines.append(
+            f"- **{TORCH_BICUBIC}**: torch's `F.interpolate(mode=\"bicubic\")`, Keys' a = −0.75 kernel, rounded to "
+            "8 bits: the upsample a residual generator (config ending in `r`) adds to its output, so exactly what an "
+            "untrained residual generator outputs. It is sharper than bicubic and scores higher (0.13–0.2 dB PSNR-Y "
+            f"on Set5 / Set14 ×4): a residual bundle's gain from training is its lead over {TORCH_BICUBIC}, not over "
+            "bicubic."
+        )
+    return lines
+
+
+def _sample_notes(run: EvalRun) -> List[str]:
+    """Which images the means cover, where that is not simply every image."""
+    notes = []
+    if run.with_niqe:
+        counts = run.niqe_counts()
+        total = len(run.images)
+        if any(n < total for n in counts.values()):
+            if len(set(counts.values())) == 1:
+                covered = f"{next(iter(counts.values()))} of {total} images"
+            else:
+                covered = ", ".join(f"{row} {n} of {total}" for row, n in counts.items())
+            notes.append(
+                f"- The NIQE means cover only the images that have a NIQE ({covered}): NIQE needs 96×96 pixels "
+                "after the crop and is undefined on a flat image. The PSNR-Y and SSIM-Y means cover all "
+                f"{total} images."
+            )
+    capped = run.capped()
+    if capped:
+        listed = ", ".join(f"{_cell(row)} on `{name}`" for name, row in capped)
+        notes.append(
+            f"- PSNR-Y reached the {PSNR_CAP_DB:g} dB cap ({listed}): the image was reproduced (almost) exactly, "
+            f"and it enters the mean as {PSNR_CAP_DB:g} dB."
+        )
+    return notes
 
 
 def _method_line(method: Method) -> str:
@@ -167,6 +204,9 @@ def markdown_report(run: EvalRun, comparisons: Optional[Dict[str, str]] = None) 
     comparisons = comparisons or {}
     lines = [f"# mmsr eval: ×{run.scale}, {len(run.images)} images of {run.hr_dir}", ""]
     lines += _conventions(run) + ["", f"## Mean over {len(run.images)} images", "", mean_table(run), ""]
+    notes = _sample_notes(run)
+    if notes:
+        lines += notes + [""]
     lines += ["## Per image", ""] + _table("image")
     for name, _, scores in run.images:
         label = f"[{name}]({comparisons[name]})" if name in comparisons else name
@@ -180,16 +220,24 @@ def markdown_report(run: EvalRun, comparisons: Optional[Dict[str, str]] = None) 
     return "\n".join(lines)
 
 
+def timing_text(run: EvalRun) -> str:
+    """Where the run's time went: metrics (NIQE only when measured), upscaling, the whole run.
+
+    Example:
+        >>> timing_text(EvalRun("hr", 4, 4, False, "cpu", []))
+        'metrics 0.0 s (PSNR + SSIM 0.0 s), upscaling 0.0 s, whole run 0.0 s'
+    """
+    parts = f"PSNR + SSIM {run.fidelity_s:.1f} s" + (f", NIQE {run.niqe_s:.1f} s" if run.with_niqe else "")
+    return f"metrics {run.metrics_s:.1f} s ({parts}), upscaling {run.upscale_s:.1f} s, whole run {run.total_s:.1f} s"
+
+
 def _timing_line(run: EvalRun) -> str:
-    return (
-        f"metrics {run.metrics_s:.1f} s (PSNR + SSIM {run.fidelity_s:.1f} s, NIQE {run.niqe_s:.1f} s); "
-        f"upscaling {run.upscale_s:.1f} s; whole run {run.total_s:.1f} s; device {run.device}, "
-        f"{torch.get_num_threads()} torch threads."
-    )
+    return f"{timing_text(run)}; device {run.device}, {torch.get_num_threads()} torch threads."
 
 
 def _json_number(value: Optional[float]) -> Optional[float]:
-    # JSON has no inf or NaN; a PSNR of identical images (inf) is written as null like a missing value.
+    # JSON has no inf or NaN. PSNR is capped, so none reaches here from evaluate_folder; a hand-made
+    # EvalRun's would be written as null, like a missing value.
     return value if value is not None and math.isfinite(value) else None
 
 
@@ -206,7 +254,8 @@ def _scores_dict(s: Scores) -> dict:
 def results_json(run: EvalRun, comparisons: Optional[Dict[str, str]] = None) -> dict:
     """``results.json``: settings, methods, per-image and mean scores, skipped images and timing.
 
-    Non-finite numbers (the PSNR of an exact reconstruction) are written as null.
+    PSNR-Y is capped at :data:`~mmsr.evaluate.PSNR_CAP_DB` (``psnr_capped`` lists where); any other
+    non-finite number is written as null. ``niqe_images`` says how many images each row's NIQE mean covers.
 
     Example:
         >>> sorted(results_json(run))                                       # doctest: +SKIP
@@ -222,13 +271,20 @@ def results_json(run: EvalRun, comparisons: Optional[Dict[str, str]] = None) -> 
         "crop_border": run.crop_border,
         "device": run.device,
         "niqe_measured": run.with_niqe,
+        "images_evaluated": len(run.images),
+        "niqe_images": run.niqe_counts() if run.with_niqe else None,
+        "psnr_cap_db": PSNR_CAP_DB,
+        "psnr_capped": [{"image": name, "method": row} for name, row in run.capped()],
         "conventions": {
-            "psnr_ssim": "BT.601 luma (MATLAB rgb2ycbcr), crop_border px dropped from every side, higher is better",
+            "psnr_ssim": "BT.601 luma (MATLAB rgb2ycbcr), crop_border px dropped from every side, higher is better; "
+            f"PSNR capped at {PSNR_CAP_DB:g} dB as mmsr train caps it",
             "niqe": "lower is better; the HR row is the ground truth's own NIQE",
             "pi": PI_UNAVAILABLE_REASON,
             "upscale_time_s": "seconds of upscaling per image, without file reading or metrics",
             "lr": "mod-crop, then mmsr.data.downsample (bicubic, antialias, 8-bit)",
-            "bicubic": "Keys a=-0.5 (Pillow / MATLAB imresize), 8-bit",
+            "bicubic": "Keys a=-0.5 (Pillow / MATLAB imresize), 8-bit: the SR literature's bicubic",
+            TORCH_BICUBIC: "Keys a=-0.75 (torch F.interpolate), 8-bit: the skip of residual ('r') generators, "
+            "exactly what an untrained one outputs; a residual model's gain from training is its lead over this row",
         },
         "methods": [m.describe() for m in run.methods],
         "images": [
@@ -394,7 +450,7 @@ def _class_map_panel(
 def comparison_image(
     outcome: ImageOutcome, methods: Sequence[Method], scale: int, *, crop: int = 128, zoom: int = 2
 ) -> Tensor:
-    """One image's comparison: the same crop of bicubic | each bundle | HR, then each bundle's class map.
+    """One image's comparison: the same crop of each method | HR, then each multi-model bundle's class map.
 
     The crop is the most textured ``crop`` x ``crop`` HR window (:func:`choose_crop`), zoomed
     ``zoom`` times by pixel repetition. Each panel is labelled with its method and PSNR-Y / SSIM-Y
@@ -411,10 +467,16 @@ def comparison_image(
     Returns:
         uint8 Tensor[3, 30 + P, n * P + (n - 1) * 4], with ``P = side * zoom`` and ``n`` panels.
 
+    Raises:
+        ValueError: ``crop`` or ``zoom`` is not a positive int.
+
     Example:
         >>> comparison_image(outcome, methods, 4).shape                     # doctest: +SKIP
         torch.Size([3, 286, 1292])
     """
+    for option, value in (("crop", crop), ("zoom", zoom)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{option} must be a positive int, got {value!r}")
     y, x, side = choose_crop(outcome.hr, crop)
     panel_side = side * zoom
     font = _font()

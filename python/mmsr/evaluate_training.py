@@ -11,6 +11,10 @@ tabulates three times per run, each with its ratio to the baseline's time in the
 - **separate devices (computed)**: the longest class's time, as if each class had a device of its
   own. It is computed from the per-class times, not measured, and the table says so.
 
+A ratio is only given where both times are whole: none for the wall time of a resumed run (or
+against a resumed baseline), and none at all for a run (or against a baseline) with an unfinished
+class, whose times are partial. The table shows those times and says why their ratios are "—".
+
 The baseline is the run whose summary has ``mode == "baseline"`` (``mmsr train --baseline``), or
 else the one run with a single 16-8 class; ``baseline=`` picks one by name.
 
@@ -80,6 +84,11 @@ class RunTimes:
     def complete(self) -> bool:
         """Every class has a training time."""
         return all(t is not None for t in self.class_times)
+
+    @property
+    def finished(self) -> bool:
+        """Every class finished, so its times are whole (an interrupted class's are partial)."""
+        return all(s == "finished" for s in self.statuses)
 
     @property
     def sum_s(self) -> Optional[float]:
@@ -284,7 +293,9 @@ def training_table(runs: Sequence[RunTimes], baseline: RunTimes | Sequence[RunTi
     Each ratio divides a run's time by the baseline's time in the same column; the per-class ratio
     divides by the baseline's summed class time. ``baseline`` may be the seeds of one setting
     (:func:`find_baselines`): each run is then divided by the baseline of its seed
-    (:func:`baseline_for`), and a run without one gets no ratios.
+    (:func:`baseline_for`), and a run without one gets no ratios. Partial times get no ratio: a
+    resumed run's wall time (its last session), and every time of an unfinished run or class, on
+    either side of the ratio; the notes under the table say which and why.
 
     Example:
         >>> base = RunTimes("base", "b.json", "baseline", ("16-8",), ("cpu",), ("finished",), (100,), (50.0,), 55.0)
@@ -312,9 +323,20 @@ def training_table(runs: Sequence[RunTimes], baseline: RunTimes | Sequence[RunTi
                   f"({' · '.join(baselines[0].configs)}). Each ratio is the run's time ÷ the time of the baseline "
                   "trained with the run's seed, in the same column.", ""]
 
+    partial_wall, partial_all = [], []
+
     def reference(run: RunTimes) -> tuple:
+        # The baseline's times of each column, None where a ratio against them would mislead.
         chosen = baseline_for(run, baselines)
-        return (chosen.wall_time_s, chosen.sum_s, chosen.max_s) if chosen else (None, None, None)
+        if chosen is None:
+            return None, None, None
+        if not (run.finished and chosen.finished):
+            partial_all.append(run.name)
+            return None, None, None
+        if run.resumed or chosen.resumed:
+            partial_wall.append(run.name)
+            return None, chosen.sum_s, chosen.max_s
+        return chosen.wall_time_s, chosen.sum_s, chosen.max_s
 
     lines += [
         "| run | mode | models | devices | wall time (s, measured) | × baseline | class times summed (s) "
@@ -345,12 +367,14 @@ def training_table(runs: Sequence[RunTimes], baseline: RunTimes | Sequence[RunTi
     lines += ["", "## Per class", "", "| run | class | model | device | status | steps | time (s) | × baseline |",
               "|" + "---|" * 8]
     for run in runs:
-        ref = reference(run)
+        chosen = baseline_for(run, baselines)
+        base_sum = chosen.sum_s if chosen is not None and chosen.finished else None
         for k, (config, device, status, steps, seconds) in enumerate(
             zip(run.configs, run.devices, run.statuses, run.steps, run.class_times)
         ):
+            whole = status == "finished"
             cells = [_cell(run.name), str(k), config, device, status, "—" if steps is None else str(steps),
-                     _seconds(seconds), _ratio(seconds, ref[1])]
+                     _seconds(seconds), _ratio(seconds if whole else None, base_sum)]
             lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
@@ -364,6 +388,13 @@ def training_table(runs: Sequence[RunTimes], baseline: RunTimes | Sequence[RunTi
     ]
     unfinished = [f"{r.name} class {k}" for r in runs for k, s in enumerate(r.statuses) if s != "finished"]
     if unfinished:
-        lines.append(f"- Not finished, so their times are partial: {', '.join(unfinished)}.")
+        lines.append(f"- Not finished, so their times are partial and get no ratio: {', '.join(unfinished)}.")
+    if partial_all:
+        lines.append(f"- No ratios for {', '.join(map(_cell, partial_all))}: the run or its baseline has an "
+                     "unfinished class, so its times are partial, not a whole training's.")
+    if partial_wall:
+        lines.append(f"- No wall-time ratio for {', '.join(map(_cell, partial_wall))}: the run or its baseline was "
+                     "resumed (†), so its wall time covers the last session only; the class times cover all "
+                     "sessions and keep their ratios.")
     return "\n".join(lines) + "\n"
 

@@ -5,7 +5,13 @@ import json
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("build-info", help="show how mmsr was built (CUDA, OpenMP, version)")
+    parser = subparsers.add_parser(
+        "build-info",
+        help="show how mmsr was built (CUDA, OpenMP, version)",
+        description="Print, as JSON, what mmsr's native core was compiled with (version, CUDA kernels and their "
+        "GPU architectures, OpenMP and its thread count) and what torch sees (its version, whether a CUDA GPU is "
+        "available).",
+    )
     parser.set_defaults(run=run)
 
 

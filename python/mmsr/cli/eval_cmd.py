@@ -2,26 +2,42 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Dict, Set
 
 _DESCRIPTION = (
     "Make LR images from the HR images in --hr with the training down-sampler, upscale them with bicubic and "
-    "each --bundle, and measure PSNR-Y, SSIM-Y and NIQE (lower is better) and the upscaling time. Writes "
-    "report.md, results.csv, results.json and a comparison PNG per image (compare/) into --out. Unreadable "
-    "images are reported and skipped; the exit status is then 1."
+    "each --bundle, and measure PSNR-Y, SSIM-Y and NIQE (lower is better) and the upscaling time. Two bicubic "
+    "rows are reported: 'bicubic' (Keys a = -0.5, Pillow / MATLAB, the SR literature's) and 'torch-bicubic' "
+    "(torch's a = -0.75, the upsample residual 'r' generators add, so what an untrained one outputs). Writes "
+    "report.md, results.csv, results.json and a comparison PNG per image (compare/) into --out; the comparison "
+    "PNGs of the previous run into the same --out (those its results.json lists) are removed, no other file. "
+    "Unreadable images are reported and skipped; the exit status is then 1 (and nothing is written if no image "
+    "could be evaluated)."
 )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
 
 
 def add_parser(subparsers) -> None:
     from ..metrics import PI_UNAVAILABLE_REASON
+    from ..ops import BLENDS
 
     parser = subparsers.add_parser(
         "eval",
         help="PSNR / SSIM / NIQE of bicubic and bundles on an HR set, with tables and comparison images",
         description=_DESCRIPTION,
-        epilog=f"PI is unavailable: {PI_UNAVAILABLE_REASON}",
+        epilog=PI_UNAVAILABLE_REASON,
     )
     parser.add_argument("--hr", required=True, metavar="DIR", help="folder of HR images, read recursively")
     parser.add_argument(
@@ -54,11 +70,11 @@ def add_parser(subparsers) -> None:
         help="let the Upscaler send tiles to the deepest model where a shared block is cheaper, as `mmsr upscale` "
         "does by default (default here: pure TVAT routing, the MMSR method as trained and reported)",
     )
-    parser.add_argument("--blend", default="linear", help="tile blend: linear, cosine or mean (default %(default)s)")
+    parser.add_argument("--blend", choices=BLENDS, default="linear", help="tile blend (default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=64, help="tiles per generator call (default %(default)s)")
     parser.add_argument(
         "--compare-crop",
-        type=int,
+        type=_positive_int,
         default=128,
         metavar="N",
         help="HR side of the comparison crops (default %(default)s)",
@@ -79,6 +95,21 @@ def _comparison_file(name: str, used: Set[str]) -> str:
     return candidate
 
 
+def _earlier_comparisons(out: Path) -> Set[Path]:
+    """The comparison images an earlier `mmsr eval` wrote into ``out/compare``, as its results.json lists them.
+
+    Only files mmsr listed there are ever removed: a missing or foreign results.json gives none.
+    """
+    try:
+        data = json.loads((out / "results.json").read_text(encoding="utf-8"))
+        listed = [image.get("comparison") for image in data["images"]] if "mmsr_version" in data else []
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
+    folder = (out / "compare").resolve()
+    paths = {(out / name).resolve() for name in listed if isinstance(name, str)}
+    return {p for p in paths if p.parent == folder and p.suffix == ".png"}
+
+
 def _check_out(out: Path, hr: Path) -> None:
     out, hr = out.resolve(), hr.resolve()
     if out == hr or hr in out.parents:
@@ -91,11 +122,26 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..bundle import BundleError
-    from ..evaluate import bicubic_method, bundle_method, evaluate_folder, list_images, parse_bundle_spec
-    from ..evaluate_report import mean_table, write_comparison, write_reports
+    from ..evaluate import (
+        TORCH_BICUBIC,
+        bicubic_method,
+        bundle_method,
+        evaluate_folder,
+        list_images,
+        parse_bundle_spec,
+        torch_bicubic_method,
+    )
+    from ..evaluate_report import mean_table, timing_text, write_comparison, write_reports
+    from ..metrics import check_niqe_model
 
     out = Path(args.out)
     try:
+        # The HR folder first: a missing or empty one is the problem, whatever else is wrong.
+        hr_dir = Path(args.hr)
+        inputs = {p.resolve() for p in list_images(hr_dir, "--hr")}
+        _check_out(out, hr_dir)
+        if not args.no_niqe:
+            check_niqe_model()
         options = {"device": args.device, "blend": args.blend, "batch_size": args.batch_size}
         if args.tile_size is not None:
             options["tile_size"] = args.tile_size
@@ -106,33 +152,36 @@ def run(args: argparse.Namespace) -> int:
         if args.max_run is not None:
             options["max_run"] = args.max_run
         options["promote"] = args.promote
-        methods = [bicubic_method()]
+        methods = [bicubic_method(), torch_bicubic_method()]
         for spec in args.bundle:
             name, path = parse_bundle_spec(spec)
             methods.append(bundle_method(name, path, **options))
-        scales = sorted({m.upscaler.scale for m in methods[1:]})
+        scales = sorted({m.upscaler.scale for m in methods if m.upscaler is not None})
         scale = args.scale if args.scale is not None else (scales[0] if len(scales) == 1 else None)
         if scale is None and not scales:
             raise ValueError("--scale is required when no --bundle is given")
         if scale is None:
             factors = ", ".join(map(str, scales))
             raise ValueError(f"the bundles upscale by different factors ({factors}); evaluate them separately")
-        hr_dir = Path(args.hr)
-        inputs = {p.resolve() for p in list_images(hr_dir, "--hr")}
-        _check_out(out, hr_dir)
-        (out / "compare").mkdir(parents=True, exist_ok=True)
+        for folder in (out, out / "compare"):
+            if folder.exists() and not folder.is_dir():
+                raise ValueError(f"--out: {str(folder)!r} exists and is not a folder")
+        earlier = _earlier_comparisons(out)
     except (BundleError, ValueError, TypeError, OSError) as err:
         print(f"mmsr eval: error: {err}", file=sys.stderr)
         return 2
 
     comparisons: Dict[str, str] = {}
     used: Set[str] = set()
+    # torch-bicubic is a number to read gains against; its crop would look like bicubic's.
+    panels = [m for m in methods if m.name != TORCH_BICUBIC]
 
     def draw(outcome) -> None:
         path = out / "compare" / _comparison_file(outcome.name, used)
         if path.resolve() in inputs:
             raise ValueError(f"comparison {str(path)!r} would overwrite an input image; choose another --out")
-        write_comparison(path, outcome, methods, scale, crop=args.compare_crop)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_comparison(path, outcome, panels, scale, crop=args.compare_crop)
         comparisons[outcome.name] = f"compare/{path.name}"
 
     try:
@@ -146,17 +195,30 @@ def run(args: argparse.Namespace) -> int:
             device=torch.device(args.device),
             on_image=draw,
         )
+        if not result.images:
+            print(
+                f"mmsr eval: error: none of the {len(result.failed)} image(s) of --hr {str(hr_dir)!r} could be "
+                "evaluated (each is named above); nothing written",
+                file=sys.stderr,
+            )
+            return 1
         written = write_reports(result, out, comparisons)
+        current = {(out / name).resolve() for name in comparisons.values()}
+        for stale in sorted(earlier - current - inputs):
+            stale.unlink(missing_ok=True)
     except (ValueError, OSError) as err:
         print(f"mmsr eval: error: {err}", file=sys.stderr)
         return 2
 
-    print(f"Mean over {len(result.images)} images, x{scale}, crop border {result.crop_border} (NIQE: lower is better):")
+    niqe_note = ""
+    counts = set(result.niqe_counts().values()) if not args.no_niqe else {len(result.images)}
+    if counts != {len(result.images)}:
+        niqe_note = (f"; NIQE over {counts.pop()} of them, the others too small or flat" if len(counts) == 1
+                     else "; NIQE over fewer images in some rows (report.md says which)")
+    print(f"Mean over {len(result.images)} images, x{scale}, crop border {result.crop_border}{niqe_note} "
+          "(NIQE: lower is better):")
     print(mean_table(result))
-    print(
-        f"metrics {result.metrics_s:.1f} s (PSNR + SSIM {result.fidelity_s:.1f} s, NIQE {result.niqe_s:.1f} s), "
-        f"upscaling {result.upscale_s:.1f} s, whole run {result.total_s:.1f} s"
-    )
+    print(timing_text(result))
     print(f"wrote {', '.join(str(p) for p in written)} and {len(comparisons)} comparison images in {out / 'compare'}")
     if result.failed:
         names = ", ".join(name for name, _ in result.failed)

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             if out.resolve() in {p.resolve() for p in images}:
                 raise ValueError(f"--out {args.out!r} is one of the --quality images; choose another file")
         if args.quality is not None:
-            table += "\n" + _quality_section(args, runs, baselines)
+            table += "\n" + _quality_section(args, runs, baselines, len(images))
         if out is not None:
             write_bytes_atomically(out, table.encode())
     except (ValueError, OSError, BundleError) as err:
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _quality_section(args: argparse.Namespace, runs, baselines) -> str:
+def _quality_section(args: argparse.Namespace, runs, baselines, folder_images: int) -> str:
     import torch
 
     from ..evaluate_curve import curve_report, measure_curves
@@ -84,4 +84,6 @@ def _quality_section(args: argparse.Namespace, runs, baselines) -> str:
     )
     base_curves = [c for c in curves if any(c.run is b for b in baselines)]
     seeds = seed_report(curves, base_curves)
-    return curve_report(curves, base_curves, args.quality) + ("\n" + seeds if seeds else "")
+    measured = folder_images if args.limit is None else min(args.limit, folder_images)
+    report = curve_report(curves, base_curves, args.quality, images=(measured, folder_images))
+    return report + ("\n" + seeds if seeds else "")

@@ -3,6 +3,7 @@
 - ``psnr`` and ``ssim``: full-reference fidelity, on MATLAB-style BT.601 luma by default
   (:mod:`mmsr.metrics.fidelity`);
 - ``niqe``: no-reference naturalness, following the authors' MATLAB release (:mod:`mmsr.metrics.niqe`);
+  ``check_niqe_model`` loads its parameters file up front;
 - ``rgb_to_y``: the luma conversion that both use.
 
 The perceptual index, PI = ((10 - Ma) + NIQE) / 2 (Blau et al. 2018), is not provided: its Ma et al.
@@ -11,11 +12,11 @@ that are not PI. ``PI_UNAVAILABLE_REASON`` says so in one sentence for reports a
 """
 
 from .fidelity import psnr, rgb_to_y, ssim
-from .niqe import niqe
+from .niqe import check_niqe_model, niqe
 
 PI_UNAVAILABLE_REASON = (
     "PI (perceptual index) is not reported because it needs the trained Ma et al. no-reference model, "
     "which cannot be obtained offline, so mmsr reports NIQE, PSNR and SSIM instead."
 )
 
-__all__ = ["PI_UNAVAILABLE_REASON", "niqe", "psnr", "rgb_to_y", "ssim"]
+__all__ = ["PI_UNAVAILABLE_REASON", "check_niqe_model", "niqe", "psnr", "rgb_to_y", "ssim"]

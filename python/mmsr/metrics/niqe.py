@@ -31,6 +31,8 @@ import torch.nn.functional as F
 from .fidelity import _as_batch, _correlate_valid, _crop, _y_255
 
 _BLOCK = 96
+# The authors' pristine model and MSCN window, shipped next to this file.
+_PARAMS_FILE = "niqe_pristine_params.npz"
 # Below this, a mean-subtracted value on the 0..255 scale is float64 rounding noise (see _mscn).
 _ROUNDING_NOISE = 1e-9
 # The reference fits the AGGD shape by a grid search over this grid; a finer fit would not match it.
@@ -39,15 +41,39 @@ _ALPHA_GRID = np.arange(0.2, 10.001, 0.001)
 _SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
 
 
+def _params_resource():
+    return importlib.resources.files(__package__).joinpath(_PARAMS_FILE)
+
+
 @functools.lru_cache(maxsize=None)
 def _pristine() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The authors' pristine model: mean ``[36]``, covariance ``[36, 36]``, MSCN window ``[7, 7]`` (float64)."""
-    resource = importlib.resources.files(__package__).joinpath("niqe_pristine_params.npz")
-    with resource.open("rb") as f, np.load(f) as params:
+    with _params_resource().open("rb") as f, np.load(f) as params:
         mu = torch.from_numpy(params["mu_pris_param"].astype(np.float64)).reshape(-1)
         cov = torch.from_numpy(params["cov_pris_param"].astype(np.float64))
         window = torch.from_numpy(params["gaussian_window"].astype(np.float64))
     return mu, cov, window
+
+
+def check_niqe_model() -> None:
+    """Load NIQE's pristine model now, so that a missing or broken file is one clear error up front.
+
+    Callers that measure many images call this first instead of failing on every image.
+
+    Raises:
+        OSError: the parameters file cannot be read; the message names it and how to go without NIQE.
+
+    Example:
+        >>> check_niqe_model()
+    """
+    try:
+        _pristine()
+    except (OSError, KeyError, ValueError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise OSError(
+            f"NIQE's parameters file {str(_params_resource())!r} cannot be read ({reason}); this mmsr install is "
+            "incomplete: reinstall mmsr, or skip NIQE (mmsr eval --no-niqe)"
+        ) from None
 
 
 @functools.lru_cache(maxsize=None)
@@ -210,6 +236,7 @@ def niqe(img: torch.Tensor | np.ndarray, *, crop_border: int = 0) -> float | tor
     grey = _y_255(x) if x.shape[1] == 3 else x
     # The reference measures uint8 images; rounding makes float input measure the same.
     grey = grey.round()[..., : h - h % _BLOCK, : w - w % _BLOCK]
+    check_niqe_model()
     mu_p, cov_p, window = _pristine()
     features = torch.cat(
         [

@@ -1,0 +1,108 @@
+"""The paper harness's report (benchmarks/paper/report.py, run_experiments.py): which bicubic a gain is
+over, no conclusions from the smoke profile, and files written atomically.
+
+The harness imports its siblings by bare name, so the tests put its folder on sys.path only while
+they import it, and forget those modules after (as tests/test_paper_profiles.py does). The report is
+redrawn from a copy of the committed cpu profile's results (report_cpu/), without charts.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+_PAPER = Path(__file__).resolve().parents[1] / "benchmarks" / "paper"
+_MODULES = ("profiles", "commands", "training", "report", "bins", "environment", "texture_table", "run_experiments")
+
+
+@pytest.fixture
+def paper(monkeypatch):
+    """The harness's ``report`` and ``run_experiments`` modules, imported from benchmarks/paper."""
+    monkeypatch.syspath_prepend(str(_PAPER))
+    saved = {name: sys.modules.pop(name) for name in _MODULES if name in sys.modules}
+    try:
+        yield importlib.import_module("report"), importlib.import_module("run_experiments")
+    finally:
+        for name in _MODULES:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
+
+
+@pytest.fixture
+def committed(tmp_path):
+    """The files report.py reads, copied from report_cpu/ (the committed cpu profile run)."""
+    source = _PAPER / "report_cpu"
+    results = json.loads((source / "results.json").read_text(encoding="utf-8"))
+    for relative in [*results["quality"].values(), results["table3"]["mmsr_report"], "results.json"]:
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source / relative, tmp_path / relative)
+    return tmp_path
+
+
+def _redraw(report, out: Path, monkeypatch, **profile_changes) -> str:
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    results["profile"].update(profile_changes)
+    (out / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    monkeypatch.setattr(report, "_draw_charts", lambda results, out: ({}, None))
+    return report.write_report(out).read_text(encoding="utf-8")
+
+
+def test_the_smoke_profile_draws_no_conclusion_about_the_paper(paper, committed, monkeypatch):
+    report, _ = paper
+    text = _redraw(report, committed, monkeypatch, name="smoke", checks_only=True)
+    assert "only checks that the pipeline runs" in text
+    assert "not reproduced" not in text and "as the paper claims" not in text
+    assert "is the budget, not the method" not in text
+
+
+def test_a_measuring_profile_still_answers_the_depth_question(paper, committed, monkeypatch):
+    report, _ = paper
+    text = _redraw(report, committed, monkeypatch)
+    assert "only checks that the pipeline runs" not in text
+    assert "**In this run the best depth" in text
+
+
+def test_gains_say_which_bicubic_they_are_over(paper, committed, monkeypatch):
+    report, _ = paper
+    # report_cpu predates the torch-bicubic row: the report says what it did not measure.
+    text = _redraw(report, committed, monkeypatch)
+    assert "Gain over bicubic (Keys a = −0.5, the SR literature's bicubic)" in text
+    assert "torch's bicubic (a = −0.75), not measured in this run" in text
+    # With both rows, each model's gain is given over both.
+    evaluation = committed / json.loads((committed / "results.json").read_text())["quality"]["set14"]
+    data = json.loads(evaluation.read_text())
+    bicubic = data["mean"]["bicubic"]
+    data["mean"]["torch-bicubic"] = {**bicubic, "psnr_y_db": bicubic["psnr_y_db"] + 0.13}
+    evaluation.write_text(json.dumps(data))
+    text = _redraw(report, committed, monkeypatch)
+    line = next(line for line in text.splitlines() if "Trained models vs the two bicubics on set14" in line)
+    gap = data["mean"]["mmsr"]["psnr_y_db"] - data["mean"]["bicubic"]["psnr_y_db"]
+    assert f"MMSR {gap:+.2f} / {gap - 0.13:+.2f} dB" in line and "+0.13 dB over bicubic here" in line
+
+
+def test_results_report_and_tables_are_written_atomically(paper, committed, monkeypatch):
+    report, run_experiments = paper
+    written = []
+
+    def recording(path, data):
+        written.append(Path(path).name)
+        Path(path).write_bytes(data)
+
+    monkeypatch.setattr(report, "write_bytes_atomically", recording)
+    monkeypatch.setattr(run_experiments, "write_bytes_atomically", recording)
+    results = json.loads((committed / "results.json").read_text(encoding="utf-8"))
+    run_experiments.write_results(committed, results)
+    run_experiments._write_texture_csv(results["texture"], {}, committed / "texture_bins.csv")
+    _redraw(report, committed, monkeypatch)
+    assert written == ["results.json", "texture_bins.csv", "report.md"]
+
+
+def test_the_profile_option_says_it_is_required(paper, capsys):
+    _, run_experiments = paper
+    with pytest.raises(SystemExit):
+        run_experiments.main(["--help"])
+    assert "required unless --report-only" in " ".join(capsys.readouterr().out.split())
