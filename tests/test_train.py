@@ -274,7 +274,8 @@ def test_a_warm_started_run_resumes_only_with_the_same_init(data_dir, tmp_path, 
                         tmp_path / "other.safetensors")  # fmt: skip
     assert mmsr_main([*args, "--init", str(other), "--resume"]) == 2
     err = capsys.readouterr().err
-    assert "used init=" in err and "resume with the original options" in err
+    assert f"--init: {first.resolve()} (the run) vs {other.resolve()} (this command)" in err
+    assert "resume with the run's options" in err
     assert mmsr_main([*args, "--init", str(first), "--resume"]) == 0
     classes = {c["index"]: c for c in _summary(out)["classes"]}
     assert classes[1]["resumed_from"] == 4 and classes[1]["steps"] == 12

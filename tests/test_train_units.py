@@ -314,7 +314,8 @@ def test_calibrate_command_prints_the_histogram_and_boundaries(tmp_path, capsys)
     code = main(["calibrate", str(tmp_path), "--classes", "3", "--crop", "32", "--samples", "300", "--bins", "8"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "TVAT of 300 LR crops (8x8, x4 from 32x32 HR) of 3 images" in out
+    assert "TVAT of 300 LR crops (8x8, x4 from 32x32 HR) of 2 of the 3 images" in out
+    assert "(1 held out for validation, as `mmsr train --holdout 0.1 --seed 0` holds them out)" in out
     assert out.count("--- boundary") == 2
     line = next(l for l in out.splitlines() if l.startswith("suggested boundaries (3 equal-count classes):"))
     boundaries = [float(b) for b in line.split(":")[1].split(",")]

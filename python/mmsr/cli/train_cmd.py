@@ -7,7 +7,11 @@ from typing import Optional, Sequence
 
 _DESCRIPTION = (
     "Train one SRGAN per TVAT texture class, each at its own depth, on one or more devices, and write "
-    "a model bundle. Logs, checkpoints and summary.json go to the run directory. Also runs under "
+    "a model bundle (weights stored as float16). Logs, checkpoints and summary.json go to the run directory. "
+    "Each class's pixel phase ends by restoring the generator that scored the best validation PSNR (also with "
+    "--early-stop 0); that PSNR, in the console, logs and summary.json, is RGB PSNR on fixed validation crops, "
+    "not `mmsr eval`'s PSNR-Y on whole images. A class whose loss, weights or validation PSNR become NaN or "
+    "infinite stops as diverged, and the run exits non-zero without a bundle. Also runs under "
     "torchrun: torchrun --nproc-per-node N -m mmsr.train DATA --out BUNDLE ..."
 )
 

@@ -20,7 +20,39 @@ from torch import Tensor
 
 from ..data import ImageSet, sample_scores
 
-__all__ = ["Calibration", "calibrate", "check_boundaries", "class_fractions", "format_histogram", "quantile_boundaries"]
+__all__ = [
+    "MIN_LR_SIDE",
+    "Calibration",
+    "calibrate",
+    "check_boundaries",
+    "check_crop",
+    "class_fractions",
+    "format_histogram",
+    "quantile_boundaries",
+]
+
+# TVAT is a total variation: a 1x1 LR crop has none, so every such crop scores 0 and no boundary
+# can split them (and the generators' BatchNorm cannot train on one value per channel either).
+MIN_LR_SIDE = 2
+
+
+def check_crop(crop: int, scale: int) -> None:
+    """Refuse an HR ``--crop`` whose LR crop is too small to train on or for TVAT to tell textures apart.
+
+    Example:
+        >>> check_crop(8, 4)  # 2x2 LR crops: the smallest that TVAT can split
+        >>> check_crop(4, 4)
+        Traceback (most recent call last):
+        ...
+        ValueError: --crop 4 is too small: at --scale 4 its LR crop is 1x1 pixels; ...
+    """
+    side = crop // scale
+    if side < MIN_LR_SIDE:
+        raise ValueError(
+            f"--crop {crop} is too small: at --scale {scale} its LR crop is {side}x{side} pixels; TVAT needs at least "
+            f"{MIN_LR_SIDE}x{MIN_LR_SIDE} to tell textures apart (one pixel has no texture: every crop would score 0), "
+            f"and so does training; use --crop {MIN_LR_SIDE * scale} or more"
+        )
 
 
 def check_boundaries(boundaries: Sequence[float]) -> tuple[float, ...]:

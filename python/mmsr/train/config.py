@@ -25,17 +25,20 @@ import torch
 
 from ..models import PAPER_CONFIGS, ModelConfig
 from ..ops import DEFAULT_TVAT_THRESHOLD
-from .calibrate import check_boundaries
+from .calibrate import check_boundaries, check_crop
 from .losses import PIXEL_LOSSES
 from .warm_start import check_init_fits, read_init_source
 
 __all__ = [
     "DEFAULT_CONFIGS",
+    "SEED_MAX",
     "ClassJob",
     "TrainSettings",
     "add_arguments",
     "default_concurrent",
+    "holdout_option",
     "parse_devices",
+    "seed_option",
     "settings_from_args",
 ]
 
@@ -50,6 +53,9 @@ DEFAULT_CONFIGS: dict[int, tuple[str, ...]] = {
 AMP_MODES = ("off", "bf16")
 LR_SCHEDULES = ("constant", "cosine")
 _DEFAULT_CLASSES = 3
+_DEFAULT_BASELINE = "16-8"
+# torch's generators take seeds below 2**64; the trainer derives several from --seed (wrapped to fit).
+SEED_MAX = 2**63 - 1
 _T = TypeVar("_T")
 
 
@@ -128,6 +134,8 @@ class TrainSettings:
     resume: bool = False
     init: Optional[str] = None
     init_provenance: Optional[dict] = None  # the --init bundle's own provenance, read with its header
+    baseline_origin: Optional[str] = None  # why the baseline has its model, e.g. "--baseline-config"
+    overwrite: bool = False
     progress: bool = True
     tile_size: int = 32
     overlap: int = 8
@@ -195,10 +203,12 @@ def default_concurrent(devices: Sequence[str], classes: int) -> bool:
 
 
 def _per_class(text: str, classes: int, convert: Callable[[str], _T], option: str) -> tuple[_T, ...]:
+    if not str(text).strip():
+        raise ValueError(f"{option} is empty; give one value for every class or one per class")
     parts = [p.strip() for p in str(text).split(",")]
     try:
         values = tuple(convert(p) for p in parts)
-    except ValueError as err:
+    except (ValueError, argparse.ArgumentTypeError) as err:
         raise ValueError(f"{option}: {err}") from None
     if len(values) == 1:
         return values * classes
@@ -207,24 +217,77 @@ def _per_class(text: str, classes: int, convert: Callable[[str], _T], option: st
     return values
 
 
+# The option types raise ArgumentTypeError so that argparse prints "argument --x: <this message>".
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value < 1:
-        raise ValueError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
 
 
 def _count(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value < 0:
-        raise ValueError(f"expected an integer >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return value
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"expected a positive number, got {text!r}")
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _weight(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def seed_option(text: str) -> int:
+    """``--seed`` of ``mmsr train`` and ``mmsr calibrate``: an integer in [0, 2**63 - 1].
+
+    Example:
+        >>> seed_option("7")
+        7
+    """
+    value = _integer(text)
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2**63-1, got {text!r}")
+    return value
+
+
+def holdout_option(text: str) -> float:
+    """``--holdout`` of ``mmsr train`` and ``mmsr calibrate``: a share in [0, 1).
+
+    Example:
+        >>> holdout_option("0.1")
+        0.1
+    """
+    value = _number(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
     return value
 
 
@@ -240,8 +303,19 @@ def _default_run_dir(out: str) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register every training option on ``parser`` (shared by ``mmsr train`` and ``-m mmsr.train``)."""
     parser.add_argument("data", help="folder of HR training images, read recursively")
-    parser.add_argument("--out", required=True, help="the model bundle to write (.safetensors)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="the model bundle to write (.safetensors; weights stored as float16); an existing file is refused "
+        "unless --overwrite is given",
+    )
     parser.add_argument("--run-dir", help="logs, checkpoints and summary.json (default: OUT with .run instead of its suffix)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out file (never the --init bundle); --resume may always replace the bundle "
+        "its own run wrote",
+    )
 
     group = parser.add_argument_group("classes")
     group.add_argument(
@@ -249,15 +323,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--boundaries",
-        help="K-1 ascending TVAT class edges, e.g. 0.05,0.15 (TVAT of [0,1] pixels); default: calibrated "
-        "on the training images into equal-count classes",
+        help="K-1 ascending TVAT class edges, e.g. 0.05,0.15 (TVAT of [0,1] pixels; for one class use --classes 1); "
+        "default: calibrated on the training images into equal-count classes",
     )
     group.add_argument(
         "--threshold",
-        type=float,
+        type=_number,
         help=f"TVAT threshold (default: the --init bundle's, else {DEFAULT_TVAT_THRESHOLD})",
     )
-    group.add_argument("--calib-samples", type=_positive_int, default=4096, help="crops scored for calibration")
+    group.add_argument(
+        "--calib-samples",
+        type=_positive_int,
+        default=4096,
+        help="random crops of the training images scored to calibrate the boundaries (default: %(default)s)",
+    )
     group.add_argument(
         "--configs",
         help="per class: X-Y model pairs, optionally with width and 'r' (the generator learns a residual on the "
@@ -271,67 +350,119 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(same crops, batch and crop size): the fair single-model comparison",
     )
     group.add_argument(
-        "--baseline-config", help="the baseline's model (default: the --init bundle's one model, else 16-8)"
+        "--baseline-config",
+        help="the baseline's model (default: the --init bundle's one model, else 16-8r when every --configs entry "
+        "is residual, else 16-8)",
     )
     group.add_argument(
         "--init",
         metavar="BUNDLE",
         help="start every class's generator from this bundle's weights ('default': the bundle shipped with "
         "mmsr), to fine-tune it or go on from an earlier run; its scale, models, threshold and boundaries "
-        "are kept (options that contradict them are refused); optimisers and discriminators start fresh",
+        "are kept (options that contradict them are refused); optimisers and discriminators start fresh "
+        "(default: random weights)",
     )
 
     group = parser.add_argument_group("data")
-    group.add_argument("--crop", type=_positive_int, default=96, help="HR crop side (default 96)")
-    group.add_argument("--scale", type=int, choices=(2, 3, 4), default=4, help="SR factor (default 4)")
-    group.add_argument("--batch", default="16", help="per class: crops per step (default 16)")
+    group.add_argument("--crop", type=_positive_int, default=96, help="HR crop side (default: %(default)s)")
+    group.add_argument("--scale", type=int, choices=(2, 3, 4), default=4, help="SR factor (default: %(default)s)")
+    group.add_argument("--batch", default="16", help="per class: crops per step (default: %(default)s)")
     group.add_argument(
-        "--holdout", type=float, default=0.1, help="share of images held out for validation crops (default 0.1; 0: validate on fixed training crops)"
+        "--holdout",
+        type=holdout_option,
+        default=0.1,
+        help="share of images held out for validation crops, at least one when above 0 and there are 2 or more "
+        "images; the rest are trained and calibrated on (0: validate on fixed training crops; default: %(default)s)",
     )
-    group.add_argument("--val-crops", type=_count, default=32, help="fixed validation crops per class (default 32)")
+    group.add_argument(
+        "--val-crops", type=_count, default=32, help="fixed validation crops per class (default: %(default)s)"
+    )
     group.add_argument(
         "--min-class-fraction",
-        type=float,
+        type=_number,
         default=0.005,
-        help="refuse a class holding a smaller share of random crops (default 0.005)",
+        help="refuse a class holding a smaller share of random crops (default: %(default)s)",
     )
 
     group = parser.add_argument_group("optimisation")
-    group.add_argument("--pixel-steps", default="20000", help="per class: pixel-loss pre-training steps")
-    group.add_argument("--gan-steps", default="10000", help="per class: adversarial fine-tuning steps (0: none)")
-    group.add_argument("--pixel-loss", choices=PIXEL_LOSSES, default="l1", help="pixel loss (default l1)")
-    group.add_argument("--lr", default="1e-4", help="per class: pixel-phase learning rate (default 1e-4)")
+    group.add_argument(
+        "--pixel-steps", default="20000", help="per class: pixel-loss pre-training steps (default: %(default)s)"
+    )
+    group.add_argument(
+        "--gan-steps", default="10000", help="per class: adversarial fine-tuning steps (0: none; default: %(default)s)"
+    )
+    group.add_argument("--pixel-loss", choices=PIXEL_LOSSES, default="l1", help="pixel loss (default: %(default)s)")
+    group.add_argument("--lr", default="1e-4", help="per class: pixel-phase learning rate (default: %(default)s)")
     group.add_argument(
         "--lr-schedule",
         choices=LR_SCHEDULES,
         default="constant",
         help="pixel phase: constant --lr, or cosine decay from --lr to 1%% of it over the planned pixel steps "
-        "(default %(default)s)",
+        "(default: %(default)s)",
     )
-    group.add_argument("--gan-lr", type=float, default=1e-4, help="GAN-phase learning rate, G and D (default 1e-4)")
-    group.add_argument("--pixel-weight", type=float, default=1.0, help="GAN phase: pixel loss weight")
-    group.add_argument("--perceptual-weight", type=float, default=1.0, help="GAN phase: VGG19 loss weight")
-    group.add_argument("--adv-weight", type=float, default=1e-3, help="GAN phase: adversarial loss weight")
-    group.add_argument("--disc-width", type=_positive_int, default=64, help="discriminator base width (default 64)")
+    group.add_argument(
+        "--gan-lr",
+        type=_positive_float,
+        default=1e-4,
+        help="GAN-phase learning rate, G and D (default: %(default)s)",
+    )
+    group.add_argument(
+        "--pixel-weight", type=_weight, default=1.0, help="GAN phase: pixel loss weight, >= 0 (default: %(default)s)"
+    )
+    group.add_argument(
+        "--perceptual-weight",
+        type=_weight,
+        default=1.0,
+        help="GAN phase: VGG19 loss weight, >= 0; used only when VGG19 weights are found (default: %(default)s)",
+    )
+    group.add_argument(
+        "--adv-weight",
+        type=_weight,
+        default=1e-3,
+        help="GAN phase: adversarial loss weight, >= 0 (default: %(default)s)",
+    )
+    group.add_argument(
+        "--disc-width", type=_positive_int, default=64, help="discriminator base width (default: %(default)s)"
+    )
     group.add_argument(
         "--vgg19",
-        help="torchvision VGG19 weights file for the perceptual loss (default: one in torch's hub cache; never downloaded)",
+        help="torchvision VGG19 weights file for the perceptual loss (default: one in torch's hub cache; never "
+        "downloaded; without one the perceptual loss is off)",
     )
     group.add_argument(
         "--early-stop",
         type=_count,
         default=5,
-        help="end a class's pixel phase after this many validations without a PSNR gain (0: off; default 5)",
+        help="end a class's pixel phase after this many validations without a PSNR gain (0: off; default: "
+        "%(default)s). Either way the generator that validated best is restored when the pixel phase ends",
     )
-    group.add_argument("--val-every", type=_positive_int, default=500, help="validate every N steps (default 500)")
-    group.add_argument("--min-delta", type=float, default=0.01, help="PSNR gain (dB) that counts as better")
-    group.add_argument("--seed", type=int, default=0)
+    group.add_argument(
+        "--val-every",
+        type=_positive_int,
+        default=500,
+        help="validate every N steps (default: %(default)s); validation PSNR (console, logs, summary.json) is RGB "
+        "PSNR on the class's fixed validation crops, not mmsr eval's PSNR-Y on whole images",
+    )
+    group.add_argument(
+        "--min-delta",
+        type=_weight,
+        default=0.01,
+        help="validation PSNR gain in dB that counts as better, >= 0 (default: %(default)s)",
+    )
+    group.add_argument(
+        "--seed",
+        type=seed_option,
+        default=0,
+        help="seeds everything random in the run: the models' initial weights, the training crops and their "
+        "augmentation, the hold-out split, the calibration crops and the validation crops; runs that differ only "
+        "in --seed are seeds of one setting (0 to 2**63-1; default: %(default)s)",
+    )
 
     group = parser.add_argument_group("devices and speed")
     group.add_argument(
         "--devices",
         default="auto",
-        help="cpu | cuda:0,cuda:1,... : one worker process per entry (default: every CUDA device, else cpu)",
+        help="cpu | cuda:0,cuda:1,... : one worker process per entry (default: auto, every CUDA device, else cpu)",
     )
     group.add_argument(
         "--concurrent",
@@ -341,16 +472,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "there are more classes than devices: small models leave a GPU idle, and three classes on one H100 did "
         "2.1x the work of one; off on CPU, where the cores are already shared)",
     )
-    group.add_argument("--amp", choices=AMP_MODES, default="off", help="bf16 autocast (CUDA only)")
-    group.add_argument("--channels-last", action="store_true", help="channels_last memory format")
-    group.add_argument("--compile", action="store_true", help="torch.compile the models")
+    group.add_argument(
+        "--amp", choices=AMP_MODES, default="off", help="bf16 autocast, CUDA only (default: %(default)s)"
+    )
+    group.add_argument("--channels-last", action="store_true", help="channels_last memory format (default: off)")
+    group.add_argument("--compile", action="store_true", help="torch.compile the models (default: off)")
     group.add_argument("--threads", type=_positive_int, help="CPU threads per worker (default: cores / CPU workers)")
 
     group = parser.add_argument_group("run")
-    group.add_argument("--resume", action="store_true", help="continue every unfinished class from its last checkpoint")
-    group.add_argument("--log-every", type=_positive_int, default=50, help="JSONL log interval in steps")
-    group.add_argument("--checkpoint-every", type=_positive_int, default=1000, help="checkpoint interval in steps")
-    group.add_argument("--keep-checkpoints", type=_positive_int, default=2, help="checkpoints kept per class")
+    group.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue every unfinished class from its last checkpoint; the options that shape training must be "
+        "those of the interrupted run (default: off)",
+    )
+    group.add_argument(
+        "--log-every", type=_positive_int, default=50, help="JSONL log interval in steps (default: %(default)s)"
+    )
+    group.add_argument(
+        "--checkpoint-every",
+        type=_positive_int,
+        default=1000,
+        help="checkpoint interval in steps (default: %(default)s)",
+    )
+    group.add_argument(
+        "--keep-checkpoints", type=_positive_int, default=2, help="checkpoints kept per class (default: %(default)s)"
+    )
     group.add_argument(
         "--snapshots",
         type=_count,
@@ -358,22 +505,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="K",
         help="keep each class's generator at K evenly spaced points of its pixel phase (and at its start), in "
         "RUN/snapshots/, so `mmsr report --quality HR_DIR` can chart quality against training time and compare "
-        "runs at equal quality (default 0: none)",
+        "runs at equal quality (default: 0, none)",
     )
-    group.add_argument("--no-progress", action="store_true", help="no progress bars")
-    group.add_argument("--tile-size", type=_positive_int, default=32, help="bundle default LR tile size")
-    group.add_argument("--overlap", type=_count, default=8, help="bundle default tile overlap")
+    group.add_argument("--no-progress", action="store_true", help="no progress bars (default: progress bars on)")
+    group.add_argument(
+        "--tile-size", type=_positive_int, default=32, help="the bundle's default LR tile size (default: %(default)s)"
+    )
+    group.add_argument(
+        "--overlap",
+        type=_count,
+        default=8,
+        help="the bundle's default tile overlap, below --tile-size (default: %(default)s)",
+    )
+
+
+def _boundaries_option(text: str) -> tuple[float, ...]:
+    parts = [b.strip() for b in text.split(",")]
+    if not text.strip():
+        raise ValueError("--boundaries is empty; give K-1 class edges, e.g. 0.05,0.15 (for one class: --classes 1)")
+    if "" in parts:
+        raise ValueError(f"--boundaries {text!r} has an empty entry; give K-1 comma-separated class edges")
+    try:
+        return check_boundaries([float(b) for b in parts])
+    except ValueError as err:
+        raise ValueError(f"--boundaries: {err}") from None
+
+
+def _default_baseline(configs: Sequence[str]) -> tuple[str, str]:
+    """The baseline's model when neither --baseline-config nor a one-model --init names it, and why."""
+    if configs and all(ModelConfig.parse(c).input_skip for c in configs):
+        return _DEFAULT_BASELINE + "r", "SRGAN's 16-8, residual like every --configs entry"
+    return _DEFAULT_BASELINE, "SRGAN's 16-8"
+
+
+def _check_out(out: str, init: Optional[str]) -> None:
+    path = Path(out)
+    if path.is_dir():
+        example = path / "model.safetensors"
+        raise ValueError(f"--out {out} is a directory; give the bundle file to write, e.g. {example}")
+    if init is not None and path.exists() and os.path.samefile(path, init):
+        raise ValueError(
+            f"--out {out} is the --init bundle; training would replace the weights it starts from: choose another --out"
+        )
 
 
 def settings_from_args(args: argparse.Namespace, command: Sequence[str] = ()) -> TrainSettings:
-    """Check the parsed options and resolve per-class values; raises ValueError naming the option."""
-    boundaries = None
-    if args.boundaries is not None:
-        try:
-            values = [float(b) for b in args.boundaries.split(",") if b.strip()]
-            boundaries = check_boundaries(values)
-        except ValueError as err:
-            raise ValueError(f"--boundaries: {err}") from None
+    """Check the parsed options and resolve per-class values; raises ValueError naming the option.
+
+    Everything that can be checked without the data is checked here, before any training starts.
+    """
+    boundaries = _boundaries_option(args.boundaries) if args.boundaries is not None else None
+    if args.configs is not None and not args.configs.strip():
+        raise ValueError("--configs is empty; give one X-Y model per class, e.g. 4-2,8-6,16-8 (or leave it out)")
     explicit_boundaries = boundaries
     source = read_init_source(args.init) if args.init else None
     # A class run warm-started from a bundle trains the bundle's classes unless told otherwise.
@@ -407,17 +590,21 @@ def settings_from_args(args: argparse.Namespace, command: Sequence[str] = ()) ->
         if pixel_steps[k] + gan_steps[k] == 0:
             raise ValueError(f"class {k} has no steps: --pixel-steps and --gan-steps are both 0")
 
+    baseline_origin = None
     if args.baseline:
         if len(set(batch)) != 1 or len(set(lr)) != 1:
             raise ValueError("--baseline needs one --batch and one --lr value for all classes")
         # Same crops as the K-class run: its per-class budgets summed, in steps of the same batch.
         if args.baseline_config is not None:
-            baseline_config = args.baseline_config
+            baseline_config, baseline_origin = args.baseline_config, "--baseline-config"
         elif source is not None and len(source.configs) == 1:
-            baseline_config = source.configs[0]
+            baseline_config, baseline_origin = source.configs[0], "the --init bundle's model"
         else:
-            baseline_config = "16-8"
-        configs = (_config_name(baseline_config),)
+            baseline_config, baseline_origin = _default_baseline(configs)
+        try:
+            configs = (_config_name(baseline_config),)
+        except ValueError as err:
+            raise ValueError(f"--baseline-config: {err}") from None
         pixel_steps = (sum(pixel_steps),)
         gan_steps = (sum(gan_steps),)
         batch, lr = batch[:1], lr[:1]
@@ -440,12 +627,21 @@ def settings_from_args(args: argparse.Namespace, command: Sequence[str] = ()) ->
 
     if args.crop % args.scale:
         raise ValueError(f"--crop {args.crop} is not divisible by --scale {args.scale}")
+    check_crop(args.crop, args.scale)
     if not 0.0 <= args.holdout < 1.0:
         raise ValueError(f"--holdout must be in [0, 1), got {args.holdout}")
     if not 0.0 < args.min_class_fraction <= 1.0:
         raise ValueError(f"--min-class-fraction must be in (0, 1], got {args.min_class_fraction}")
     if threshold < 0 or not math.isfinite(threshold):
         raise ValueError(f"--threshold must be a finite number >= 0, got {threshold}")
+    if any(gan_steps) and args.pixel_weight == args.perceptual_weight == args.adv_weight == 0:
+        raise ValueError(
+            "--pixel-weight, --perceptual-weight and --adv-weight are all 0: the GAN phase would not train the "
+            "generator; give one of them a weight above 0, or --gan-steps 0"
+        )
+    if args.overlap >= args.tile_size:
+        raise ValueError(f"--overlap {args.overlap} must be below --tile-size {args.tile_size}")
+    _check_out(args.out, source.path if source is not None else None)
     devices = parse_devices(args.devices)
     if args.amp == "bf16" and any(d == "cpu" for d in devices):
         raise ValueError(
@@ -496,6 +692,8 @@ def settings_from_args(args: argparse.Namespace, command: Sequence[str] = ()) ->
         resume=bool(args.resume),
         init=source.path if source is not None else None,
         init_provenance=source.provenance if source is not None else None,
+        baseline_origin=baseline_origin,
+        overwrite=bool(args.overwrite),
         progress=not args.no_progress,
         tile_size=args.tile_size,
         overlap=args.overlap,

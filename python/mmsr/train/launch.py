@@ -13,9 +13,15 @@ Two ways in, one set of options (:mod:`mmsr.train.config`):
   and ranks beyond the number of classes join the costliest classes, which then train with DDP on a
   process group of their own. Rank 0 writes the summary and the bundle.
 
-A class that fails is reported with its class, model and error; the other classes go on (under
-torchrun the failing rank exits and torchrun stops the rest). The run then exits non-zero, and
-``--resume`` retrains only what is unfinished.
+A class that fails or diverges is reported with its class, model and error; the other classes go
+on (under torchrun the failing rank exits and torchrun stops the rest). The run then exits non-zero,
+and ``--resume`` retrains only what is unfinished, with the options of the run it resumes (plan.json
+records them; see ``_RESUME_FREE`` for the few that may change).
+
+Everything that can fail without training is checked before the first step: the options, the
+data, that ``--out`` is not an existing file (unless ``--overwrite``, or a ``--resume`` replacing
+the bundle its own run wrote) and that ``--out`` and the run directory can be written. The run
+directory is created only once that has passed, so a run that fails early leaves nothing behind.
 
 Example:
     >>> from mmsr.train.config import add_arguments, settings_from_args       # doctest: +SKIP
@@ -24,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import queue as queue_module
@@ -48,7 +55,7 @@ from .config import ClassJob, TrainSettings
 from .losses import VGG19Features, find_vgg19_weights
 from .report import summarise, write_summary
 from .schedule import assign_ranks, assign_slots, job_cost
-from .trainer import ClassResult, ClassTrainer, DDPGroup
+from .trainer import ClassResult, ClassTrainer, DDPGroup, TrainingDiverged, class_dir
 
 __all__ = ["is_torchrun", "run"]
 
@@ -58,6 +65,39 @@ _GRACE_S = 10.0
 _KILL_AFTER_S = 60.0
 # Collective waits under torchrun include waiting for other classes to finish training.
 _DIST_TIMEOUT = datetime.timedelta(days=7)
+
+# Options that --resume may change: where the outputs go, what runs the steps and how fast, how
+# often the run logs and checkpoints, and the bundle's default tiling. None of them changes what a
+# class learns (devices and speed options change float rounding only, as resuming on another
+# machine does). Every other option must be the interrupted run's, or the classes would mix
+# budgets, learning rates or seeds and the records would describe none of them.
+_RESUME_FREE = frozenset(
+    {
+        "out",
+        "run_dir",
+        "overwrite",
+        "resume",
+        "command",
+        "progress",
+        "devices",
+        "concurrent",
+        "threads",
+        "channels_last",
+        "compile",
+        "log_every",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "tile_size",
+        "overlap",
+        "init_provenance",  # read from the --init bundle, which "init" compares
+        "baseline_origin",  # why the baseline has its model; "configs" compares the model
+        "boundaries",  # the run's own (maybe calibrated) boundaries are in plan.json, compared apart
+    }
+)
+# Per-class options a class without any checkpoint may change on --resume: it trains from its
+# start, so nothing mixes (the way to retrain a class that diverged with a lower --lr).
+_PER_CLASS = ("pixel_steps", "gan_steps", "batch", "lr")
+_OPTION_NAMES = {"data": "DATA", "mmsr_classes": "--classes", "vgg19": "--vgg19 (the VGG19 file used)"}
 
 
 def _note(message: str) -> None:
@@ -89,7 +129,7 @@ class _Prepared:
     shares: Optional[list[float]]
     jobs: list[ClassJob]
     costs: list[float]
-    vgg19: Optional[str]
+    vgg19: Optional[str]  # the VGG19 file of the perceptual loss; None when it is off
 
 
 # -- preparation ---------------------------------------------------------------------------------
@@ -103,49 +143,148 @@ def _check_run_dir(settings: TrainSettings) -> None:
             f"run directory {run_dir} holds checkpoints of an earlier run; pass --resume to continue it, "
             "or choose another --run-dir / --out"
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _plan_record(settings: TrainSettings, boundaries: tuple[float, ...]) -> dict:
-    return {
-        "mode": "baseline" if settings.baseline else "mmsr",
-        "configs": list(settings.configs),
-        "boundaries": list(boundaries),
-        "threshold": settings.threshold,
-        "scale": settings.scale,
-        "crop": settings.crop,
-        "init": settings.init,
-    }
-
-
-def _resumed_boundaries(settings: TrainSettings) -> Optional[tuple[float, ...]]:
-    """The boundaries of the run being resumed (from its plan.json), checked against these settings."""
-    path = Path(settings.run_dir) / "plan.json"
-    if not settings.resume or not path.is_file():
-        return None
+def _read_json(path: Path) -> Optional[dict]:
     try:
-        plan = json.loads(path.read_text())
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
     except (OSError, ValueError) as err:
-        raise ValueError(f"cannot read {path} of the run to resume: {err}") from None
-    current = _plan_record(settings, tuple(plan.get("boundaries", ())))
-    for key in ("mode", "configs", "threshold", "scale", "crop", "init"):
-        if plan.get(key) != current[key]:
-            raise ValueError(
-                f"--resume: the run in {settings.run_dir} used {key}={plan.get(key)!r}, but this command gives "
-                f"{key}={current[key]!r}; resume with the original options"
-            )
-    boundaries = tuple(float(b) for b in plan["boundaries"])
+        raise ValueError(f"cannot read {path} of the run in {path.parent}: {err}") from None
+    return value if isinstance(value, dict) else None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _bundle_record(path: str) -> dict:
+    return {"path": os.path.abspath(path), "sha256": _sha256(Path(path))}
+
+
+def _own_bundle(settings: TrainSettings, summary: Optional[dict]) -> bool:
+    """Whether --out is, unchanged, the bundle the run in --run-dir wrote."""
+    recorded = (summary or {}).get("bundle")
+    out = Path(settings.out)
+    if not isinstance(recorded, dict) or recorded.get("path") != os.path.abspath(out) or not out.is_file():
+        return False
+    return recorded.get("sha256") == _sha256(out)
+
+
+def _check_writable(option: str, folder: Path) -> None:
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{option}: cannot create {folder}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{option}: cannot write in {existing} (permission denied)")
+
+
+def _check_outputs(settings: TrainSettings) -> None:
+    """Refuse, before any training, an --out that would replace a file or cannot be written."""
+    out = Path(settings.out)
+    summary = _read_json(Path(settings.run_dir) / "summary.json") if settings.resume else None
+    if out.exists() and not settings.overwrite and not (settings.resume and _own_bundle(settings, summary)):
+        raise ValueError(
+            f"--out {out} already exists and is not the bundle this run wrote; pass --overwrite to replace it, "
+            "or choose another --out"
+        )
+    _check_writable("--out", out.parent)
+    _check_writable("--run-dir", Path(settings.run_dir))
+
+
+def _training_record(settings: TrainSettings, vgg19: Optional[str]) -> dict:
+    """The options that shape what the classes learn, as JSON values (what --resume must keep)."""
+    record = {k: v for k, v in settings.to_dict().items() if k not in _RESUME_FREE}
+    record["data"] = os.path.abspath(settings.data)
+    record["vgg19"] = vgg19  # the file actually used (an explicit --vgg19 or the hub cache's); None: off
+    return json.loads(json.dumps(record))
+
+
+def _recorded_options(run_dir: Path, plan: dict) -> dict:
+    """The training options the run in ``run_dir`` recorded; runs from before plan.json held them all
+    give what their plan.json and summary.json have."""
+    if isinstance(plan.get("settings"), dict):
+        return plan["settings"]
+    recorded = {}
+    summary = _read_json(run_dir / "summary.json") or {}
+    if isinstance(summary.get("settings"), dict):
+        # Their data and vgg19 were recorded as typed, not resolved: not comparable.
+        skip = _RESUME_FREE | {"data", "vgg19"}
+        recorded.update({k: v for k, v in summary["settings"].items() if k not in skip})
+    if "mode" in plan:
+        recorded["baseline"] = plan["mode"] == "baseline"
+    recorded.update({k: plan[k] for k in ("configs", "threshold", "scale", "crop", "init") if k in plan})
+    return recorded
+
+
+def _shown(value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list):
+        # A per-class option given once shows as it was given.
+        if value and value.count(value[0]) == len(value):
+            return _shown(value[0])
+        return ",".join(_shown(v) for v in value)
+    return "none" if value is None else str(value)
+
+
+def _check_resume(settings: TrainSettings, vgg19: Optional[str]) -> Optional[tuple[float, ...]]:
+    """Refuse a --resume whose options differ from the run's; returns the run's boundaries (None: no plan)."""
+    run_dir = Path(settings.run_dir)
+    plan = _read_json(run_dir / "plan.json") if settings.resume else None
+    if plan is None:
+        return None
+    recorded = _recorded_options(run_dir, plan)
+    started = {k for k in range(settings.classes) if list_checkpoints(class_dir(run_dir, k))}
+    differences = []
+    for key, now in _training_record(settings, vgg19).items():
+        if key not in recorded:
+            continue
+        then = recorded[key]
+        if key in _PER_CLASS and isinstance(then, list) and isinstance(now, list) and len(then) == len(now):
+            same = all(then[k] == now[k] for k in started)
+        else:
+            same = then == now
+        if not same:
+            name = _OPTION_NAMES.get(key, "--" + key.replace("_", "-"))
+            differences.append(f"  {name}: {_shown(then)} (the run) vs {_shown(now)} (this command)")
+    if differences:
+        raise ValueError(
+            f"--resume: this command's options differ from those of the run in {run_dir}:\n"
+            + "\n".join(differences)
+            + "\nresume with the run's options (its command is in summary.json), or start a new run with another "
+            "--out or --run-dir. (--resume may change only where outputs go, devices and speed options, logging and "
+            "checkpoint intervals, the bundle's tiling, and the per-class options of a class without checkpoints)"
+        )
+    boundaries = tuple(float(b) for b in plan.get("boundaries", ()))
     if settings.boundaries is not None and not settings.baseline and tuple(settings.boundaries) != boundaries:
         raise ValueError(f"--resume: the run used boundaries {list(boundaries)}, but --boundaries gives {list(settings.boundaries)}")
     return boundaries
 
 
-def _choose_boundaries(settings: TrainSettings, train: ImageSet) -> tuple[tuple[float, ...], Optional[list[float]]]:
+def _finished_earlier(settings: TrainSettings) -> bool:
+    """Whether --resume finds a run whose every class finished and whose bundle --out still is."""
+    summary = _read_json(Path(settings.run_dir) / "summary.json") if settings.resume else None
+    classes = (summary or {}).get("classes")
+    if not isinstance(classes, list) or not classes or any(c.get("status") != "finished" for c in classes):
+        return False
+    return _own_bundle(settings, summary)
+
+
+def _choose_boundaries(
+    settings: TrainSettings, train: ImageSet, resumed: Optional[tuple[float, ...]]
+) -> tuple[tuple[float, ...], Optional[list[float]]]:
     if settings.baseline:
         return (), None
     if settings.classes == 1:
         return (), [1.0]
-    resumed = _resumed_boundaries(settings)
     common = dict(crop=settings.crop, scale=settings.scale, threshold=settings.threshold)
     if resumed is not None or settings.boundaries is not None:
         boundaries = resumed if resumed is not None else tuple(settings.boundaries)
@@ -158,9 +297,15 @@ def _choose_boundaries(settings: TrainSettings, train: ImageSet) -> tuple[tuple[
         else:
             origin = "given"
     else:
-        calibration = calibrate(
-            train, classes=settings.classes, samples=settings.calib_samples, seed=settings.seed, **common
-        )
+        try:
+            calibration = calibrate(
+                train, classes=settings.classes, samples=settings.calib_samples, seed=settings.seed, **common
+            )
+        except ValueError as err:
+            raise ValueError(
+                f"cannot calibrate {settings.classes} TVAT classes on --calib-samples {settings.calib_samples} crops "
+                f"of --crop {settings.crop}: {err}"
+            ) from None
         boundaries, shares, scores = calibration.boundaries, list(calibration.fractions), calibration.scores
         origin = f"calibrated on {settings.calib_samples} crops"
     rare = [k for k, share in enumerate(shares) if share < settings.min_class_fraction]
@@ -178,27 +323,35 @@ def _choose_boundaries(settings: TrainSettings, train: ImageSet) -> tuple[tuple[
     return boundaries, shares
 
 
-def _resolve_vgg19(settings: TrainSettings) -> Optional[str]:
+def _vgg19_path(settings: TrainSettings) -> Optional[str]:
+    """The VGG19 file the GAN phase's perceptual loss will use; None when it is off or there is no GAN phase."""
     if not any(settings.gan_steps):
         return None
     path = find_vgg19_weights(settings.vgg19)
+    return None if path is None else str(Path(path).absolute())
+
+
+def _load_vgg19(path: Optional[str], settings: TrainSettings) -> None:
+    if not any(settings.gan_steps):
+        return
     if path is None:
         _note(
             "perceptual loss off: no VGG19 weights (give --vgg19 FILE, a torchvision vgg19 state_dict; none in "
             f"{Path(torch.hub.get_dir()) / 'checkpoints'}). The GAN phase uses pixel + adversarial loss."
         )
-        return None
+        return
     VGG19Features.from_file(path)  # fail here, once, rather than in every worker
     _note(f"perceptual loss: VGG19 conv5_4 features from {path}")
-    return str(path)
 
 
-def _prepare(settings: TrainSettings) -> _Prepared:
+def _prepare(settings: TrainSettings, resumed: Optional[tuple[float, ...]], vgg19: Optional[str]) -> _Prepared:
+    if settings.baseline:
+        _note(f"baseline: one {settings.configs[0]} model ({settings.baseline_origin}); --baseline-config changes it")
     folder = load_folder(settings.data, min_size=settings.crop, log=_note)
     train, val = split_holdout(folder.images, settings.holdout, seed=settings.seed)
     if val is None and settings.holdout > 0:
         _note("only one usable image: nothing held out; validation uses fixed crops of the training image")
-    boundaries, shares = _choose_boundaries(settings, train)
+    boundaries, shares = _choose_boundaries(settings, train, resumed)
     jobs = settings.jobs()
     costs = [job_cost(j, scale=settings.scale, crop=settings.crop, disc_width=settings.disc_width) for j in jobs]
     data = {
@@ -208,7 +361,22 @@ def _prepare(settings: TrainSettings) -> _Prepared:
         "val_images": 0 if val is None else len(val),
         "skipped": [{"path": s.path, "reason": s.reason} for s in folder.skipped],
     }
-    return _Prepared(train, val, data, boundaries, shares, jobs, costs, _resolve_vgg19(settings))
+    return _Prepared(train, val, data, boundaries, shares, jobs, costs, vgg19)
+
+
+def _losses(settings: TrainSettings, vgg19: Optional[str]) -> dict:
+    """The losses the run trained with; ``gan`` is None without a GAN phase."""
+    gan = None
+    if any(settings.gan_steps):
+        gan = {
+            "pixel_weight": settings.pixel_weight,
+            "perceptual": vgg19 is not None,
+            "perceptual_weight": settings.perceptual_weight if vgg19 is not None else None,
+            "vgg19": vgg19,
+            "adv_weight": settings.adv_weight,
+            "lr": settings.gan_lr,
+        }
+    return {"pixel_loss": settings.pixel_loss, "gan": gan}
 
 
 # -- workers -------------------------------------------------------------------------------------
@@ -223,9 +391,12 @@ def _train_classes(
     report: Callable[[tuple], None],
 ) -> None:
     """Train ``indices`` one after another on ``device``, reporting ("start" | "done" | "failed" |
-    "interrupted", class, payload) through ``report``. A failed class does not stop the others."""
+    "diverged" | "interrupted", class, payload...) through ``report``. A failed class does not stop the
+    others. Unfinished classes report where they stopped (:meth:`ClassTrainer.result`) when they got
+    that far."""
     for k in indices:
         report(("start", k, device))
+        trainer = None
         try:
             trainer = ClassTrainer(
                 prepared.jobs[k],
@@ -240,10 +411,18 @@ def _train_classes(
             )
             report(("done", k, trainer.run().to_dict()))
         except KeyboardInterrupt:
-            report(("interrupted", k, None))
+            report(("interrupted", k, _where(trainer, "interrupted")))
             return
+        except TrainingDiverged as err:
+            report(("diverged", k, str(err), _where(trainer, "diverged", str(err))))
         except Exception as err:
-            report(("failed", k, f"{type(err).__name__}: {err}", traceback.format_exc()))
+            error = f"{type(err).__name__}: {err}"
+            report(("failed", k, error, traceback.format_exc(), _where(trainer, "failed", error)))
+
+
+def _where(trainer: Optional[ClassTrainer], status: str, error: Optional[str] = None) -> Optional[dict]:
+    # How far an unfinished class got; None when it failed before its trainer existed.
+    return None if trainer is None else trainer.result(status, error).to_dict()
 
 
 def _worker(slot: int, device: str, indices, settings, prepared, threads: Optional[int], results) -> None:
@@ -264,6 +443,11 @@ class _Tracker:
         self.results = {j.index: ClassResult(j.index, j.config, slots[self.slot_of[j.index]][0], "not run") for j in jobs}
         self.interrupted = False
 
+    def _progress(self, k: int, payload: Optional[dict]) -> ClassResult:
+        if payload is not None:
+            self.results[k] = ClassResult(**payload)
+        return self.results[k]
+
     def handle(self, message: tuple) -> None:
         kind, k = message[0], message[1]
         if kind == "start":
@@ -271,11 +455,15 @@ class _Tracker:
         elif kind == "done":
             self.results[k] = ClassResult(**message[2])
         elif kind == "failed":
-            result = self.results[k]
+            result = self._progress(k, message[4])
             result.status, result.error = "failed", message[2]
             _note(f"class {k} ({result.config}) on {result.device} failed: {message[2]}\n{message[3]}")
+        elif kind == "diverged":
+            result = self._progress(k, message[3])
+            result.status, result.error = "diverged", message[2]
+            _note(f"class {k} ({result.config}) on {result.device} diverged {message[2]}")
         elif kind == "interrupted":
-            self.results[k].status = "interrupted"
+            self._progress(k, message[2]).status = "interrupted"
             self.interrupted = True
 
     def died(self, slot: int, exitcode: Optional[int]) -> None:
@@ -398,10 +586,10 @@ def _wait_briefly(processes, results, tracker: _Tracker) -> None:
 # -- results -------------------------------------------------------------------------------------
 
 
-def _final_generator(result: ClassResult, scale: int, state: Optional[dict]) -> Generator:
+def _final_generator(result: ClassResult, settings: TrainSettings, state: Optional[dict]) -> Generator:
     if state is None:
-        state = load_checkpoint(Path(result.checkpoint))["generator"]
-    generator = Generator.from_config(ModelConfig.parse(result.config), scale)
+        state = load_checkpoint(Path(settings.run_dir) / result.checkpoint)["generator"]
+    generator = Generator.from_config(ModelConfig.parse(result.config), settings.scale)
     generator.load_state_dict(state)
     return generator
 
@@ -415,6 +603,8 @@ def _provenance(settings: TrainSettings, prepared: _Prepared, results: list[Clas
         "val_images": prepared.data["val_images"],
         "crop": settings.crop,
         "batch": list(settings.batch),
+        "seed": settings.seed,
+        "losses": _losses(settings, prepared.vgg19),
         "classes": [
             {
                 "config": r.config,
@@ -440,6 +630,34 @@ def _provenance(settings: TrainSettings, prepared: _Prepared, results: list[Clas
     }
 
 
+def _outcome(r: ClassResult) -> str:
+    if r.status == "finished":
+        timing = f"{r.steps} steps, {r.wall_time_s:.1f} s" if r.wall_time_s is not None else f"{r.steps} steps"
+        psnr = f", val PSNR {r.val_psnr:.2f} dB (RGB, validation crops)" if r.val_psnr is not None else ""
+        return f"finished, {timing}{psnr}"
+    if not r.planned_steps:
+        return r.status
+    saved = f"checkpoint {r.checkpoint}" if r.checkpoint else "no checkpoint"
+    return f"{r.status} at step {r.steps} of {r.planned_steps} ({saved})"
+
+
+def _unfinished_advice(settings: TrainSettings, unfinished: list[ClassResult]) -> None:
+    names = ", ".join(f"class {r.index} ({r.config}): {r.status}" for r in unfinished)
+    _note(f"no bundle written; unfinished: {names}.")
+    if any(r.status != "diverged" for r in unfinished):
+        _note("Run the same command with --resume to finish them.")
+    diverged = [r for r in unfinished if r.status == "diverged"]
+    if diverged:
+        kept = " ".join(str(class_dir(settings.run_dir, r.index)) for r in diverged if r.checkpoint)
+        restart = f"delete {kept} and " if kept else ""
+        _note(
+            "--resume with the same options would diverge again. Start a new run (another --out or --run-dir) with "
+            f"the lower value, or {restart}--resume with a lower per-class --lr for the diverged class(es): a class "
+            "without checkpoints trains from its start, so it may change its --lr, --batch, --pixel-steps and "
+            "--gan-steps."
+        )
+
+
 def _conclude(
     settings: TrainSettings,
     prepared: _Prepared,
@@ -452,31 +670,39 @@ def _conclude(
 
     ``states`` holds generator state_dicts by class where they did not come from checkpoint files.
     """
-    summary = summarise(
-        mode="baseline" if settings.baseline else "mmsr",
-        settings=settings.to_dict(),
-        data=prepared.data,
-        boundaries=list(prepared.boundaries),
-        threshold=settings.threshold,
-        class_shares=prepared.shares,
-        classes=[r.to_dict() for r in results],
-        wall_time_s=wall,
-        mmsr_version=_mmsr_version(),
-    )
     summary_path = Path(settings.run_dir) / "summary.json"
+    try:
+        previous = _read_json(summary_path) if settings.resume else None
+    except ValueError:  # read fine before training; whatever happened since, the new summary replaces it
+        previous = None
+    idle = all(r.status == "finished" and r.session_steps == 0 for r in results)
+    if idle and previous is not None and all(c.get("status") == "finished" for c in previous.get("classes", [])):
+        # Nothing was trained now: the summary of the sessions that trained stays, times included.
+        summary = previous
+        _note("every class finished earlier; writing the bundle again from their checkpoints")
+    else:
+        summary = summarise(
+            mode="baseline" if settings.baseline else "mmsr",
+            settings=dict(settings.to_dict(), vgg19=prepared.vgg19),
+            data=prepared.data,
+            boundaries=list(prepared.boundaries),
+            threshold=settings.threshold,
+            class_shares=prepared.shares,
+            classes=[r.to_dict() for r in results],
+            wall_time_s=wall,
+            mmsr_version=_mmsr_version(),
+            losses=_losses(settings, prepared.vgg19),
+        )
     write_summary(summary_path, summary)
     for r in results:
-        timing = f"{r.steps} steps, {r.wall_time_s:.1f} s" if r.wall_time_s is not None else "no timing"
-        psnr = f", val PSNR {r.val_psnr:.2f} dB" if r.val_psnr is not None else ""
-        _note(f"class {r.index} ({r.config}) on {r.device}: {r.status}, {timing}{psnr}")
+        _note(f"class {r.index} ({r.config}) on {r.device}: {_outcome(r)}")
     unfinished = [r for r in results if r.status != "finished"]
     if unfinished:
-        names = ", ".join(f"class {r.index} ({r.config}): {r.status}" for r in unfinished)
-        _note(f"no bundle written; unfinished: {names}. Run the same command with --resume to finish them.")
+        _unfinished_advice(settings, unfinished)
         _note(f"summary: {summary_path}")
-        return 130 if interrupted and not any(r.status == "failed" for r in results) else 1
+        return 130 if interrupted and all(r.status in ("interrupted", "not run") for r in unfinished) else 1
     states = states or {}
-    generators = [_final_generator(r, settings.scale, states.get(r.index)) for r in results]
+    generators = [_final_generator(r, settings, states.get(r.index)) for r in results]
     bundle = Bundle.from_generators(
         generators,
         list(settings.configs),
@@ -488,13 +714,46 @@ def _conclude(
     )
     Path(settings.out).parent.mkdir(parents=True, exist_ok=True)
     save_bundle(bundle, settings.out)
+    # The record that lets a later --resume tell its own bundle from a file it must not replace.
+    summary["bundle"] = _bundle_record(settings.out)
+    write_summary(summary_path, summary)
     _note(f"wrote {settings.out}; summary: {summary_path}")
     return 0
 
 
-def _save_plan(settings: TrainSettings, boundaries: tuple[float, ...]) -> None:
-    record = _plan_record(settings, boundaries)
+def _save_plan(settings: TrainSettings, prepared: _Prepared) -> None:
+    # The routing at the top is what snapshots.read_series reads; "settings" is what --resume keeps.
+    record = {
+        "mode": "baseline" if settings.baseline else "mmsr",
+        "configs": list(settings.configs),
+        "boundaries": list(prepared.boundaries),
+        "threshold": settings.threshold,
+        "scale": settings.scale,
+        "crop": settings.crop,
+        "init": settings.init,
+        "settings": _training_record(settings, prepared.vgg19),
+    }
+    Path(settings.run_dir).mkdir(parents=True, exist_ok=True)
     write_bytes_atomically(Path(settings.run_dir) / "plan.json", (json.dumps(record, indent=2) + "\n").encode())
+
+
+def _checks(settings: TrainSettings) -> tuple[Optional[tuple[float, ...]], Optional[str], bool]:
+    """Every check that needs no data: ``(the resumed run's boundaries, the VGG19 file, finished earlier)``."""
+    vgg19 = _vgg19_path(settings)
+    _check_run_dir(settings)
+    _check_outputs(settings)
+    resumed = _check_resume(settings, vgg19)
+    finished = _finished_earlier(settings)
+    if not finished:
+        _load_vgg19(vgg19, settings)
+    return resumed, vgg19, finished
+
+
+def _note_finished(settings: TrainSettings) -> None:
+    _note(
+        f"the run in {settings.run_dir} finished earlier and wrote {settings.out}, which is unchanged; nothing to "
+        "resume (the bundle and summary.json are left as they are)"
+    )
 
 
 def run(settings: TrainSettings) -> int:
@@ -506,9 +765,12 @@ def run(settings: TrainSettings) -> int:
     if is_torchrun():
         return _run_torchrun(settings)
     start = time.perf_counter()
-    _check_run_dir(settings)
-    prepared = _prepare(settings)
-    _save_plan(settings, prepared.boundaries)
+    resumed, vgg19, finished = _checks(settings)
+    if finished:
+        _note_finished(settings)
+        return 0
+    prepared = _prepare(settings, resumed, vgg19)
+    _save_plan(settings, prepared)
     results, interrupted = _run_local(settings, prepared)
     return _conclude(settings, prepared, results, time.perf_counter() - start, interrupted)
 
@@ -541,13 +803,19 @@ def _torchrun_body(settings: TrainSettings, rank: int, world: int, local_rank: i
     box: list = [None]
     if rank == 0:
         try:
-            _check_run_dir(settings)
-            prepared = _prepare(settings)
-            box[0] = ("ok", prepared.boundaries, prepared.shares, prepared.vgg19)
-            _save_plan(settings, prepared.boundaries)
+            resumed, vgg19, finished = _checks(settings)
+            if finished:
+                _note_finished(settings)
+                box[0] = ("finished",)
+            else:
+                prepared = _prepare(settings, resumed, vgg19)
+                box[0] = ("ok", prepared.boundaries, prepared.shares, prepared.vgg19)
+                _save_plan(settings, prepared)
         except Exception as err:
             box[0] = ("error", f"{type(err).__name__}: {err}")
     dist.broadcast_object_list(box, src=0)
+    if box[0][0] == "finished":
+        return 0
     if box[0][0] == "error":
         if rank == 0:
             _note(box[0][1])
@@ -594,7 +862,7 @@ def _torchrun_body(settings: TrainSettings, rank: int, world: int, local_rank: i
             _note(f"rank {rank}: class {k} ({prepared.jobs[k].config}) on {device} failed: {type(err).__name__}: {err}")
             raise
         if ddp is None or ddp.rank == 0:
-            state = load_checkpoint(Path(result.checkpoint))["generator"]
+            state = load_checkpoint(Path(settings.run_dir) / result.checkpoint)["generator"]
             result.device = f"{device} (rank {rank})" if ddp is None else f"{device} x{len(ranks)} (ranks {ranks})"
             outcomes.append((result.to_dict(), state))
 

@@ -39,6 +39,7 @@ _VGG19_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 
 # ImageNet statistics the torchvision weights were trained with.
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
+_EXPECTED = "torchvision's vgg19 state_dict (vgg19-dcbb9e9d.pth: features.0.weight ... features.34.bias)"
 
 
 def pixel_loss(kind: str) -> Callable[[Tensor, Tensor], Tensor]:
@@ -123,9 +124,13 @@ class VGG19Features(nn.Module):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # torch.load raises many types for a bad file; all mean the same here.
-            raise ValueError(f"cannot read VGG19 weights file {str(path)!r}: {err}") from None
+            # torch's own text suggests weights_only=False, which would run code from the file: not passed on.
+            raise ValueError(
+                f"cannot read VGG19 weights file {str(path)!r}: it is not a file of tensors saved with torch.save "
+                f"({type(err).__name__}); expected {_EXPECTED}"
+            ) from None
         if not isinstance(state, dict):
-            raise ValueError(f"VGG19 weights file {str(path)!r} does not hold a state_dict")
+            raise ValueError(f"VGG19 weights file {str(path)!r} does not hold a state_dict; expected {_EXPECTED}")
         model = cls()
         wanted = model.features.state_dict()
         prefixed = {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
@@ -134,7 +139,7 @@ class VGG19Features(nn.Module):
         if missing:
             raise ValueError(
                 f"VGG19 weights file {str(path)!r} lacks {len(missing)} of VGG19's conv tensors "
-                f"(e.g. features.{missing[0]}); expected torchvision's vgg19 state_dict"
+                f"(e.g. features.{missing[0]}); expected {_EXPECTED}"
             )
         try:
             model.features.load_state_dict({k: source[k] for k in wanted})

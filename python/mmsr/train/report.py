@@ -3,15 +3,24 @@
 summary.json is what the evaluation tools read to print the paper's Table 3 (training time of a
 run and its ratio to the 16-8 baseline). Its top level holds:
 
-- ``mode`` ("mmsr" or "baseline"), ``mmsr_version``, ``command``, ``settings`` (every option);
+- ``mode`` ("mmsr" or "baseline"), ``mmsr_version``, ``command``, ``settings`` (every option;
+  ``vgg19`` is the VGG19 file the perceptual loss used, wherever it was found, null when it was off);
+- ``losses``: the pixel loss, and for the GAN phase (null without one) its weights, learning rate,
+  whether the perceptual loss was on and its VGG19 file;
 - ``data``: folder, image counts, skipped files; ``boundaries``, ``threshold``, ``class_shares``;
-- ``classes``: per class ``index``, ``config``, ``device``, ``status``, ``steps``, ``pixel_steps``,
-  ``gan_steps``, ``early_stopped_at``, ``wall_time_s`` (training time over all sessions),
-  ``val_psnr``, ``best_val_psnr``, ``crops_per_s``, ``generator_parameters``, ``error``;
-- ``wall_time_s``: this invocation, start to end;
+- ``classes``: per class ``index``, ``config``, ``device``, ``status`` ("finished", "failed",
+  "diverged", "interrupted", "not run"), ``steps`` (done so far, also for an unfinished class),
+  ``planned_steps``, ``pixel_steps``, ``gan_steps``, ``early_stopped_at``, ``wall_time_s`` (training
+  time over all sessions; null until the class finished), ``val_psnr`` and ``best_val_psnr`` (RGB
+  PSNR on the class's validation crops, not eval's PSNR-Y), ``crops_per_s``,
+  ``generator_parameters``, ``checkpoint`` (the last one, relative to the run directory), ``error``;
+- ``wall_time_s``: the last invocation that trained, start to end (a ``--resume`` with nothing left
+  to train keeps the earlier one);
 - ``sequential_wall_time_s``: the sum of the classes' times (all on one device, one after another);
 - ``predicted_wall_time_separate_devices_s``: the max of the classes' times, i.e. each class on a
-  device of its own, marked by ``predicted_note`` as computed from the per-class timings, not measured.
+  device of its own, marked by ``predicted_note`` as computed from the per-class timings, not measured;
+- ``bundle``: the bundle the run wrote (absolute path and sha256), null until it wrote one; a later
+  ``--resume`` may replace that file, and no other.
 
 Example:
     >>> import tempfile
@@ -68,15 +77,17 @@ def summarise(
     classes: list[dict],
     wall_time_s: float,
     mmsr_version: str,
+    losses: Optional[dict] = None,
 ) -> dict:
     """The summary.json dict (see the module docstring for its fields)."""
     times = [c.get("wall_time_s") for c in classes]
-    complete = all(isinstance(t, (int, float)) for t in times) and bool(times)
+    complete = bool(times) and all(isinstance(t, (int, float)) and c.get("status") == "finished" for t, c in zip(times, classes))
     return _plain(
         {
             "mode": mode,
             "mmsr_version": mmsr_version,
             "command": settings.get("command"),
+            "losses": losses,
             "data": data,
             "boundaries": boundaries,
             "threshold": threshold,
@@ -86,6 +97,7 @@ def summarise(
             "sequential_wall_time_s": sum(times) if complete else None,
             "predicted_wall_time_separate_devices_s": max(times) if complete else None,
             "predicted_note": PREDICTED_NOTE,
+            "bundle": None,
             "settings": settings,
         }
     )

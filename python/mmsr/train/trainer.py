@@ -14,6 +14,11 @@ Checkpoints (see :mod:`mmsr.train.checkpoint`) are written every ``checkpoint_ev
 Ctrl-C / SIGTERM, and at the end, where the state is marked finished; a finished class is not
 retrained by ``--resume``. Under DDP only the group's first rank writes logs and checkpoints.
 
+A loss, a generator weight or a validation PSNR that is not finite ends the class with
+:class:`TrainingDiverged`, naming the step, the loss and the option to lower. Losses are checked
+where the loop syncs anyway (logging, validation, checkpoints, snapshots, the phase's end), so
+the check costs no extra host-device sync per step; weights are checked before they are written.
+
 Test hook: the environment variable ``MMSR_TRAIN_FAIL_AT=K:STEP`` makes class K raise
 :class:`InjectedFailure` right after step STEP (and its checkpoint, if one falls there). It exists so
 that tests can kill a worker mid-run; it has no other use.
@@ -49,7 +54,7 @@ from .report import JsonlLog
 from .snapshots import snapshot_steps, write_snapshot
 from .warm_start import init_state_dict
 
-__all__ = ["FAIL_ENV", "ClassResult", "ClassTrainer", "DDPGroup", "InjectedFailure", "class_dir"]
+__all__ = ["FAIL_ENV", "ClassResult", "ClassTrainer", "DDPGroup", "InjectedFailure", "TrainingDiverged", "class_dir"]
 
 FAIL_ENV = "MMSR_TRAIN_FAIL_AT"
 _CHECKPOINT_FORMAT = 1
@@ -83,6 +88,15 @@ class InjectedFailure(RuntimeError):
     """Raised by the ``MMSR_TRAIN_FAIL_AT`` test hook."""
 
 
+class TrainingDiverged(RuntimeError):
+    """A loss, weight or validation PSNR became NaN or infinite; the message says where and what to lower."""
+
+
+def _derived_seed(value: int) -> int:
+    # Seeds derived from --seed (up to 2**63 - 1) wrap into the range torch's generators take.
+    return value % 2**64
+
+
 @dataclass(frozen=True)
 class DDPGroup:
     """The process group of the ranks that train one class together."""
@@ -100,7 +114,7 @@ class ClassResult:
     index: int
     config: str
     device: str
-    status: str  # "finished", "failed", "interrupted" or "not run"
+    status: str  # "finished", "failed", "diverged", "interrupted" or "not run"
     steps: int = 0
     pixel_steps: int = 0
     gan_steps: int = 0
@@ -117,7 +131,7 @@ class ClassResult:
     ranks: int = 1
     worker: Optional[int] = None
     pid: Optional[int] = None
-    checkpoint: Optional[str] = None
+    checkpoint: Optional[str] = None  # the class's last checkpoint, relative to the run directory
     error: Optional[str] = None
 
     def to_dict(self) -> dict:
@@ -198,7 +212,7 @@ class ClassTrainer:
         self.gan_budget = math.ceil(job.gan_steps / self.ranks)
 
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(settings.seed * 1009 + job.index)
+            torch.manual_seed(_derived_seed(settings.seed * 1009 + job.index))
             self.generator = Generator.from_config(job.model, settings.scale)
             self.discriminator = (
                 Discriminator(layers=job.model.disc_layers, base_channels=settings.disc_width)
@@ -238,7 +252,7 @@ class ClassTrainer:
             klass=klass,
             boundaries=boundaries,
             threshold=settings.threshold,
-            seed=settings.seed * 7919 + 101 * job.index + rank,
+            seed=_derived_seed(settings.seed * 7919 + 101 * job.index + rank),
             min_fraction=settings.min_class_fraction,
         )
         self.val_lr, self.val_hr, self.val_source = self._validation_crops(val_images, train_images, boundaries, klass)
@@ -254,6 +268,11 @@ class ClassTrainer:
         self.early_stopped_at: Optional[int] = None
         self.restored_best = False
         self.resumed_from: Optional[int] = None
+        self.last_checkpoint: Optional[Path] = None
+        self.checkpoint_step: Optional[int] = None
+        # (step, losses) of the steps since the last log line, checked for divergence when the loop syncs.
+        self._pending: list[tuple[int, dict[str, Tensor]]] = []
+        self._start_step = 0
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -281,7 +300,7 @@ class ClassTrainer:
                 klass=klass,
                 boundaries=boundaries,
                 threshold=self.settings.threshold,
-                seed=self.settings.seed + 4099 * (self.job.index + 1),
+                seed=_derived_seed(self.settings.seed + 4099 * (self.job.index + 1)),
                 augment=False,
             )
             lr, hr = sampler.take(count, max_draws=count * _VAL_DRAWS_PER_CROP)
@@ -336,7 +355,49 @@ class ClassTrainer:
     def _checkpoint(self, finished: bool = False, result: Optional[ClassResult] = None) -> Optional[Path]:
         if not self.leader:
             return None
-        return save_checkpoint(self.dir, self.step, self._state(finished, result), keep=self.settings.keep_checkpoints)
+        self.last_checkpoint = save_checkpoint(
+            self.dir, self.step, self._state(finished, result), keep=self.settings.keep_checkpoints
+        )
+        self.checkpoint_step = self.step
+        return self.last_checkpoint
+
+    def _relative(self, path: Optional[Path]) -> Optional[str]:
+        return None if path is None else Path(path).relative_to(self.settings.run_dir).as_posix()
+
+    # -- divergence ----------------------------------------------------------------------------
+
+    def _diverged(self, step: int, what: str) -> TrainingDiverged:
+        s = self.settings
+        if step <= self.pixel_end:
+            phase, advice = "pixel", f"lower --lr (it is {self.job.lr:g} for this class)"
+        else:
+            phase = "gan"
+            advice = (
+                f"lower --gan-lr (it is {s.gan_lr:g}) or the GAN loss weights (--pixel-weight {s.pixel_weight:g}, "
+                f"--perceptual-weight {s.perceptual_weight:g}, --adv-weight {s.adv_weight:g})"
+            )
+        kept = f"last checkpoint: step {self.checkpoint_step}" if self.checkpoint_step is not None else "no checkpoint"
+        return TrainingDiverged(f"at step {step} ({phase} phase): {what}; {advice}. The class is not finished ({kept})")
+
+    def _weights_finite(self) -> bool:
+        tensors = [t for t in self.generator.state_dict().values() if t.is_floating_point()]
+        return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+
+    def _check_losses(self) -> None:
+        """Raise :class:`TrainingDiverged` naming the first step since the last log whose loss is not finite."""
+        if not self._pending:
+            return
+        flags = torch.stack([torch.isfinite(torch.stack(list(losses.values()))).all() for _, losses in self._pending])
+        if not bool(flags.all()):
+            step, losses = self._pending[int((~flags).nonzero()[0])]
+            bad = ", ".join(f"{name} became {float(v)}" for name, v in losses.items() if not math.isfinite(float(v)))
+            raise self._diverged(step, bad)
+
+    def _check_finite(self) -> None:
+        """:meth:`_check_losses`, then the generator's weights: before they are validated or written."""
+        self._check_losses()
+        if not self._weights_finite():
+            raise self._diverged(self.step, "the generator's weights became NaN or infinite")
 
     def _resume(self) -> Optional[ClassResult]:
         """Load the latest checkpoint; returns the stored result when the class had finished."""
@@ -353,9 +414,10 @@ class ClassTrainer:
                     f"checkpoint {path} was written with {key}={state.get(key)!r}, but this run has {key}={value!r}; "
                     f"resume with the original options or delete {self.dir}"
                 )
+        self.last_checkpoint, self.checkpoint_step = path, int(state["step"])
         if state.get("finished"):
             stored = dict(state.get("result", {}))
-            stored.update(status="finished", session_steps=0, checkpoint=str(path))
+            stored.update(status="finished", session_steps=0, checkpoint=self._relative(path))
             return ClassResult(**stored)
         self.generator.load_state_dict(state["generator"])
         self.opt_pixel.load_state_dict(state["opt_pixel"])
@@ -368,7 +430,9 @@ class ClassTrainer:
             self.batches.load_state_dict(state["sampler"])
         else:
             # The checkpoint holds the first rank's crop stream; the others continue on fresh ones.
-            self.batches.sampler.generator.manual_seed(self.settings.seed * 7919 + 1_000_003 * int(state["step"]) + self.ddp.rank)
+            self.batches.sampler.generator.manual_seed(
+                _derived_seed(self.settings.seed * 7919 + 1_000_003 * int(state["step"]) + self.ddp.rank)
+            )
         self.step = self.resumed_from = int(state["step"])
         self.pixel_end = int(state["pixel_end"])
         self.elapsed = float(state["elapsed"])
@@ -440,7 +504,12 @@ class ClassTrainer:
 
     @torch.no_grad()
     def validate(self) -> Optional[float]:
-        """Mean PSNR in dB (RGB, [0, 1]) of the generator on the class's validation crops; None without any."""
+        """Mean PSNR in dB (RGB, [0, 1]) of the generator on the class's validation crops; None without any.
+
+        Raises:
+            TrainingDiverged: a loss since the last check, a weight or the PSNR is not finite.
+        """
+        self._check_finite()
         if self.val_lr is None:
             return None
         was_training = self.generator.training
@@ -453,7 +522,10 @@ class ClassTrainer:
                 sr = self.generator(self.val_lr[start : start + chunk])
             total += _psnr(sr.float().clamp(0.0, 1.0), self.val_hr[start : start + chunk]).sum()
         self.generator.train(was_training)
-        return float(total) / n
+        psnr = float(total) / n
+        if not math.isfinite(psnr):
+            raise self._diverged(self.step, f"the validation PSNR became {psnr}")
+        return psnr
 
     def _agree(self, improved: bool, stop: bool) -> tuple[bool, bool]:
         # Ranks of a DDP group must take the same decisions; the group's first rank makes them.
@@ -479,6 +551,8 @@ class ClassTrainer:
         return stop
 
     def _end_pixel_phase(self) -> None:
+        # A phase that diverged fails even though restoring its best generator would hide it.
+        self._check_finite()
         # The pixel phase hands on the generator that validated best, not merely the last one.
         if self.val_lr is not None and self.best_step != self.step and self._last_val_step != self.step:
             self._track(self.validate(), allow_stop=False)
@@ -493,6 +567,7 @@ class ClassTrainer:
     # -- snapshots (--snapshots K): the quality-vs-time curve --------------------------------------
 
     def _snapshot(self, index: int) -> None:
+        self._check_finite()
         if not self.leader:
             return
         write_snapshot(
@@ -529,8 +604,13 @@ class ClassTrainer:
             base = {"class": self.job.index, "config": self.job.config, "step": self.step, "elapsed_s": self._now()}
             self.jsonl.write({**base, **record})
 
-    def _log_train(self, phase: str, sums: dict[str, Tensor], steps: int, seconds: float, bar) -> None:
-        values = {name: float(total) / steps for name, total in sums.items()}
+    def _log_train(self, phase: str, seconds: float, bar) -> None:
+        steps = len(self._pending)
+        names = dict.fromkeys(name for _, losses in self._pending for name in losses)
+        values = {
+            name: float(torch.stack([losses[name] for _, losses in self._pending if name in losses]).mean())
+            for name in names
+        }
         crops_per_s = steps * self.job.batch * self.ranks / max(seconds, 1e-9)
         opt = self.opt_pixel if phase == "pixel" else self.opt_gan
         self._write({"event": "train", "phase": phase, **values, "lr": opt.param_groups[0]["lr"], "crops_per_s": crops_per_s})
@@ -538,8 +618,7 @@ class ClassTrainer:
 
     def _loop(self, bar) -> None:
         s = self.settings
-        sums: dict[str, Tensor] = {}
-        interval_steps, interval_start = 0, time.perf_counter()
+        interval_start = time.perf_counter()
         fail_at = _fail_point()
         snapshots_due = self._snapshots_due()
         if self.settings.snapshots and self.step == 0:
@@ -556,16 +635,15 @@ class ClassTrainer:
             losses = self._pixel_step(lr, hr) if phase == "pixel" else self._gan_step(lr, hr)
             self.step += 1
             bar.update(1)
+            self._pending.append((self.step, losses))
             if phase == "pixel" and self.step in snapshots_due:
                 for index in snapshots_due[self.step]:
                     self._snapshot(index)
-            for name, value in losses.items():
-                sums[name] = sums[name] + value if name in sums else value
-            interval_steps += 1
             phase_over = self.step in (self.pixel_end, self.pixel_end + self.gan_budget)
             if self.step % s.log_every == 0 or phase_over:
-                self._log_train(phase, sums, interval_steps, time.perf_counter() - interval_start, bar)
-                sums, interval_steps, interval_start = {}, 0, time.perf_counter()
+                self._check_losses()
+                self._log_train(phase, time.perf_counter() - interval_start, bar)
+                self._pending, interval_start = [], time.perf_counter()
             if self.val_lr is not None and self.step % s.val_every == 0:
                 self._last_val_step = self.step
                 if phase == "pixel":
@@ -577,6 +655,7 @@ class ClassTrainer:
                 else:
                     self._write({"event": "val", "phase": "gan", "val_psnr": self.validate()})
             if self.step % s.checkpoint_every == 0:
+                self._check_finite()
                 self.elapsed = self._now()
                 self._checkpoint()
             if fail_at == (self.job.index, self.step):
@@ -584,36 +663,50 @@ class ClassTrainer:
         if not self.restored_best:
             self._end_pixel_phase()
 
-    def _finish(self, session_start_step: int) -> ClassResult:
-        final_psnr = self.validate()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        self.elapsed = self._now()
-        session_steps = self.step - session_start_step
-        session_seconds = time.perf_counter() - self._session_start
-        result = ClassResult(
+    def result(self, status: str, error: Optional[str] = None) -> ClassResult:
+        """Where the class stands now, as its summary.json entry; its wall time only once finished.
+
+        ``checkpoint`` is the class's last checkpoint (relative to the run directory), so an
+        interrupted or failed class still says how far it got and where ``--resume`` will continue.
+        """
+        finished = status == "finished"
+        session_steps = self.step - self._start_step
+        return ClassResult(
             index=self.job.index,
             config=self.job.config,
             device=str(self.device),
-            status="finished",
+            status=status,
             steps=self.step,
             pixel_steps=min(self.step, self.pixel_end),
             gan_steps=max(0, self.step - self.pixel_end),
             planned_steps=self.pixel_budget + self.gan_budget,
             early_stopped_at=self.early_stopped_at,
-            wall_time_s=self.elapsed,
+            wall_time_s=self.elapsed if finished else None,
             session_steps=session_steps,
             resumed_from=self.resumed_from,
-            val_psnr=final_psnr,
-            val_source=self.val_source,
             best_val_psnr=self.best_psnr if math.isfinite(self.best_psnr) else None,
-            crops_per_s=session_steps * self.job.batch * self.ranks / session_seconds if session_steps else None,
+            val_source=self.val_source,
             generator_parameters=count_parameters(self.generator),
             ranks=self.ranks,
             worker=self.position,
             pid=os.getpid(),
-            checkpoint=str(self.dir / f"step{self.step:08d}.pt") if self.leader else None,
+            checkpoint=self._relative(self.last_checkpoint) if self.leader else None,
+            error=error,
         )
+
+    def _finish(self) -> ClassResult:
+        final_psnr = self.validate()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.elapsed = self._now()
+        session_seconds = time.perf_counter() - self._session_start
+        result = self.result("finished")
+        result.val_psnr = final_psnr
+        if result.session_steps:
+            result.crops_per_s = result.session_steps * self.job.batch * self.ranks / session_seconds
+        if self.leader:
+            # The finished checkpoint is written with the result that names it.
+            result.checkpoint = self._relative(self.dir / f"step{self.step:08d}.pt")
         self._checkpoint(finished=True, result=result)
         self._write({"event": "finish", "phase": "done", "val_psnr": final_psnr, "wall_time_s": self.elapsed})
         return result
@@ -648,6 +741,8 @@ class ClassTrainer:
             KeyboardInterrupt: after Ctrl-C or SIGTERM, once a checkpoint of the last step is written.
             CheckpointError: ``--resume`` found only unusable checkpoints.
             RareClassError: the class is too rare in the data.
+            TrainingDiverged: a loss, weight or validation PSNR became NaN or infinite; nothing after
+                the last finite checkpoint is saved, and the class is not marked finished.
         """
         self._stop_signal: Optional[str] = None
         self._last_val_step: Optional[int] = None
@@ -658,7 +753,7 @@ class ClassTrainer:
                     self.log(f"class {self.job.index} ({self.job.config}) finished in an earlier run; not retrained")
                 return done
         self._elapsed_before, self._session_start = self.elapsed, time.perf_counter()
-        start_step = self.step
+        self._start_step = self.step
         bar = tqdm(
             total=self.pixel_end + self.gan_budget,
             initial=self.step,
@@ -671,10 +766,18 @@ class ClassTrainer:
         try:
             with self._signals_stop_at_step_end():
                 self._loop(bar)
-                return self._finish(start_step)
+                return self._finish()
+        except TrainingDiverged as err:
+            phase = "pixel" if self.step <= self.pixel_end else "gan"
+            self._write({"event": "diverged", "phase": phase, "error": str(err)})
+            raise
         except KeyboardInterrupt:
             self.elapsed = self._now()
-            self._checkpoint()
+            try:
+                self._check_finite()
+                self._checkpoint()
+            except TrainingDiverged as err:
+                self.log(f"class {self.job.index}: not checkpointed at step {self.step}: it diverged {err}")
             self._write({"event": "interrupted", "phase": "pixel" if self.step < self.pixel_end else "gan"})
             raise
         finally:
