@@ -16,7 +16,7 @@ from mmsr.ops import DEFAULT_TVAT_THRESHOLD
 from mmsr.train.checkpoint import list_checkpoints, load_checkpoint
 from mmsr.train.config import add_arguments, settings_from_args
 from mmsr.train.trainer import FAIL_ENV, ClassTrainer, TrainingDiverged
-from test_train import _summary, data_dir  # noqa: F401  (data_dir is a fixture)  # noqa: F401,F811  (pytest fixture)
+from test_train import _summary, data_dir  # noqa: F401  (data_dir is a fixture)
 
 ONE = [
     "--devices", "cpu",
