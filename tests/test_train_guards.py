@@ -139,7 +139,7 @@ def test_resume_refuses_changed_options_listing_each_and_accepts_harmless_ones(d
 
 
 def test_resume_compares_with_what_a_run_from_before_plan_settings_recorded(tmp_path):
-    from mmsr.train.launch import _check_resume
+    from mmsr.train.guards import check_resume
 
     run_dir = tmp_path / "old.run"
     run_dir.mkdir()
@@ -147,12 +147,12 @@ def test_resume_compares_with_what_a_run_from_before_plan_settings_recorded(tmp_
             "threshold": DEFAULT_TVAT_THRESHOLD, "scale": 4, "crop": 96, "init": None}  # fmt: skip
     (run_dir / "plan.json").write_text(json.dumps(plan))
     settings = _settings("--resume", "--run-dir", str(run_dir), "--devices", "cpu")
-    assert _check_resume(settings, None) == (0.1, 0.2)
+    assert check_resume(settings, None) == (0.1, 0.2)
     with pytest.raises(ValueError, match=r"--crop: 96 \(the run\) vs 64 \(this command\)"):
-        _check_resume(_settings("--resume", "--run-dir", str(run_dir), "--crop", "64"), None)
+        check_resume(_settings("--resume", "--run-dir", str(run_dir), "--crop", "64"), None)
     (run_dir / "summary.json").write_text(json.dumps({"settings": {"seed": 5, "devices": ["cuda:0"]}}))
     with pytest.raises(ValueError, match=r"--seed: 5 \(the run\) vs 0 \(this command\)"):
-        _check_resume(settings, None)
+        check_resume(settings, None)
 
 
 # -- 3, 21. what can fail without training fails first, and leaves nothing behind ------------------

@@ -16,11 +16,12 @@ Two ways in, one set of options (:mod:`mmsr.train.config`):
 A class that fails or diverges is reported with its class, model and error; the other classes go
 on (under torchrun the failing rank exits and torchrun stops the rest). The run then exits non-zero,
 and ``--resume`` retrains only what is unfinished, with the options of the run it resumes (plan.json
-records them; see ``_RESUME_FREE`` for the few that may change).
+records them; :mod:`mmsr.train.guards` lists the few that may change).
 
 Everything that can fail without training is checked before the first step: the options, the
 data, that ``--out`` is not an existing file (unless ``--overwrite``, or a ``--resume`` replacing
-the bundle its own run wrote) and that ``--out`` and the run directory can be written. The run
+the bundle its own run wrote) and that ``--out`` and the run directory can be written (see
+:mod:`mmsr.train.guards`). The run
 directory is created only once that has passed, so a run that fails early leaves nothing behind.
 
 Example:
@@ -30,7 +31,6 @@ Example:
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
 import queue as queue_module
@@ -50,8 +50,9 @@ from ..data import ImageSet, load_folder, sample_scores, split_holdout
 from ..models import Generator, ModelConfig
 from .calibrate import calibrate, class_fractions
 from ..atomic import write_bytes_atomically
-from .checkpoint import list_checkpoints, load_checkpoint
+from .checkpoint import load_checkpoint
 from .config import ClassJob, TrainSettings
+from .guards import bundle_record, check_outputs, check_resume, check_run_dir, finished_earlier, read_json, training_record
 from .losses import VGG19Features, find_vgg19_weights
 from .report import summarise, write_summary
 from .schedule import assign_ranks, assign_slots, job_cost
@@ -65,40 +66,6 @@ _GRACE_S = 10.0
 _KILL_AFTER_S = 60.0
 # Collective waits under torchrun include waiting for other classes to finish training.
 _DIST_TIMEOUT = datetime.timedelta(days=7)
-
-# Options that --resume may change: where the outputs go, what runs the steps and how fast, how
-# often the run logs and checkpoints, and the bundle's default tiling. None of them changes what a
-# class learns (devices and speed options change float rounding only, as resuming on another
-# machine does). Every other option must be the interrupted run's, or the classes would mix
-# budgets, learning rates or seeds and the records would describe none of them.
-_RESUME_FREE = frozenset(
-    {
-        "out",
-        "run_dir",
-        "overwrite",
-        "resume",
-        "command",
-        "progress",
-        "devices",
-        "concurrent",
-        "threads",
-        "channels_last",
-        "compile",
-        "log_every",
-        "checkpoint_every",
-        "keep_checkpoints",
-        "tile_size",
-        "overlap",
-        "init_provenance",  # read from the --init bundle, which "init" compares
-        "baseline_origin",  # why the baseline has its model; "configs" compares the model
-        "boundaries",  # the run's own (maybe calibrated) boundaries are in plan.json, compared apart
-    }
-)
-# Per-class options a class without any checkpoint may change on --resume: it trains from its
-# start, so nothing mixes (the way to retrain a class that diverged with a lower --lr).
-_PER_CLASS = ("pixel_steps", "gan_steps", "batch", "lr")
-_OPTION_NAMES = {"data": "DATA", "mmsr_classes": "--classes", "vgg19": "--vgg19 (the VGG19 file used)"}
-
 
 def _note(message: str) -> None:
     print(f"mmsr: {message}", file=sys.stderr, flush=True)
@@ -133,149 +100,6 @@ class _Prepared:
 
 
 # -- preparation ---------------------------------------------------------------------------------
-
-
-def _check_run_dir(settings: TrainSettings) -> None:
-    run_dir = Path(settings.run_dir)
-    existing = any(list_checkpoints(p) for p in (run_dir / "checkpoints").glob("class*")) if run_dir.is_dir() else False
-    if existing and not settings.resume:
-        raise ValueError(
-            f"run directory {run_dir} holds checkpoints of an earlier run; pass --resume to continue it, "
-            "or choose another --run-dir / --out"
-        )
-
-
-def _read_json(path: Path) -> Optional[dict]:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as err:
-        raise ValueError(f"cannot read {path} of the run in {path.parent}: {err}") from None
-    return value if isinstance(value, dict) else None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _bundle_record(path: str) -> dict:
-    return {"path": os.path.abspath(path), "sha256": _sha256(Path(path))}
-
-
-def _own_bundle(settings: TrainSettings, summary: Optional[dict]) -> bool:
-    """Whether --out is, unchanged, the bundle the run in --run-dir wrote."""
-    recorded = (summary or {}).get("bundle")
-    out = Path(settings.out)
-    if not isinstance(recorded, dict) or recorded.get("path") != os.path.abspath(out) or not out.is_file():
-        return False
-    return recorded.get("sha256") == _sha256(out)
-
-
-def _check_writable(option: str, folder: Path) -> None:
-    existing = folder.absolute()
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ValueError(f"{option}: cannot create {folder}: {existing} is not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{option}: cannot write in {existing} (permission denied)")
-
-
-def _check_outputs(settings: TrainSettings) -> None:
-    """Refuse, before any training, an --out that would replace a file or cannot be written."""
-    out = Path(settings.out)
-    summary = _read_json(Path(settings.run_dir) / "summary.json") if settings.resume else None
-    if out.exists() and not settings.overwrite and not (settings.resume and _own_bundle(settings, summary)):
-        raise ValueError(
-            f"--out {out} already exists and is not the bundle this run wrote; pass --overwrite to replace it, "
-            "or choose another --out"
-        )
-    _check_writable("--out", out.parent)
-    _check_writable("--run-dir", Path(settings.run_dir))
-
-
-def _training_record(settings: TrainSettings, vgg19: Optional[str]) -> dict:
-    """The options that shape what the classes learn, as JSON values (what --resume must keep)."""
-    record = {k: v for k, v in settings.to_dict().items() if k not in _RESUME_FREE}
-    record["data"] = os.path.abspath(settings.data)
-    record["vgg19"] = vgg19  # the file actually used (an explicit --vgg19 or the hub cache's); None: off
-    return json.loads(json.dumps(record))
-
-
-def _recorded_options(run_dir: Path, plan: dict) -> dict:
-    """The training options the run in ``run_dir`` recorded; runs from before plan.json held them all
-    give what their plan.json and summary.json have."""
-    if isinstance(plan.get("settings"), dict):
-        return plan["settings"]
-    recorded = {}
-    summary = _read_json(run_dir / "summary.json") or {}
-    if isinstance(summary.get("settings"), dict):
-        # Their data and vgg19 were recorded as typed, not resolved: not comparable.
-        skip = _RESUME_FREE | {"data", "vgg19"}
-        recorded.update({k: v for k, v in summary["settings"].items() if k not in skip})
-    if "mode" in plan:
-        recorded["baseline"] = plan["mode"] == "baseline"
-    recorded.update({k: plan[k] for k in ("configs", "threshold", "scale", "crop", "init") if k in plan})
-    return recorded
-
-
-def _shown(value) -> str:
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, list):
-        # A per-class option given once shows as it was given.
-        if value and value.count(value[0]) == len(value):
-            return _shown(value[0])
-        return ",".join(_shown(v) for v in value)
-    return "none" if value is None else str(value)
-
-
-def _check_resume(settings: TrainSettings, vgg19: Optional[str]) -> Optional[tuple[float, ...]]:
-    """Refuse a --resume whose options differ from the run's; returns the run's boundaries (None: no plan)."""
-    run_dir = Path(settings.run_dir)
-    plan = _read_json(run_dir / "plan.json") if settings.resume else None
-    if plan is None:
-        return None
-    recorded = _recorded_options(run_dir, plan)
-    started = {k for k in range(settings.classes) if list_checkpoints(class_dir(run_dir, k))}
-    differences = []
-    for key, now in _training_record(settings, vgg19).items():
-        if key not in recorded:
-            continue
-        then = recorded[key]
-        if key in _PER_CLASS and isinstance(then, list) and isinstance(now, list) and len(then) == len(now):
-            same = all(then[k] == now[k] for k in started)
-        else:
-            same = then == now
-        if not same:
-            name = _OPTION_NAMES.get(key, "--" + key.replace("_", "-"))
-            differences.append(f"  {name}: {_shown(then)} (the run) vs {_shown(now)} (this command)")
-    if differences:
-        raise ValueError(
-            f"--resume: this command's options differ from those of the run in {run_dir}:\n"
-            + "\n".join(differences)
-            + "\nresume with the run's options (its command is in summary.json), or start a new run with another "
-            "--out or --run-dir. (--resume may change only where outputs go, devices and speed options, logging and "
-            "checkpoint intervals, the bundle's tiling, and the per-class options of a class without checkpoints)"
-        )
-    boundaries = tuple(float(b) for b in plan.get("boundaries", ()))
-    if settings.boundaries is not None and not settings.baseline and tuple(settings.boundaries) != boundaries:
-        raise ValueError(f"--resume: the run used boundaries {list(boundaries)}, but --boundaries gives {list(settings.boundaries)}")
-    return boundaries
-
-
-def _finished_earlier(settings: TrainSettings) -> bool:
-    """Whether --resume finds a run whose every class finished and whose bundle --out still is."""
-    summary = _read_json(Path(settings.run_dir) / "summary.json") if settings.resume else None
-    classes = (summary or {}).get("classes")
-    if not isinstance(classes, list) or not classes or any(c.get("status") != "finished" for c in classes):
-        return False
-    return _own_bundle(settings, summary)
 
 
 def _choose_boundaries(
@@ -672,7 +496,7 @@ def _conclude(
     """
     summary_path = Path(settings.run_dir) / "summary.json"
     try:
-        previous = _read_json(summary_path) if settings.resume else None
+        previous = read_json(summary_path) if settings.resume else None
     except ValueError:  # read fine before training; whatever happened since, the new summary replaces it
         previous = None
     idle = all(r.status == "finished" and r.session_steps == 0 for r in results)
@@ -715,7 +539,7 @@ def _conclude(
     Path(settings.out).parent.mkdir(parents=True, exist_ok=True)
     save_bundle(bundle, settings.out)
     # The record that lets a later --resume tell its own bundle from a file it must not replace.
-    summary["bundle"] = _bundle_record(settings.out)
+    summary["bundle"] = bundle_record(settings.out)
     write_summary(summary_path, summary)
     _note(f"wrote {settings.out}; summary: {summary_path}")
     return 0
@@ -731,7 +555,7 @@ def _save_plan(settings: TrainSettings, prepared: _Prepared) -> None:
         "scale": settings.scale,
         "crop": settings.crop,
         "init": settings.init,
-        "settings": _training_record(settings, prepared.vgg19),
+        "settings": training_record(settings, prepared.vgg19),
     }
     Path(settings.run_dir).mkdir(parents=True, exist_ok=True)
     write_bytes_atomically(Path(settings.run_dir) / "plan.json", (json.dumps(record, indent=2) + "\n").encode())
@@ -740,10 +564,10 @@ def _save_plan(settings: TrainSettings, prepared: _Prepared) -> None:
 def _checks(settings: TrainSettings) -> tuple[Optional[tuple[float, ...]], Optional[str], bool]:
     """Every check that needs no data: ``(the resumed run's boundaries, the VGG19 file, finished earlier)``."""
     vgg19 = _vgg19_path(settings)
-    _check_run_dir(settings)
-    _check_outputs(settings)
-    resumed = _check_resume(settings, vgg19)
-    finished = _finished_earlier(settings)
+    check_run_dir(settings)
+    check_outputs(settings)
+    resumed = check_resume(settings, vgg19)
+    finished = finished_earlier(settings)
     if not finished:
         _load_vgg19(vgg19, settings)
     return resumed, vgg19, finished

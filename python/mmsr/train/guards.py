@@ -1,0 +1,200 @@
+"""Before a run trains: what it may write over, and what a ``--resume`` may change.
+
+- An existing ``--out`` is replaced only with ``--overwrite``, or by a ``--resume`` of the run that
+  wrote it (summary.json records the bundle's path and sha256), and never when it is the
+  ``--init`` bundle (refused in :mod:`mmsr.train.config`).
+- ``--out`` and the run directory must be writable before the first step, so a run never trains
+  for hours and then fails to save.
+- A ``--resume`` keeps the interrupted run's training options (plan.json's ``settings``); only
+  the options in ``_RESUME_FREE`` may change, and a class without checkpoints may change its own
+  per-class budget and learning rate.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+from .checkpoint import list_checkpoints
+from .config import TrainSettings
+from .trainer import class_dir
+
+__all__ = ["bundle_record", "check_outputs", "check_resume", "check_run_dir", "finished_earlier", "read_json", "training_record"]
+
+# Options that --resume may change: where the outputs go, what runs the steps and how fast, how
+# often the run logs and checkpoints, and the bundle's default tiling. None of them changes what a
+# class learns (devices and speed options change float rounding only, as resuming on another
+# machine does). Every other option must be the interrupted run's, or the classes would mix
+# budgets, learning rates or seeds and the records would describe none of them.
+_RESUME_FREE = frozenset(
+    {
+        "out",
+        "run_dir",
+        "overwrite",
+        "resume",
+        "command",
+        "progress",
+        "devices",
+        "concurrent",
+        "threads",
+        "channels_last",
+        "compile",
+        "log_every",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "tile_size",
+        "overlap",
+        "init_provenance",  # read from the --init bundle, which "init" compares
+        "baseline_origin",  # why the baseline has its model; "configs" compares the model
+        "boundaries",  # the run's own (maybe calibrated) boundaries are in plan.json, compared apart
+    }
+)
+# Per-class options a class without any checkpoint may change on --resume: it trains from its
+# start, so nothing mixes (the way to retrain a class that diverged with a lower --lr).
+_PER_CLASS = ("pixel_steps", "gan_steps", "batch", "lr")
+_OPTION_NAMES = {"data": "DATA", "mmsr_classes": "--classes", "vgg19": "--vgg19 (the VGG19 file used)"}
+
+
+def check_run_dir(settings: TrainSettings) -> None:
+    run_dir = Path(settings.run_dir)
+    existing = any(list_checkpoints(p) for p in (run_dir / "checkpoints").glob("class*")) if run_dir.is_dir() else False
+    if existing and not settings.resume:
+        raise ValueError(
+            f"run directory {run_dir} holds checkpoints of an earlier run; pass --resume to continue it, "
+            "or choose another --run-dir / --out"
+        )
+
+
+def read_json(path: Path) -> Optional[dict]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot read {path} of the run in {path.parent}: {err}") from None
+    return value if isinstance(value, dict) else None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def bundle_record(path: str) -> dict:
+    return {"path": os.path.abspath(path), "sha256": _sha256(Path(path))}
+
+
+def _own_bundle(settings: TrainSettings, summary: Optional[dict]) -> bool:
+    """Whether --out is, unchanged, the bundle the run in --run-dir wrote."""
+    recorded = (summary or {}).get("bundle")
+    out = Path(settings.out)
+    if not isinstance(recorded, dict) or recorded.get("path") != os.path.abspath(out) or not out.is_file():
+        return False
+    return recorded.get("sha256") == _sha256(out)
+
+
+def _check_writable(option: str, folder: Path) -> None:
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{option}: cannot create {folder}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{option}: cannot write in {existing} (permission denied)")
+
+
+def check_outputs(settings: TrainSettings) -> None:
+    """Refuse, before any training, an --out that would replace a file or cannot be written."""
+    out = Path(settings.out)
+    summary = read_json(Path(settings.run_dir) / "summary.json") if settings.resume else None
+    if out.exists() and not settings.overwrite and not (settings.resume and _own_bundle(settings, summary)):
+        raise ValueError(
+            f"--out {out} already exists and is not the bundle this run wrote; pass --overwrite to replace it, "
+            "or choose another --out"
+        )
+    _check_writable("--out", out.parent)
+    _check_writable("--run-dir", Path(settings.run_dir))
+
+
+def training_record(settings: TrainSettings, vgg19: Optional[str]) -> dict:
+    """The options that shape what the classes learn, as JSON values (what --resume must keep)."""
+    record = {k: v for k, v in settings.to_dict().items() if k not in _RESUME_FREE}
+    record["data"] = os.path.abspath(settings.data)
+    record["vgg19"] = vgg19  # the file actually used (an explicit --vgg19 or the hub cache's); None: off
+    return json.loads(json.dumps(record))
+
+
+def _recorded_options(run_dir: Path, plan: dict) -> dict:
+    """The training options the run in ``run_dir`` recorded; runs from before plan.json held them all
+    give what their plan.json and summary.json have."""
+    if isinstance(plan.get("settings"), dict):
+        return plan["settings"]
+    recorded = {}
+    summary = read_json(run_dir / "summary.json") or {}
+    if isinstance(summary.get("settings"), dict):
+        # Their data and vgg19 were recorded as typed, not resolved: not comparable.
+        skip = _RESUME_FREE | {"data", "vgg19"}
+        recorded.update({k: v for k, v in summary["settings"].items() if k not in skip})
+    if "mode" in plan:
+        recorded["baseline"] = plan["mode"] == "baseline"
+    recorded.update({k: plan[k] for k in ("configs", "threshold", "scale", "crop", "init") if k in plan})
+    return recorded
+
+
+def _shown(value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list):
+        # A per-class option given once shows as it was given.
+        if value and value.count(value[0]) == len(value):
+            return _shown(value[0])
+        return ",".join(_shown(v) for v in value)
+    return "none" if value is None else str(value)
+
+
+def check_resume(settings: TrainSettings, vgg19: Optional[str]) -> Optional[tuple[float, ...]]:
+    """Refuse a --resume whose options differ from the run's; returns the run's boundaries (None: no plan)."""
+    run_dir = Path(settings.run_dir)
+    plan = read_json(run_dir / "plan.json") if settings.resume else None
+    if plan is None:
+        return None
+    recorded = _recorded_options(run_dir, plan)
+    started = {k for k in range(settings.classes) if list_checkpoints(class_dir(run_dir, k))}
+    differences = []
+    for key, now in training_record(settings, vgg19).items():
+        if key not in recorded:
+            continue
+        then = recorded[key]
+        if key in _PER_CLASS and isinstance(then, list) and isinstance(now, list) and len(then) == len(now):
+            same = all(then[k] == now[k] for k in started)
+        else:
+            same = then == now
+        if not same:
+            name = _OPTION_NAMES.get(key, "--" + key.replace("_", "-"))
+            differences.append(f"  {name}: {_shown(then)} (the run) vs {_shown(now)} (this command)")
+    if differences:
+        raise ValueError(
+            f"--resume: this command's options differ from those of the run in {run_dir}:\n"
+            + "\n".join(differences)
+            + "\nresume with the run's options (its command is in summary.json), or start a new run with another "
+            "--out or --run-dir. (--resume may change only where outputs go, devices and speed options, logging and "
+            "checkpoint intervals, the bundle's tiling, and the per-class options of a class without checkpoints)"
+        )
+    boundaries = tuple(float(b) for b in plan.get("boundaries", ()))
+    if settings.boundaries is not None and not settings.baseline and tuple(settings.boundaries) != boundaries:
+        raise ValueError(f"--resume: the run used boundaries {list(boundaries)}, but --boundaries gives {list(settings.boundaries)}")
+    return boundaries
+
+
+def finished_earlier(settings: TrainSettings) -> bool:
+    """Whether --resume finds a run whose every class finished and whose bundle --out still is."""
+    summary = read_json(Path(settings.run_dir) / "summary.json") if settings.resume else None
+    classes = (summary or {}).get("classes")
+    if not isinstance(classes, list) or not classes or any(c.get("status") != "finished" for c in classes):
+        return False
+    return _own_bundle(settings, summary)
