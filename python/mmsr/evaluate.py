@@ -257,16 +257,9 @@ def bicubic_upscale(lr: Tensor, scale: int) -> Tensor:
         >>> bicubic_upscale(torch.full((3, 4, 4), 7, dtype=torch.uint8), 4).unique().tolist()
         [7]
     """
-    if lr.dtype != torch.uint8 or lr.dim() not in (3, 4):
-        raise ValueError(f"lr should be a uint8 [3, h, w] or [B, 3, h, w] tensor, got {lr.dtype} {tuple(lr.shape)}")
-    x = lr.float().div_(255)
-    batched = x.unsqueeze(0) if lr.dim() == 3 else x
-    height, width = lr.shape[-2:]
+    size = (lr.shape[-2] * scale, lr.shape[-1] * scale)
     # antialias=True selects torch's separable Pillow-style filter, whose cubic has a = -0.5.
-    size = (height * scale, width * scale)
-    up = F.interpolate(batched, size=size, mode="bicubic", align_corners=False, antialias=True)
-    out = up.clamp_(0, 1).mul_(255).round_().to(torch.uint8)
-    return out[0] if lr.dim() == 3 else out
+    return _upscale_uint8(lr, lambda x: F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True))
 
 
 def torch_bicubic_upscale(lr: Tensor, scale: int) -> Tensor:
@@ -286,12 +279,15 @@ def torch_bicubic_upscale(lr: Tensor, scale: int) -> Tensor:
         >>> torch_bicubic_upscale(torch.full((3, 4, 4), 7, dtype=torch.uint8), 4).unique().tolist()
         [7]
     """
+    return _upscale_uint8(lr, lambda x: F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False))
+
+
+def _upscale_uint8(lr: Tensor, resize: Callable[[Tensor], Tensor]) -> Tensor:
+    """``resize`` of a uint8 image (batch) read as floats in [0, 1], clamped and rounded back to uint8."""
     if lr.dtype != torch.uint8 or lr.dim() not in (3, 4):
         raise ValueError(f"lr should be a uint8 [3, h, w] or [B, 3, h, w] tensor, got {lr.dtype} {tuple(lr.shape)}")
     x = lr.float().div_(255)
-    batched = x.unsqueeze(0) if lr.dim() == 3 else x
-    up = F.interpolate(batched, scale_factor=scale, mode="bicubic", align_corners=False)
-    out = up.clamp_(0, 1).mul_(255).round_().to(torch.uint8)
+    out = resize(x.unsqueeze(0) if lr.dim() == 3 else x).clamp_(0, 1).mul_(255).round_().to(torch.uint8)
     return out[0] if lr.dim() == 3 else out
 
 
