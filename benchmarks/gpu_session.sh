@@ -45,6 +45,9 @@ limit=${LIMIT:-585}
 stages=${STAGES:-"build probe train kernels tests upscale"}
 out="${OUT:-runs/gpu_session}"
 work=device_runs
+# Scratch of this call only: a rerun on a still-warm machine must not meet the last call's runs
+# (mmsr train refuses to write over them).
+rm -rf "$work"
 mkdir -p "$out" "$work"
 exec > >(tee -a "$out/session.log") 2>&1
 
