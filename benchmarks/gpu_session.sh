@@ -36,7 +36,7 @@
 #     bash benchmarks/gpu_session.sh                                # the follow-up
 #   LIMIT=560 STAGES="build continue profile compiled upscale" CONTINUE_STEPS=2500 bash benchmarks/gpu_session.sh
 #   LIMIT=560 STAGES="build curve profile" CURVE_STEPS=540,1620,5040 bash benchmarks/gpu_session.sh   # needs device_data/val
-#   LIMIT=400 STAGES="build tests upscale tiling kernels" TESTS_K="tvat or upscale" bash benchmarks/gpu_session.sh
+#   LIMIT=400 STAGES="build tests upscale tiling kernels" TESTS_K="tvat or upscale or autograd or opcheck" bash benchmarks/gpu_session.sh
 #   LIMIT=560 STAGES="build curve" CURVE_SEEDS="0 1 2" CURVE_STEPS=180,540,1680 bash benchmarks/gpu_session.sh
 set -uo pipefail
 export PYTHONUNBUFFERED=1
