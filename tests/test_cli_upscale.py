@@ -495,3 +495,33 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
     assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"mmsr {mmsr.__version__}"
+
+
+def test_format_and_quality(tmp_path, bundle_path):
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    Image.fromarray(_rgb()).save(tmp_path / "anim.gif")  # a format mmsr reads but cannot write
+    assert _upscale(tmp_path / "a.png", tmp_path / "anim.gif", "-o", tmp_path / "out/", "--format", "JPG",
+                    "--bundle", bundle_path) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jpg", "anim.jpg"]
+    assert _upscale(tmp_path / "a.png", "--format", ".webp", "--bundle", bundle_path) == 0
+    assert Image.open(tmp_path / "a_x2.webp").format == "WEBP"
+    sizes = {}
+    for quality in (30, 95):
+        target = tmp_path / f"q{quality}.jpg"
+        assert _upscale(tmp_path / "a.png", "-o", target, "--quality", quality, "--bundle", bundle_path) == 0
+        sizes[quality] = target.stat().st_size
+    assert sizes[30] < sizes[95]
+
+
+def test_format_conflicting_with_an_output_file(tmp_path, bundle_path, capsys):
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    assert _upscale(tmp_path / "a.png", "-o", tmp_path / "b.png", "--format", "jpg", "--bundle", bundle_path) == 2
+    assert "names its own format; --format jpg is for outputs named after inputs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, value, message", [("--quality", "0", "expected an integer from 1 to 100"), ("--quality", "x", "expected an integer from 1 to 100"),
+                                                    ("--format", "gif", "expected one of bmp, jpeg, jpg, png")])
+def test_bad_format_or_quality(tmp_path, capsys, option, value, message):
+    with pytest.raises(SystemExit):
+        _upscale(tmp_path / "a.png", option, value)
+    assert f"argument {option}: {message}" in capsys.readouterr().err

@@ -294,3 +294,10 @@ def test_resize_alpha():
     assert big[:, :10].max() == 0 and big[:, 14:].min() == 255  # flat regions stay exact
     with pytest.raises(ValueError, match="alpha should be a uint8"):
         resize_alpha(alpha.float(), 2)
+
+
+@pytest.mark.parametrize("quality", [0, 101, 9.5, True])
+def test_bad_quality(tmp_path, quality):
+    with pytest.raises(ValueError, match="quality must be an int from 1 to 100"):
+        write_image(tmp_path / "q.jpg", ImageData(rgb=torch.zeros(3, 4, 4, dtype=torch.uint8)), quality)
+    assert not (tmp_path / "q.jpg").exists()

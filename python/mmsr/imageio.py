@@ -43,6 +43,7 @@ from .atomic import write_atomically
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "DEFAULT_QUALITY",
     "alpha_supported",
     "EXTENSIONS",
     "ImageData",
@@ -69,7 +70,7 @@ EXTENSIONS = {
 _ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")  # Pillow writes JPEG and BMP without alpha
 _SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
-_LOSSY_QUALITY = 95  # JPEG/WebP: visually lossless, about half the size of quality 100
+DEFAULT_QUALITY = 95  # JPEG/WebP: visually lossless, about half the size of quality 100
 _WITH_ALPHA = ("RGBA", "LA", "PA", "RGBa", "La")
 _U16_MAX = 65535.0
 
@@ -284,17 +285,18 @@ def _to_pil(image: ImageData, fmt: str) -> Image.Image:
     return im
 
 
-def write_image(path: Union[str, os.PathLike], image: ImageData) -> None:
+def write_image(path: Union[str, os.PathLike], image: ImageData, quality: int = DEFAULT_QUALITY) -> None:
     """Encode ``image`` in the format named by ``path``'s extension and write it atomically.
 
     PNG, WebP and TIFF keep the alpha channel; JPEG and BMP cannot hold one, so it is dropped (the
-    CLI warns first). JPEG and WebP are written at quality 95. A 16-bit grayscale image stays 16
-    bits in PNG and TIFF.
+    CLI warns first). A 16-bit grayscale image stays 16 bits in PNG and TIFF.
 
     Args:
         path: destination; its directory must exist. An existing file is replaced only once the
             new one is complete.
         image: the pixels (``rgb`` uint8, or float in [0, 1], [3, H, W]) and their kind.
+        quality: JPEG and WebP quality, 1-100 (default 95: visually lossless, about half the size
+            of 100); other formats are lossless and ignore it.
 
     Raises:
         ValueError: an unsupported extension or a malformed tensor.
@@ -305,8 +307,10 @@ def write_image(path: Union[str, os.PathLike], image: ImageData) -> None:
     """
     path = Path(path)
     fmt = _format_for(path)
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+        raise ValueError(f"quality must be an int from 1 to 100, got {quality!r}")
     im = _to_pil(image, fmt)
-    options = {"quality": _LOSSY_QUALITY} if fmt in ("JPEG", "WEBP") else {}
+    options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     if image.icc_profile and fmt != "BMP":
         options["icc_profile"] = image.icc_profile
     write_atomically(path, lambda f: im.save(f, format=fmt, **options))

@@ -20,7 +20,7 @@ Inputs are files or directories (their PNG, JPEG, WebP, TIFF and BMP files, not 
 directory's NAME_x4.EXT files beside a NAME.* are earlier results of this command and are skipped).
 The output format follows the output's extension. Without -o, each result is written next to its
 input as NAME_x4.EXT (for a x4 bundle); with several inputs, -o is a directory and results keep
-their input's name. An input is never overwritten, and outputs are written atomically. Of an
+their input's name; --format picks another extension for both, --quality the JPEG/WebP quality. An input is never overwritten, and outputs are written atomically. Of an
 animated or multi-page file only the first frame is upscaled (with a warning).
 
 An alpha channel is carried through, upscaled on its own with bicubic interpolation (JPEG and BMP
@@ -210,11 +210,22 @@ def add_parser(subparsers) -> None:
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    from ..imageio import DEFAULT_QUALITY, EXTENSIONS
+
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or directories of images")
     parser.add_argument(
         "-o", "--output", metavar="OUTPUT",
         help="output file (one input) or directory (several inputs, or a directory input); "
         "default: NAME_xS.EXT next to each input",
+    )
+    parser.add_argument(
+        "--format", metavar="EXT", type=_output_format,
+        help=f"output format for results named after their input (NAME_x4.EXT, or in an -o directory): "
+        f"one of {', '.join(sorted(e[1:] for e in EXTENSIONS))} (default: the input's)",
+    )
+    parser.add_argument(
+        "--quality", type=_quality, default=DEFAULT_QUALITY, metavar="Q",
+        help="JPEG and WebP quality, 1-100 (default %(default)s; other formats are lossless)",
     )
     parser.add_argument(
         "--bundle", metavar="FILE",
@@ -261,6 +272,26 @@ def add_parser(subparsers) -> None:
     add_image_limit_argument(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or per-image lines")
     parser.set_defaults(run=run)
+
+
+def _output_format(text: str) -> str:
+    """``--format``: an image extension such as png or .JPG -> ".png" / ".jpg"."""
+    from ..imageio import EXTENSIONS
+
+    suffix = "." + text.lower().lstrip(".")
+    if suffix not in EXTENSIONS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(sorted(e[1:] for e in EXTENSIONS))}, got {text!r}")
+    return suffix
+
+
+def _quality(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"expected an integer from 1 to 100, got {text!r}")
+    return value
 
 
 def _collect_inputs(names: List[str], scale: int) -> Tuple[List[Path], List[str], List[str], bool]:
@@ -312,8 +343,11 @@ def _plan_outputs(args, inputs: List[Path], directory_mode: bool, scale: int) ->
     only once every option has been checked."""
     from ..imageio import EXTENSIONS
 
+    def suffix(p: Path) -> str:
+        return args.format or p.suffix
+
     if args.output is None:
-        return {p: p.with_name(f"{p.stem}_x{scale}{p.suffix}") for p in inputs}, None
+        return {p: p.with_name(f"{p.stem}_x{scale}{suffix(p)}") for p in inputs}, None
     out = Path(args.output)
     if directory_mode or out.is_dir() or args.output.endswith(("/", os.sep)):
         if out.exists() and not out.is_dir():
@@ -323,7 +357,9 @@ def _plan_outputs(args, inputs: List[Path], directory_mode: bool, scale: int) ->
                 f"-o {out}: several inputs need an output directory, and this names an image file; "
                 "give a directory (e.g. out/)"
             )
-        return {p: out / p.name for p in inputs}, out
+        return {p: out / f"{p.stem}{suffix(p)}" for p in inputs}, out
+    if args.format is not None and out.suffix.lower() != args.format:
+        raise CommandError(f"-o {out} names its own format; --format {args.format[1:]} is for outputs named after inputs")
     if out.suffix.lower() not in EXTENSIONS:
         hint = "; for a directory, end it with /" if not out.suffix else ""
         raise CommandError(
@@ -449,7 +485,7 @@ def _upscale_file(
               disable=True if args.quiet or tiles <= _LARGE_IMAGE_TILES else None) as bar:
         result = upscaler.upscale(image.rgb, force_class=model, progress=bar.update)
     scale = upscaler.scale
-    write_image(target, image.with_pixels(result.image, None if alpha is None else resize_alpha(alpha, scale)))
+    write_image(target, image.with_pixels(result.image, None if alpha is None else resize_alpha(alpha, scale)), args.quality)
     if class_map is not None:
         write_class_map(class_map, image.rgb, result, upscaler.bundle, source)
     configs = upscaler.bundle.configs
