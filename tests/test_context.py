@@ -82,6 +82,26 @@ def test_promoted_plans_cover_every_tile_once_and_never_cost_more(seed):
     routed = tile_blocks(classes, **layout)
     deepest = tile_blocks([2] * len(classes), **layout)
     assert _cost(plan, costs) <= min(_cost(routed, costs), _cost(deepest, costs)) + 1e-9
+    # Bands of whole row groups plan exactly as the whole grid (the Upscaler works in bands).
+    per_image = rows * cols
+    for first in range(0, rows, 4):
+        band_rows = min(4, rows - first)
+        band = [classes[i * per_image + r * cols + c] for i in range(images)
+                for r in range(first, first + band_rows) for c in range(cols)]
+        band_plan = promote_blocks(band, window_area=_area, costs=costs, target=2, rows=band_rows, cols=cols,
+                                   fits=fits, row_group=4, first_row=first)
+        whole = sorted((b.image, b.row - first, b.col, b.rows, b.cols, b.cls) for b in plan if first <= b.row < first + 4)
+        assert sorted((b.image, b.row, b.col, b.rows, b.cols, b.cls) for b in band_plan) == whole
+
+
+def test_promotion_is_decided_per_row_group():
+    # The audit's case: the whole grid used to choose routing or promotion once for all rows, so a
+    # band alone could choose differently. Row 0 alone must plan as row 0 of the whole grid.
+    area = lambda b: (24 * b.rows + 16) * (24 * b.cols + 16)  # noqa: E731
+    kw = dict(cols=3, fits=lambda r, c: c <= 2, window_area=area, costs=[4.0, 5.0], target=1, row_group=1)
+    whole = promote_blocks([1, 0, 1, 0, 1, 1], rows=2, **kw)
+    row0 = promote_blocks([1, 0, 1], rows=1, first_row=0, **kw)
+    assert [(b.col, b.cols, b.cls) for b in whole if b.row == 0] == [(b.col, b.cols, b.cls) for b in row0]
 
 
 def test_promotion_by_hand():

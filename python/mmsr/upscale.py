@@ -157,7 +157,7 @@ class Upscaler:
     of it where its own window would have put it (:func:`mmsr.context.tile_blocks`, greedy in
     row-major order). Every tile keeps at least its own context and the output only moves closer
     to whole-image inference, while a block of n x m 32-pixel tiles costs ``(24 n + 16) (24 m +
-    16) / (1600 n m)`` of n m separate windows (0.68 for one row of 8, 0.44 for 4 x 8). Blocks
+    16) / (1600 n m)`` of n m separate windows (0.65 for one row of 8, 0.46 for 4 x 8). Blocks
     stay within aligned groups of 4 tile rows, and default bands hold whole groups, so the result
     does not depend on the band size (a ``band_rows`` below 4 cuts blocks short). Blocks of one
     class and window shape are batched together, ``batch_size`` tiles (at least one block) per
@@ -170,8 +170,10 @@ class Upscaler:
     its own than it saves. With ``promote`` (the default), blocks are planned by
     :func:`mmsr.context.promote_blocks`: within each block of the deepest model's plan (4 rows x
     ``max_run`` tiles), either every tile goes to the deepest model or every tile to its own class's,
-    whichever costs less by the models' conv multiply-adds per LR pixel (``costs``), and the whole
-    plan is never estimated costlier than pure routing or the deepest model on every tile. Tiles
+    whichever costs less by the models' conv multiply-adds per LR pixel (``costs``); in each group
+    of 4 rows the plan is never estimated costlier than pure routing, nor than the deepest model on
+    every tile when no class's model costs more than the deepest's (true of every mmsr-trained
+    bundle), and it is decided per group, so bands give the whole image's plan. Tiles
     only ever move to the deepest model (the quality reference: on Set14 it scores above routing),
     and only from classes with cheaper models; ``UpscaleResult.models`` records the model that ran
     each tile, ``classes`` stays TVAT's. ``promote=False`` is pure TVAT routing, the MMSR method as
