@@ -190,12 +190,28 @@ def test_frames_are_counted(tmp_path):
     assert read_image(_save(tmp_path / "one.png", _pixels())).frames == 1
 
 
-def test_pillow_bomb_limit_gets_mmsr_message(tmp_path, monkeypatch):
-    # Pillow refuses past twice its own limit while opening, before mmsr's check runs.
+def test_pillows_own_limit_does_not_apply(tmp_path, monkeypatch):
+    # Pillow refuses past twice its global limit while opening; mmsr's max_pixels decides instead.
     path = _save(tmp_path / "big.png", _pixels(h=100, w=100))
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
-    with pytest.raises(ImageTooLargeError, match=r"big\.png: 10,000 pixels exceeds the limit of 5,000 \(raise it with --max-pixels"):
+    assert read_image(path, max_pixels=None).size == (100, 100)
+    with pytest.raises(ImageTooLargeError, match=r"big\.png: 100x100 = 10,000 pixels exceeds the limit of 5,000"):
         read_image(path, max_pixels=5000)
+    assert Image.MAX_IMAGE_PIXELS == 1000  # put back
+
+
+def test_a_tiff_pillow_fails_with_type_error_is_an_unreadable_file(tmp_path, monkeypatch):
+    # Pillow raises TypeError("Missing dimensions") for some malformed TIFF directories.
+    path = _save(tmp_path / "t.tif", _pixels())
+
+    def broken(self):
+        raise TypeError("Missing dimensions")
+
+    from PIL import TiffImagePlugin
+
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "n_frames", property(broken))
+    with pytest.raises(OSError, match=r"t\.tif: cannot read image \(Missing dimensions\)"):
+        read_image(path)
 
 
 def test_exif_orientation_is_applied(tmp_path):

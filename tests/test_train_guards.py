@@ -227,6 +227,34 @@ def test_a_vgg19_file_that_is_no_state_dict_is_named_without_torchs_advice(data_
     assert "expected torchvision's vgg19 state_dict" in message and "weights_only" not in message
 
 
+def test_a_crop_too_small_for_the_discriminator_is_refused_up_front():
+    # 16-pixel crops through an 8-layer discriminator end as 1x1 maps: with --batch 1, BatchNorm
+    # would see one value per channel at the first GAN step.
+    with pytest.raises(ValueError, match=r"--crop 16 with --batch 1 is too small for class 0's 8-layer discriminator"):
+        _settings("--classes", "1", "--configs", "2-8w4", "--crop", "16", "--batch", "1", "--gan-steps", "2")
+    _settings("--classes", "1", "--configs", "2-8w4", "--crop", "16", "--batch", "2", "--gan-steps", "2")
+    _settings("--classes", "1", "--configs", "2-8w4", "--crop", "16", "--batch", "1", "--gan-steps", "0")
+
+
+def test_a_pixel_only_run_with_a_deep_discriminator_and_small_crops_trains(data_dir, tmp_path):
+    # Its cost estimate used to run the discriminator in train mode on one 1x1 map and fail.
+    out = tmp_path / "p.safetensors"
+    options = [*ONE, "--configs", "2-8w4", "--crop", "16", "--batch", "1", "--pixel-steps", "1"]
+    assert _train(data_dir, out, *options) == 0
+
+
+def test_a_crop_too_small_for_vgg19_is_refused_before_training(data_dir, tmp_path, capsys):
+    from mmsr.train.losses import VGG19Features
+
+    vgg = tmp_path / "vgg19.pth"
+    torch.save({f"features.{k}": v for k, v in VGG19Features().features.state_dict().items()}, vgg)
+    out = tmp_path / "v.safetensors"
+    options = [*ONE, "--crop", "8", "--batch", "4", "--gan-steps", "1", "--vgg19", str(vgg)]
+    assert _train(data_dir, out, *options) == 2
+    assert "--crop 8 is too small for the perceptual loss" in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "v.run").exists()
+
+
 # -- 7. the records say which losses were used ----------------------------------------------------------
 
 

@@ -197,10 +197,13 @@ def _warn(message: str) -> None:
 
 
 def _decode(path: Path) -> Tensor | str:
+    """The image, or why it cannot be used (without the path, which the skip line gives)."""
     try:
         return read_image(path)
-    except OSError as err:
-        return str(err)
+    except (OSError, ValueError) as err:  # unreadable, or a kind mmsr refuses (e.g. float pixels)
+        reason = str(err)
+        prefix = f"{path}: "
+        return reason[len(prefix):] if reason.startswith(prefix) else reason
 
 
 # The most recently loaded folder: calibration and training in one process decode it once.

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import io
 import os
-import re
+import threading
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -217,28 +217,36 @@ def read_image(path: Union[str, os.PathLike], max_pixels: Optional[int] = DEFAUL
         # mmsr applies its own, documented limit below; Pillow's bomb warning would only repeat it.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            with Image.open(path) as im:
+            with _open_unlimited(path) as im:
                 _check_pixels(path, im.width, im.height, max_pixels)
                 frames = getattr(im, "n_frames", 1)
                 im.load()
                 upright = ImageOps.exif_transpose(im)
                 return replace(_decode(upright), frames=frames)
-        except Image.DecompressionBombError as err:
-            # Pillow refuses past twice its own limit while opening, before mmsr's check can run.
-            found = re.search(r"\((\d+) pixels\)", str(err))
-            size = f"{int(found.group(1)):,} pixels" if found else "its size"
-            limit = f"the limit of {max_pixels:,}" if max_pixels is not None else "Pillow's limit"
-            raise ImageTooLargeError(
-                f"{path}: {size} exceeds {limit} (raise it with --max-pixels, or max_pixels=, if the memory is there)"
-            ) from None
         except ImageTooLargeError:
             raise
         except FileNotFoundError:
             raise FileNotFoundError(f"{path}: no such file") from None
-        except (OSError, SyntaxError, EOFError) as err:
+        except (OSError, SyntaxError, EOFError, TypeError) as err:
+            # TypeError: Pillow's answer to some malformed TIFF directories ("Missing dimensions").
             raise OSError(f"{path}: cannot read image ({err})") from None
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
+
+
+# Pillow refuses images past its own "decompression bomb" limit (~179 MP) while opening, before
+# mmsr's max_pixels check could run; the limit is lifted for the open only (the header is read,
+# nothing decoded), under a lock because it is a global of Pillow's.
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+
+def _open_unlimited(path: Path) -> Image.Image:
+    with _PILLOW_LIMIT_LOCK:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 def resize_alpha(alpha: torch.Tensor, scale: int) -> torch.Tensor:

@@ -6,7 +6,7 @@ import math
 import sys
 from pathlib import Path
 
-from .upscale_cmd import CommandError, FileSet, add_image_limit_argument, apply_image_limit, resolve_bundle
+from .upscale_cmd import CommandError, FileSet, add_image_limit_argument, resolve_bundle
 
 _DESCRIPTION = """\
 Cut an image into tiles, score each by TVAT and assign its texture class, as `mmsr upscale` routes
@@ -109,7 +109,6 @@ def run(args) -> int:
                 raise CommandError(f"--map {target}: refusing to overwrite the input image")
             if not target.parent.is_dir():
                 raise CommandError(f"--map {target}: {target.parent} is not an existing directory")
-        apply_image_limit(args.max_pixels)
         image = read_image(source, max_pixels=args.max_pixels)
         classes, scores, grid = tile_classes(image.rgb, boundaries, threshold=threshold, tile_size=tile, overlap=overlap)
     except CommandError as err:

@@ -70,16 +70,6 @@ def add_image_limit_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def apply_image_limit(max_pixels: Optional[int]) -> None:
-    """Let Pillow open what the user allowed: its own bomb check would refuse above ~179 MP."""
-    from PIL import Image
-
-    if max_pixels is None:
-        Image.MAX_IMAGE_PIXELS = None
-    elif Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
-        Image.MAX_IMAGE_PIXELS = max_pixels
-
-
 def resolve_bundle(path: Optional[str]):
     """Load ``--bundle``, or the default bundle shipped in the package; CommandError when neither exists."""
     from ..bundle import BundleError, default_bundle_path, load_bundle
@@ -506,7 +496,6 @@ def run(args) -> int:
 
     try:
         bundle = resolve_bundle(args.bundle)
-        apply_image_limit(args.max_pixels)
         inputs, failures, notes, had_directory = _collect_inputs(args.inputs, bundle.scale)
         directory_mode = had_directory or len(args.inputs) > 1
         outputs, output_dir = _plan_outputs(args, inputs, directory_mode, bundle.scale)

@@ -202,6 +202,27 @@ def default_concurrent(devices: Sequence[str], classes: int) -> bool:
     return all(d.startswith("cuda") for d in devices) and classes > len(devices)
 
 
+def _check_discriminator_fits(configs, gan_steps, batch, crop: int) -> None:
+    """Refuse a GAN phase whose discriminator BatchNorm would see one value per channel.
+
+    The discriminator halves the map at every second layer; with ``--batch 1`` a crop that ends
+    as a 1x1 map leaves BatchNorm one value per channel, which it refuses while training.
+    """
+    for k, (config, steps, size) in enumerate(zip(configs, gan_steps, batch)):
+        if not steps:
+            continue
+        layers = ModelConfig.parse(config).disc_layers
+        side = crop
+        for _ in range(layers // 2):
+            side = (side + 1) // 2
+        if size * side * side < 2:
+            raise ValueError(
+                f"--crop {crop} with --batch {size} is too small for class {k}'s {layers}-layer discriminator "
+                f"({config}): its last feature map is {side}x{side}, and BatchNorm needs more than one value per "
+                "channel while training; use a larger --crop, --batch 2 or more, or --gan-steps 0"
+            )
+
+
 def _per_class(text: str, classes: int, convert: Callable[[str], _T], option: str) -> tuple[_T, ...]:
     if not str(text).strip():
         raise ValueError(f"{option} is empty; give one value for every class or one per class")
@@ -628,6 +649,7 @@ def settings_from_args(args: argparse.Namespace, command: Sequence[str] = ()) ->
     if args.crop % args.scale:
         raise ValueError(f"--crop {args.crop} is not divisible by --scale {args.scale}")
     check_crop(args.crop, args.scale)
+    _check_discriminator_fits(configs, gan_steps, batch, args.crop)
     if not 0.0 <= args.holdout < 1.0:
         raise ValueError(f"--holdout must be in [0, 1), got {args.holdout}")
     if not 0.0 < args.min_class_fraction <= 1.0:

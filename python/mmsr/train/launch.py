@@ -53,7 +53,7 @@ from ..atomic import write_bytes_atomically
 from .checkpoint import load_checkpoint
 from .config import ClassJob, TrainSettings
 from .guards import bundle_record, check_outputs, check_resume, check_run_dir, finished_earlier, read_json, training_record
-from .losses import VGG19Features, find_vgg19_weights
+from .losses import VGG19_MIN_CROP, VGG19Features, find_vgg19_weights
 from .report import summarise, write_summary
 from .schedule import assign_ranks, assign_slots, job_cost
 from .trainer import ClassResult, ClassTrainer, DDPGroup, TrainingDiverged, class_dir
@@ -164,6 +164,12 @@ def _load_vgg19(path: Optional[str], settings: TrainSettings) -> None:
             f"{Path(torch.hub.get_dir()) / 'checkpoints'}). The GAN phase uses pixel + adversarial loss."
         )
         return
+    if settings.crop < VGG19_MIN_CROP:
+        raise ValueError(
+            f"--crop {settings.crop} is too small for the perceptual loss: VGG19 pools 4 times before its conv5_4 "
+            f"features, so it needs HR crops of at least {VGG19_MIN_CROP}x{VGG19_MIN_CROP} ({path}); use --crop "
+            f"{VGG19_MIN_CROP} or more"
+        )
     VGG19Features.from_file(path)  # fail here, once, rather than in every worker
     _note(f"perceptual loss: VGG19 conv5_4 features from {path}")
 

@@ -25,6 +25,7 @@ __all__ = [
     "PIXEL_LOSSES",
     "PerceptualLoss",
     "VGG19Features",
+    "VGG19_MIN_CROP",
     "discriminator_loss",
     "find_vgg19_weights",
     "generator_adversarial_loss",
@@ -36,6 +37,8 @@ PIXEL_LOSSES = ("l1", "mse")
 # torchvision's VGG19 ("E") feature layers: conv widths, "M" = 2x2 max-pool. Each conv is followed
 # by a ReLU, so layer indices match torchvision's ``features.<i>`` keys.
 _VGG19_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512)
+# The 4 max-pools before conv5_4 halve a crop 4 times: smaller HR crops leave it no pixel.
+VGG19_MIN_CROP = 2 ** _VGG19_LAYOUT.count("M")
 # ImageNet statistics the torchvision weights were trained with.
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)

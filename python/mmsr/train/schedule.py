@@ -35,6 +35,9 @@ def _forward_backward_flops(kind: str, config: str, scale: int, crop: int, disc_
         else:
             model = Discriminator(layers=model_config.disc_layers, base_channels=disc_width)
             x = torch.empty(1, 3, crop, crop)
+        # Eval mode: BatchNorm's batch statistics would refuse a batch of one 1x1 map (a small crop
+        # through a deep discriminator), and the count is the same.
+        model.eval()
         with FlopCounterMode(display=False) as counter:
             model(x).sum().backward()
     return counter.get_total_flops()
