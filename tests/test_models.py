@@ -335,3 +335,29 @@ def test_a_fresh_residual_generator_is_bicubic_and_learns_a_residual(scale):
     plain = Generator(scale=scale, blocks=2, channels=8).eval()
     with torch.no_grad():
         assert (plain(x) - bicubic).abs().mean() > 0.05
+
+
+@pytest.mark.parametrize("text, match", [("999999-2", "blocks must be <= 256"), ("4-65", "disc_layers must be <= 64"),
+                                         ("4-2w2048", "channels must be <= 1024")])
+def test_configs_are_bounded(text, match):
+    # A bundle header is data: a config must not make load_bundle build millions of layers.
+    with pytest.raises(ValueError, match=match):
+        ModelConfig.parse(text)
+
+
+def test_conv_cost_probe_leaves_the_model_alone_and_takes_its_channels():
+    from mmsr.inference import conv_macs_per_pixel
+
+    g = Generator(scale=2, blocks=1, channels=4).train()
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    conv_macs_per_pixel(g)
+    assert g.training and all(torch.equal(before[k], v) for k, v in g.state_dict().items())
+    grey = Generator(scale=2, blocks=1, channels=4, in_channels=1).eval()
+    assert conv_macs_per_pixel(grey) > 0
+
+
+def test_fused_tail_keeps_a_frozen_model_frozen():
+    from mmsr.inference import fuse_subpixel_tail
+
+    g = fuse_subpixel_tail(Generator(scale=2, blocks=1, channels=8).eval().requires_grad_(False))
+    assert not any(p.requires_grad for p in g.parameters())

@@ -360,3 +360,34 @@ def test_concurrent_defaults_to_on_for_gpus_and_off_for_cpu(tmp_path):
     assert settings_from_args(parser.parse_args(base)).concurrent is False
     assert settings_from_args(parser.parse_args(base + ["--concurrent"])).concurrent is True
     assert settings_from_args(parser.parse_args(base + ["--no-concurrent"])).concurrent is False
+
+
+def test_boundaries_split_neighbouring_float32_scores():
+    # Their float32 midpoint rounds onto one of them; the boundary must still split them.
+    import numpy as np
+
+    low = np.float32(1.0)
+    high = np.nextafter(low, np.float32(2))
+    scores = torch.tensor([low] * 10 + [high] * 10)
+    assert class_fractions(scores, quantile_boundaries(scores, 2)) == [0.5, 0.5]
+    tiny = torch.tensor([0.0] * 10 + [1e-45] * 10)
+    assert class_fractions(tiny, quantile_boundaries(tiny, 2)) == [0.5, 0.5]
+
+
+def test_a_foreign_checkpoint_error_keeps_torchs_reason_not_its_advice(tmp_path):
+    import hashlib
+    import os
+
+    class Payload:
+        def __reduce__(self):
+            return (os.getcwd, ())
+
+    path = tmp_path / "step00000001.pt"
+    torch.save({"x": Payload()}, path)
+    data = path.read_bytes()
+    sidecar = path.with_suffix(".json")
+    sidecar.write_text(json.dumps({"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}))
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    message = str(caught.value)
+    assert "cannot be loaded safely" in message and "weights_only" not in message and "\n" not in message

@@ -128,6 +128,10 @@ def fuse_subpixel_tail(generator: Generator) -> Generator:
     with torch.no_grad():
         conv.weight.copy_(weight)
         conv.bias.copy_(tail.bias.detach().repeat_interleave(factor * factor))
+    # The new layers inherit whether the tail they replace was trainable (a frozen model stays frozen).
+    trainable = tail.weight.requires_grad
+    early.requires_grad_(trainable)
+    conv.requires_grad_(trainable)
     generator.upsample[-1] = nn.Sequential(stage[0], early)
     generator.tail = nn.Sequential(conv, nn.PixelShuffle(factor))
     return generator
@@ -184,10 +188,14 @@ def conv_macs_per_pixel(generator: nn.Module, probe: int = 16) -> float:
     convs = [m for m in generator.modules() if isinstance(m, nn.Conv2d)]
     handles = [conv.register_forward_hook(count) for conv in convs]
     parameter = next(generator.parameters())
+    channels = getattr(generator, "in_channels", 3)
+    was_training = generator.training
+    generator.eval()  # a train-mode probe would update BatchNorm's running statistics
     try:
         with torch.inference_mode():
-            generator(torch.zeros(1, 3, probe, probe, device=parameter.device, dtype=parameter.dtype))
+            generator(torch.zeros(1, channels, probe, probe, device=parameter.device, dtype=parameter.dtype))
     finally:
+        generator.train(was_training)
         for handle in handles:
             handle.remove()
     return total / probe**2

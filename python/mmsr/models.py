@@ -47,12 +47,19 @@ _PRELU_INIT = 0.25  # nn.PReLU's default; kaiming init uses it as the negative s
 _RESIDUAL_GAMMA = 0.1
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
+def _check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
     return value
+
+
+# Far beyond any SR model (EDSR has 32 blocks, RCAN ~200 convs), and small enough that a bundle
+# header naming a config cannot make load_bundle build millions of layers before it checks tensors.
+MAX_BLOCKS, MAX_DISC_LAYERS, MAX_CHANNELS = 256, 64, 1024
 
 
 @dataclass(frozen=True)
@@ -80,9 +87,9 @@ class ModelConfig:
     input_skip: bool = False
 
     def __post_init__(self) -> None:
-        _check_int("blocks", self.blocks, 1)
-        _check_int("disc_layers", self.disc_layers, 1)
-        _check_int("channels", self.channels, 1)
+        _check_int("blocks", self.blocks, 1, MAX_BLOCKS)
+        _check_int("disc_layers", self.disc_layers, 1, MAX_DISC_LAYERS)
+        _check_int("channels", self.channels, 1, MAX_CHANNELS)
         if not isinstance(self.input_skip, bool):
             raise ValueError(f"input_skip must be a bool, got {type(self.input_skip).__name__} {self.input_skip!r}")
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .._checks import as_float32
 from ..data import ImageSet, sample_scores
 
 __all__ = [
@@ -110,7 +111,14 @@ def quantile_boundaries(scores: Tensor, classes: int) -> tuple[float, ...]:
         candidates = change_points[low : change_points.numel() - (classes - 1 - k)]
         best = int(torch.argmin((candidates.double() - target).abs()))
         chosen.append(low + best)
-    return tuple(float((s[int(change_points[c]) - 1] + s[int(change_points[c])]) / 2) for c in chosen)
+    return tuple(_between(float(s[int(change_points[c]) - 1]), float(s[int(change_points[c])])) for c in chosen)
+
+
+def _between(low: float, high: float) -> float:
+    """A boundary that puts ``low`` below and ``high`` above it as the kernels compare (in float32):
+    their midpoint, or ``high`` itself where no float32 lies strictly between them."""
+    mid = as_float32((low + high) / 2)
+    return mid if as_float32(low) < mid <= as_float32(high) else high
 
 
 def class_fractions(scores: Tensor, boundaries: Sequence[float]) -> list[float]:

@@ -101,7 +101,12 @@ def load_checkpoint(path: Path) -> dict:
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as err:  # torch.load raises many types; all mean "not a usable checkpoint" here.
-        raise CheckpointError(f"checkpoint {path} cannot be loaded safely: {err}") from None
+        # Only torch's reason: its advice to retry with weights_only=False would run code from the file.
+        reason = re.search(r"WeightsUnpickler error: ([^\n]*)", str(err))
+        detail = reason.group(1) if reason else type(err).__name__
+        raise CheckpointError(
+            f"checkpoint {path} cannot be loaded safely: it holds more than tensors and plain containers ({detail})"
+        ) from None
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} does not hold a dict")
     return state
