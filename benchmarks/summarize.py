@@ -6,8 +6,8 @@ baseline in the same group, and effective bandwidth from the bytes each case rec
 """
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from collections import defaultdict
 
 
@@ -39,4 +39,6 @@ def summarize(path: str) -> str:
 
 
 if __name__ == "__main__":
-    print(summarize(sys.argv[1]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] + " " + __doc__.splitlines()[1])
+    parser.add_argument("json", help="a file written by pytest --benchmark-json")
+    print(summarize(parser.parse_args().json))

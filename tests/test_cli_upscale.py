@@ -525,3 +525,34 @@ def test_bad_format_or_quality(tmp_path, capsys, option, value, message):
     with pytest.raises(SystemExit):
         _upscale(tmp_path / "a.png", option, value)
     assert f"argument {option}: {message}" in capsys.readouterr().err
+
+
+def test_an_output_over_an_input_fails_before_any_image_is_read(tmp_path, bundle_path, capsys, monkeypatch):
+    (tmp_path / "out").mkdir()
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    Image.fromarray(_rgb(1)).save(tmp_path / "out" / "b.png")  # -o out/ would write out/b.png over it
+    events = []
+    monkeypatch.setattr(upscale_cmd, "_upscale_file", lambda *a: events.append(("upscale", a[1].name)) or "done")
+    real_print = print
+
+    def recording_print(*args, **kwargs):
+        events.append(("print", " ".join(map(str, args))))
+        real_print(*args, **kwargs)
+
+    monkeypatch.setattr("builtins.print", recording_print)
+    assert _upscale(tmp_path / "a.png", tmp_path / "out" / "b.png", "-o", tmp_path / "out/", "--bundle", bundle_path) == 1
+    refusal = next(i for i, e in enumerate(events) if e[0] == "print" and "it is one of the inputs" in e[1])
+    assert refusal < events.index(("upscale", "a.png"))
+    assert ("upscale", "b.png") not in events
+
+
+def test_bundle_default_names_the_shipped_bundle(tmp_path, monkeypatch):
+    from mmsr.bundle import default_bundle_path, resolve_bundle_path
+
+    if default_bundle_path() is None:
+        pytest.skip("this installation has no shipped bundle")
+    monkeypatch.chdir(tmp_path)  # no file called "default" here
+    assert resolve_bundle_path("default") == default_bundle_path()
+    Image.fromarray(_rgb()[:8, :8]).save(tmp_path / "a.png")
+    assert _upscale(tmp_path / "a.png", "-o", tmp_path / "b.png", "--bundle", "default") == 0
+    assert Image.open(tmp_path / "b.png").size == (32, 32)  # the shipped x4 bundle

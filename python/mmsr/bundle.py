@@ -49,6 +49,7 @@ __all__ = [
     "BundleError",
     "default_bundle_path",
     "load_bundle",
+    "resolve_bundle_path",
     "read_bundle_metadata",
     "save_bundle",
 ]
@@ -80,6 +81,29 @@ def default_bundle_path() -> Path | None:
 
 class BundleError(ValueError):
     """A bundle file that cannot be loaded; the message names the file and the problem."""
+
+
+#: What the command line's ``--bundle`` / ``--init`` take to mean the shipped bundle.
+DEFAULT_BUNDLE_NAME = "default"
+
+
+def resolve_bundle_path(text: str | os.PathLike) -> Path:
+    """A bundle argument as a path: ``"default"`` is the shipped bundle (unless a file of that
+    name exists), anything else a file path.
+
+    Raises:
+        BundleError: ``"default"`` on an installation without the shipped bundle.
+
+    Example:
+        >>> resolve_bundle_path("runs/b.safetensors").name
+        'b.safetensors'
+    """
+    if str(text) == DEFAULT_BUNDLE_NAME and not Path(text).exists():
+        path = default_bundle_path()
+        if path is None:
+            raise BundleError("default: this installation lacks mmsr/weights/default.safetensors; reinstall mmsr")
+        return path
+    return Path(text)
 
 
 def _mmsr_version() -> str:

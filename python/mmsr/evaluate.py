@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from .bundle import Bundle, load_bundle
+from .bundle import Bundle, load_bundle, resolve_bundle_path
 from .data import IMAGE_EXTENSIONS, downsample, read_image
 from .grid import TileGrid
 from .metrics import check_niqe_model, niqe, psnr, ssim
@@ -188,7 +188,7 @@ def bundle_method(name: str, bundle: Bundle | str | os.PathLike, **upscaler_opti
         reserved = ", ".join(map(repr, _RESERVED))
         raise ValueError(f"bundle name {name!r} is empty or reserved ({reserved} are rows of their own)")
     path = None if isinstance(bundle, Bundle) else str(bundle)
-    loaded = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    loaded = bundle if isinstance(bundle, Bundle) else load_bundle(resolve_bundle_path(bundle))
     return Method(name, Upscaler(loaded, **{"promote": False, **upscaler_options}), path)
 
 

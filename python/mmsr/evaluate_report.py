@@ -133,8 +133,9 @@ def _conventions(run: EvalRun) -> List[str]:
         f"- {PI_UNAVAILABLE_REASON}",
         f"- **time**: seconds spent upscaling one image on {run.device} (LR in, SR out), without file "
         "reading or metrics; the first call of each method is a warm-up and is not counted.",
-        "- **tiles per class**: how many LR tiles each class's model upscaled (smooth → complex), for "
-        "multi-model bundles; the mean row sums over images.",
+        "- **tiles per class**: how many LR tiles fell in each TVAT texture class (smooth → complex), for "
+        "multi-model bundles; the mean row sums over images. With pure routing (the default here) each tile "
+        "went through its class's model; with `--promote` some shallow-class tiles ran the deepest model instead.",
         f"- **LR**: HR cut to a multiple of {s}, then `mmsr.data.downsample` (bicubic with antialias, "
         "rounded to 8 bits), the training down-sampler. **bicubic**: Keys' a = −0.5 kernel (Pillow, "
         "MATLAB `imresize`), rounded to 8 bits: the SR literature's bicubic row.",

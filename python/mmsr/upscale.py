@@ -183,7 +183,7 @@ class Upscaler:
     **Speed.** Generators are rewritten for inference (:mod:`mmsr.inference`): the 9x9 tail conv
     at HR size, ~30-40% of a generator's CPU time, runs as a 5x5 conv before the last pixel
     shuffle (``fuse_tail``), BatchNorm is folded into the convs (``fold_bn``), and tensors are
-    channels_last; on 2 CPU cores that makes a 4-2 / 16-8 generator 1.6x / 1.5x faster. Tiles go
+    channels_last; on 2 CPU cores that makes a 4-2 / 16-8 generator 1.8x / 1.5-1.6x faster (benchmarks/README.md). Tiles go
     class by class in full batches, so each generator runs on ``batch_size`` tiles at a time
     whatever the class mix. On the CPU batching does not pay: 1, 2 or 4 tiles of 32x32 per call
     are within ~10% of each other (2 was best or close in interleaved runs on 2 cores) and 16 or

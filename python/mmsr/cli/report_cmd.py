@@ -12,8 +12,8 @@ def add_parser(subparsers) -> None:
         "report",
         help="training-time table (the paper's Table 3) from mmsr train summaries",
         description="Read the summary.json of each training run and print, as Markdown, each run's training time "
-        "and its ratio to the 16-8 baseline run (the one trained with `mmsr train --baseline`, or the one with a "
-        "single 16-8 class), with the time on separate devices computed as the longest class's time. With "
+        "and its ratio to the baseline run (the one trained with `mmsr train --baseline`, or the one with a "
+        "single 16-8 or 16-8r class), with the time on separate devices computed as the longest class's time. With "
         "--quality, also measure every snapshot of runs trained with `mmsr train --snapshots K` on an HR folder "
         "and compare each run with the baseline at equal quality: the training time each needs to reach the "
         "highest PSNR-Y both reach. Runs given one NAME are seeds of one setting: each is compared with the "

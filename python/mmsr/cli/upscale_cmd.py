@@ -72,7 +72,7 @@ def add_image_limit_argument(parser: argparse.ArgumentParser) -> None:
 
 def resolve_bundle(path: Optional[str]):
     """Load ``--bundle``, or the default bundle shipped in the package; CommandError when neither exists."""
-    from ..bundle import BundleError, default_bundle_path, load_bundle
+    from ..bundle import BundleError, default_bundle_path, load_bundle, resolve_bundle_path
 
     if path is None:
         default = default_bundle_path()
@@ -84,7 +84,7 @@ def resolve_bundle(path: Optional[str]):
             )
         path = str(default)
     try:
-        return load_bundle(path)
+        return load_bundle(resolve_bundle_path(path))
     except BundleError as err:
         raise CommandError(str(err)) from None
 
@@ -196,7 +196,7 @@ def add_parser(subparsers) -> None:
 
     parser = subparsers.add_parser(
         "upscale",
-        help="upscale images, each tile through its texture class's model",
+        help="upscale images, each tile through its texture class's model (or the deepest where cheaper)",
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -219,7 +219,7 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--bundle", metavar="FILE",
-        help="model bundle (.safetensors from `mmsr train`); default: the bundle shipped with mmsr, if installed",
+        help="model bundle (.safetensors from `mmsr train`, or 'default'); default: the bundle shipped with mmsr",
     )
     parser.add_argument(
         "--model", metavar="M", default="routed",
@@ -399,7 +399,7 @@ def _make_directories(*directories: Optional[Path]) -> None:
 
 
 def _clash(paths: List[Path], inputs: FileSet, written: FileSet) -> Optional[str]:
-    """Why writing ``paths`` would destroy an input, an earlier result or each other, or None."""
+    """Why writing ``paths`` would destroy an input, an earlier input's result or each other, or None."""
     from ..imageio import EXTENSIONS
 
     if paths[0].suffix.lower() not in EXTENSIONS:
@@ -479,10 +479,12 @@ def _upscale_file(
     if class_map is not None:
         write_class_map(class_map, image.rgb, result, upscaler.bundle, source)
     configs = upscaler.bundle.configs
-    histogram = " ".join(f"{c.name}:{n}" for c, n in zip(configs, result.histogram()))
+    # Texture classes, named by their models; then which models ran, where that differs.
+    histogram = "classes " + " ".join(f"{c.name}:{n}" for c, n in zip(configs, result.histogram()))
     promoted = result.promoted()
     if promoted:
-        histogram += f"; {promoted} promoted to {configs[upscaler.deepest_class].name}"
+        ran = " ".join(f"{c.name}:{n}" for c, n in zip(configs, result.model_histogram()) if n)
+        histogram += f"; {promoted} promoted to {configs[upscaler.deepest_class].name}, so ran {ran}"
     if result.forced is not None:
         histogram += f"; every tile through {configs[result.forced].name}"
     return (
@@ -509,31 +511,36 @@ def run(args) -> int:
         return 2
     for message in notes:
         print(f"mmsr upscale: note: {message}", file=sys.stderr)
+
+    # Every output path is judged before the first image is read: an output that would replace an
+    # input, an earlier result or its own class map fails that image up front (the rest go on).
+    input_files, planned, runnable = FileSet(inputs), FileSet(), []
+    for source in inputs:
+        paths = [outputs[source]] + ([class_maps[source]] if source in class_maps else [])
+        problem = _clash(paths, input_files, planned)
+        if problem is None:
+            runnable.append(source)
+            for path in paths:
+                planned.add(path)
+        else:
+            failures.append(problem if str(source) in problem else f"{source}: {problem}")
     for message in failures:
         print(f"mmsr upscale: error: {message}", file=sys.stderr)
 
-    input_files, written = FileSet(inputs), FileSet()
     done = 0
-    with tqdm(total=len(inputs), unit="image", disable=True if args.quiet or len(inputs) < 2 else None) as bar:
+    with tqdm(total=len(runnable), unit="image", disable=True if args.quiet or len(runnable) < 2 else None) as bar:
         def say(message: str, stream=sys.stderr) -> None:
             bar.write(message, file=stream)
 
-        for source in inputs:
-            target, class_map = outputs[source], class_maps.get(source)
-            paths = [target] if class_map is None else [target, class_map]
-            problem = _clash(paths, input_files, written)
-            if problem is None:
-                try:
-                    line = _upscale_file(upscaler, source, target, class_map, model, args, say)
-                    done += 1
-                    for path in paths:
-                        written.add(path)
-                    if not args.quiet:
-                        say(line, sys.stdout)
-                except Exception as err:  # one bad file must not stop the batch; report its name and the cause
-                    expected = isinstance(err, (OSError, ValueError))
-                    problem = str(err) if expected else f"{type(err).__name__}: {err}"
-            if problem is not None:
+        for source in runnable:
+            try:
+                line = _upscale_file(upscaler, source, outputs[source], class_maps.get(source), model, args, say)
+                done += 1
+                if not args.quiet:
+                    say(line, sys.stdout)
+            except Exception as err:  # one bad file must not stop the batch; report its name and the cause
+                expected = isinstance(err, (OSError, ValueError))
+                problem = str(err) if expected else f"{type(err).__name__}: {err}"
                 message = problem if str(source) in problem else f"{source}: {problem}"
                 failures.append(message)
                 say(f"mmsr upscale: error: {message}")

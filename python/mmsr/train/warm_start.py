@@ -11,6 +11,7 @@ state): the optimisers and any GAN phase's discriminator start fresh.
 
 Example:
     >>> import tempfile
+    >>> from pathlib import Path
     >>> from mmsr.bundle import Bundle, save_bundle
     >>> path = save_bundle(Bundle.random(["2-2w8", "4-2w8"], threshold=0.01, boundaries=[0.1]),
     ...                    Path(tempfile.mkdtemp()) / "b.safetensors")
@@ -21,16 +22,14 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional, Sequence
 
 from torch import Tensor
 
-from ..bundle import BundleError, default_bundle_path, load_bundle, read_bundle_metadata
+from ..bundle import BundleError, load_bundle, read_bundle_metadata, resolve_bundle_path
 
 __all__ = ["InitSource", "check_init_fits", "init_state_dict", "read_init_source"]
 
-DEFAULT_NAME = "default"  # --init default: the bundle shipped with mmsr
 
 
 @dataclass(frozen=True)
@@ -51,12 +50,10 @@ def read_init_source(text: str) -> InitSource:
     Raises:
         ValueError: naming ``--init`` and the file, when it is missing or not a valid bundle.
     """
-    if text == DEFAULT_NAME and not Path(text).exists():
-        path = default_bundle_path()
-        if path is None:
-            raise ValueError("--init default: this installation lacks mmsr/weights/default.safetensors; reinstall mmsr")
-    else:
-        path = Path(text)
+    try:
+        path = resolve_bundle_path(text)
+    except BundleError as err:
+        raise ValueError(f"--init {err}") from None
     try:
         meta = read_bundle_metadata(path)
     except BundleError as err:
