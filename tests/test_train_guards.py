@@ -3,6 +3,7 @@ honest records. Each training here is one or two tiny classes for a few steps on
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import math
 from pathlib import Path
@@ -389,3 +390,124 @@ def test_train_help_explains_every_option_with_its_default():
     from mmsr.cli.train_cmd import _DESCRIPTION
 
     assert "float16" in _DESCRIPTION and "best validation PSNR" in _DESCRIPTION and "RGB PSNR" in _DESCRIPTION
+
+
+# -- processes: one run per run directory, no orphans, no lost signals, no debris ---------------------------
+
+
+def test_a_live_run_locks_its_run_directory(data_dir, tmp_path, capsys):
+    from mmsr.train.guards import run_lock
+
+    out = tmp_path / "l.safetensors"
+    with run_lock(tmp_path / "l.run"):  # as a live run holds it
+        assert _train(data_dir, out, *ONE) == 2
+    assert "is in use by another mmsr train (pid" in capsys.readouterr().err
+    assert not out.exists()
+    assert _train(data_dir, out, *ONE) == 0  # released: the run goes ahead
+
+
+def test_the_lock_leaves_no_empty_run_directory(tmp_path):
+    from mmsr.train.guards import run_lock
+
+    with pytest.raises(RuntimeError):
+        with run_lock(tmp_path / "x.run"):
+            raise RuntimeError("failed before training")
+    assert not (tmp_path / "x.run").exists()
+
+
+def test_debris_of_a_killed_save_is_removed_but_not_checkpoints(tmp_path):
+    from mmsr.train.checkpoint import remove_debris, save_checkpoint
+
+    folder = tmp_path / "class0"
+    kept = save_checkpoint(folder, 3, {"step": 3}, keep=2)
+    (folder / ".step00000004.pt.123.abcd.tmp").write_bytes(b"half")
+    (folder / "step00000005.pt").write_bytes(b"no sidecar")
+    assert sorted(p.name for p in remove_debris(folder)) == [".step00000004.pt.123.abcd.tmp", "step00000005.pt"]
+    assert [step for step, _ in list_checkpoints(folder)] == [3] and kept.is_file()
+
+
+def test_resume_refuses_a_data_folder_that_changed(data_dir, tmp_path):
+    import shutil
+
+    from mmsr.train.guards import check_resume, training_record
+
+    data = tmp_path / "data"
+    shutil.copytree(data_dir, data)
+    run_dir = tmp_path / "m.run"
+    run_dir.mkdir()
+    settings = _settings("--run-dir", str(run_dir))
+    settings = type(settings)(**{**settings.__dict__, "data": str(data)})
+    (run_dir / "plan.json").write_text(json.dumps({"boundaries": [], "settings": training_record(settings, None)}))
+    resumed = type(settings)(**{**settings.__dict__, "resume": True})
+    check_resume(resumed, None)  # the same files: fine
+    shutil.copy(data / "im0.png", data / "extra.png")
+    with pytest.raises(ValueError, match=r"DATA's image files \(names and sizes\): \d+ files, sha256 \w+ \(the run\) vs"):
+        check_resume(resumed, None)
+
+
+def test_a_signal_while_a_class_finishes_starts_no_other_class(data_dir, tmp_path, monkeypatch):
+    # The stop flag used to be read only at the top of the training loop: a signal during the final
+    # validation or checkpoint was lost and the next class trained in full.
+    finish = ClassTrainer._finish
+
+    def finish_then_signal(self):
+        self._stop_signal = "SIGTERM"  # as if it arrived during the final checkpoint
+        return finish(self)
+
+    monkeypatch.setattr(ClassTrainer, "_finish", finish_then_signal)
+    out = tmp_path / "s.safetensors"
+    assert _train(data_dir, out, *TWO) == 130
+    assert [c["status"] for c in _summary(out)["classes"]] == ["finished", "not run"]
+
+
+def test_a_worker_dies_with_its_launcher(tmp_path):
+    # kill -9 of the launcher used to leave its workers training as orphans.
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "launcher.py"
+    script.write_text(
+        "import multiprocessing as mp, os, sys, time\n"
+        "from mmsr.train.launch import _die_with_parent\n"
+        "def child(parent, path):\n"
+        "    _die_with_parent(parent)\n"
+        "    open(path, 'w').write(str(os.getpid()))\n"
+        "    time.sleep(60)\n"
+        "if __name__ == '__main__':\n"
+        "    p = mp.get_context('spawn').Process(target=child, args=(os.getpid(), sys.argv[1]))\n"
+        "    p.start(); time.sleep(60)\n"
+    )
+    pid_file = tmp_path / "child.pid"
+    launcher = subprocess.Popen([sys.executable, str(script), str(pid_file)])
+    try:
+        for _ in range(300):
+            if pid_file.exists() and pid_file.read_text():
+                break
+            time.sleep(0.1)
+        child = int(pid_file.read_text())
+        launcher.send_signal(signal.SIGKILL)
+        launcher.wait()
+        for _ in range(100):
+            if not _alive(child):
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(child, signal.SIGKILL)
+            pytest.fail("the worker outlived its launcher by 10 s")
+    finally:
+        launcher.kill()
+
+
+def _alive(pid: int) -> bool:
+    """Running, not gone and not a zombie nobody reaped yet (an orphan's reaper may be slow)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return not any(line.startswith("State:") and "Z" in line.split()[1] for line in status)
+    except OSError:
+        return True

@@ -32,7 +32,7 @@ import torch
 
 from ..atomic import write_bytes_atomically
 
-__all__ = ["CheckpointError", "list_checkpoints", "load_checkpoint", "load_latest", "save_checkpoint"]
+__all__ = ["CheckpointError", "list_checkpoints", "load_checkpoint", "load_latest", "remove_debris", "save_checkpoint"]
 
 _NAME = re.compile(r"step([0-9]{8,})\.pt")
 
@@ -76,6 +76,21 @@ def list_checkpoints(directory: Path) -> list[tuple[int, Path]]:
         if match and _sidecar(pt).is_file():
             found.append((int(match.group(1)), pt))
     return sorted(found, reverse=True)
+
+
+def remove_debris(directory: Path) -> list[Path]:
+    """Delete what a run killed while saving left in ``directory``: temporary files of unfinished
+    writes, and ``.pt`` files whose sidecar (the commit record) was never written. Only call this
+    while holding the run's lock (:func:`mmsr.train.guards.run_lock`): another live run's files in
+    flight look the same. Returns the removed paths.
+    """
+    if not directory.is_dir():
+        return []
+    removed = [p for p in directory.glob(".*.tmp") if p.is_file()]
+    removed += [pt for pt in directory.glob("step*.pt") if _NAME.fullmatch(pt.name) and not _sidecar(pt).is_file()]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
 
 
 def load_checkpoint(path: Path) -> dict:

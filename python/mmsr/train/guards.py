@@ -14,14 +14,30 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
+
+try:  # POSIX; elsewhere runs are not locked (see run_lock)
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
 
 from .checkpoint import list_checkpoints
 from .config import TrainSettings
 from .trainer import class_dir
 
-__all__ = ["bundle_record", "check_outputs", "check_resume", "check_run_dir", "finished_earlier", "read_json", "training_record"]
+__all__ = [
+    "bundle_record",
+    "check_outputs",
+    "check_resume",
+    "check_run_dir",
+    "data_fingerprint",
+    "finished_earlier",
+    "read_json",
+    "run_lock",
+    "training_record",
+]
 
 # Options that --resume may change: where the outputs go, what runs the steps and how fast, how
 # often the run logs and checkpoints, and the bundle's default tiling. None of them changes what a
@@ -54,7 +70,12 @@ _RESUME_FREE = frozenset(
 # Per-class options a class without any checkpoint may change on --resume: it trains from its
 # start, so nothing mixes (the way to retrain a class that diverged with a lower --lr).
 _PER_CLASS = ("pixel_steps", "gan_steps", "batch", "lr")
-_OPTION_NAMES = {"data": "DATA", "mmsr_classes": "--classes", "vgg19": "--vgg19 (the VGG19 file used)"}
+_OPTION_NAMES = {
+    "data": "DATA",
+    "data_files": "DATA's image files (names and sizes)",
+    "mmsr_classes": "--classes",
+    "vgg19": "--vgg19 (the VGG19 file used)",
+}
 
 
 def check_run_dir(settings: TrainSettings) -> None:
@@ -125,6 +146,7 @@ def training_record(settings: TrainSettings, vgg19: Optional[str]) -> dict:
     """The options that shape what the classes learn, as JSON values (what --resume must keep)."""
     record = {k: v for k, v in settings.to_dict().items() if k not in _RESUME_FREE}
     record["data"] = os.path.abspath(settings.data)
+    record["data_files"] = data_fingerprint(settings.data)
     record["vgg19"] = vgg19  # the file actually used (an explicit --vgg19 or the hub cache's); None: off
     return json.loads(json.dumps(record))
 
@@ -198,3 +220,52 @@ def finished_earlier(settings: TrainSettings) -> bool:
     if not isinstance(classes, list) or not classes or any(c.get("status") != "finished" for c in classes):
         return False
     return _own_bundle(settings, summary)
+
+
+def data_fingerprint(data: str) -> str:
+    """``"N files, sha256 …"`` of the image files under ``data`` (relative names and sizes): a
+    resume on a folder whose images were added, removed or replaced would mix classes trained on
+    different data and move images between training and validation."""
+    from ..data import IMAGE_EXTENSIONS
+
+    root = Path(data)
+    if not root.is_dir():
+        return "no folder"
+    entries = sorted(
+        f"{path.relative_to(root).as_posix()}\t{path.stat().st_size}"
+        for path in root.rglob("*")
+        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+    )
+    digest = hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16]
+    return f"{len(entries)} files, sha256 {digest}"
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``RUN_DIR/.lock`` exclusively while a run lives, so a second ``mmsr train`` (or a
+    ``--resume``) on the same run directory is refused instead of interleaving checkpoints, plans and
+    bundles with this one. The lock dies with the process, even on ``kill -9``. A run directory
+    this made and the run left empty (it failed before training) is removed again.
+    """
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                raise ValueError(
+                    f"run directory {run_dir} is in use by another mmsr train (pid {holder}); wait for it to end, "
+                    "or choose another --out / --run-dir"
+                ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+        if created and {p.name for p in run_dir.iterdir()} <= {".lock"}:
+            path.unlink(missing_ok=True)
+            run_dir.rmdir()

@@ -30,9 +30,11 @@ Example:
 """
 from __future__ import annotations
 
+import ctypes
 import datetime
 import json
 import os
+import signal
 import queue as queue_module
 import sys
 import time
@@ -52,7 +54,16 @@ from .calibrate import calibrate, class_fractions
 from ..atomic import write_bytes_atomically
 from .checkpoint import load_checkpoint
 from .config import ClassJob, TrainSettings
-from .guards import bundle_record, check_outputs, check_resume, check_run_dir, finished_earlier, read_json, training_record
+from .guards import (
+    bundle_record,
+    check_outputs,
+    check_resume,
+    check_run_dir,
+    finished_earlier,
+    read_json,
+    run_lock,
+    training_record,
+)
 from .losses import VGG19_MIN_CROP, VGG19Features, find_vgg19_weights
 from .report import summarise, write_summary
 from .schedule import assign_ranks, assign_slots, job_cost
@@ -64,6 +75,7 @@ __all__ = ["is_torchrun", "run"]
 # and then before SIGKILL.
 _GRACE_S = 10.0
 _KILL_AFTER_S = 60.0
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 # Collective waits under torchrun include waiting for other classes to finish training.
 _DIST_TIMEOUT = datetime.timedelta(days=7)
 
@@ -226,7 +238,7 @@ def _train_classes(
     that far."""
     for k in indices:
         report(("start", k, device))
-        trainer = None
+        trainer, finished = None, False
         try:
             trainer = ClassTrainer(
                 prepared.jobs[k],
@@ -240,7 +252,13 @@ def _train_classes(
                 log=_note,
             )
             report(("done", k, trainer.run().to_dict()))
+            finished = True
+            if trainer.stop_requested:
+                # Ctrl-C or SIGTERM came while the class was finishing: it is saved; start no other.
+                raise KeyboardInterrupt(trainer.stop_requested)
         except KeyboardInterrupt:
+            if finished:
+                raise
             report(("interrupted", k, _where(trainer, "interrupted")))
             return
         except TrainingDiverged as err:
@@ -255,7 +273,21 @@ def _where(trainer: Optional[ClassTrainer], status: str, error: Optional[str] = 
     return None if trainer is None else trainer.result(status, error).to_dict()
 
 
-def _worker(slot: int, device: str, indices, settings, prepared, threads: Optional[int], results) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel send this worker SIGTERM when its launcher dies (even by ``kill -9``): the
+    worker then checkpoints at its step's end and exits, instead of training on as an orphan that a
+    ``--resume`` would race."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the launcher died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker(slot: int, device: str, indices, settings, prepared, threads: Optional[int], results, parent: int) -> None:
+    _die_with_parent(parent)
     if threads:
         torch.set_num_threads(threads)
     try:
@@ -335,7 +367,7 @@ def _run_local(settings: TrainSettings, prepared: _Prepared) -> tuple[list[Class
     for slot, (device, ks) in enumerate(slots):
         process = context.Process(
             target=_worker,
-            args=(slot, device, ks, settings, prepared, threads if device == "cpu" else settings.threads, results),
+            args=(slot, device, ks, settings, prepared, threads if device == "cpu" else settings.threads, results, os.getpid()),
             name=f"mmsr-train-{slot}",
         )
         process.start()
@@ -596,13 +628,17 @@ def run(settings: TrainSettings) -> int:
         return _run_torchrun(settings)
     start = time.perf_counter()
     resumed, vgg19, finished = _checks(settings)
-    if finished:
-        _note_finished(settings)
-        return 0
-    prepared = _prepare(settings, resumed, vgg19)
-    _save_plan(settings, prepared)
-    results, interrupted = _run_local(settings, prepared)
-    return _conclude(settings, prepared, results, time.perf_counter() - start, interrupted)
+    # The checks above ran without the lock (they create nothing); those that another live run
+    # could invalidate run again under it.
+    with run_lock(Path(settings.run_dir)):
+        check_run_dir(settings)
+        if finished:
+            _note_finished(settings)
+            return 0
+        prepared = _prepare(settings, resumed, vgg19)
+        _save_plan(settings, prepared)
+        results, interrupted = _run_local(settings, prepared)
+        return _conclude(settings, prepared, results, time.perf_counter() - start, interrupted)
 
 
 # -- torchrun ------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from tqdm import tqdm
 
 from ..data import ClassBatches, ImageSet
 from ..models import Discriminator, Generator, count_parameters
-from .checkpoint import CheckpointError, load_latest, save_checkpoint
+from .checkpoint import CheckpointError, load_latest, remove_debris, save_checkpoint
 from .config import ClassJob, TrainSettings
 from .losses import PerceptualLoss, VGG19Features, discriminator_loss, generator_adversarial_loss, pixel_loss
 from .report import JsonlLog
@@ -734,6 +734,13 @@ class ClassTrainer:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
+    @property
+    def stop_requested(self) -> Optional[str]:
+        """The signal (``"SIGINT"`` / ``"SIGTERM"``) that asked this class to stop, or None. It can
+        arrive while the class finishes (last step, final validation, final checkpoint): the class
+        then ends finished, and the caller should start no other."""
+        return getattr(self, "_stop_signal", None)
+
     def run(self) -> ClassResult:
         """Train (or resume) the class to the end of its budget; returns its result.
 
@@ -747,6 +754,9 @@ class ClassTrainer:
         self._stop_signal: Optional[str] = None
         self._last_val_step: Optional[int] = None
         if self.settings.resume:
+            if self.leader:
+                for debris in remove_debris(self.dir):
+                    self.log(f"class {self.job.index}: removed {debris.name}, left by a run that was killed while saving")
             done = self._resume()
             if done is not None:
                 if self.leader:
