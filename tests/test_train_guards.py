@@ -511,3 +511,10 @@ def _alive(pid: int) -> bool:
             return not any(line.startswith("State:") and "Z" in line.split()[1] for line in status)
     except OSError:
         return True
+
+
+def test_resume_without_a_run_is_refused(data_dir, tmp_path, capsys):
+    # A mistyped --out used to start a new run from scratch under --resume.
+    assert _train(data_dir, tmp_path / "typo.safetensors", *ONE, "--resume") == 2
+    assert "--resume: there is no run in" in capsys.readouterr().err
+    assert not (tmp_path / "typo.run").exists()

@@ -161,7 +161,7 @@ def run_training(
     complete = bundle.is_file() and (run_dir / "summary.json").is_file()
     start = time.perf_counter()
     if not (reuse and complete):
-        if reuse and run_dir.exists():
+        if reuse and (run_dir / "plan.json").is_file():
             command.append("--resume")  # an interrupted run: continue what is unfinished
         print(f"paper: training {run.name} ({' · '.join(run.configs)}); log: {log}", file=sys.stderr, flush=True)
         run_logged(command, log, f"mmsr train ({run.name})", threads=threads)

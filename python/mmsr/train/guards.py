@@ -31,6 +31,7 @@ __all__ = [
     "bundle_record",
     "check_outputs",
     "check_resume",
+    "check_resumable",
     "check_run_dir",
     "data_fingerprint",
     "finished_earlier",
@@ -85,6 +86,22 @@ def check_run_dir(settings: TrainSettings) -> None:
         raise ValueError(
             f"run directory {run_dir} holds checkpoints of an earlier run; pass --resume to continue it, "
             "or choose another --run-dir / --out"
+        )
+
+
+def check_resumable(settings: TrainSettings) -> None:
+    """Refuse ``--resume`` where there is no run to resume: a mistyped --out or --run-dir would
+    otherwise silently start a new run from scratch."""
+    run_dir = Path(settings.run_dir)
+    if not settings.resume:
+        return
+    started = (run_dir / "plan.json").is_file() or any(
+        list_checkpoints(p) for p in (run_dir / "checkpoints").glob("class*")
+    )
+    if not started:
+        raise ValueError(
+            f"--resume: there is no run in {run_dir} (no plan.json, no checkpoints); check --out / --run-dir, "
+            "or drop --resume to start a new run"
         )
 
 

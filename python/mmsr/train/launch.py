@@ -58,6 +58,7 @@ from .guards import (
     bundle_record,
     check_outputs,
     check_resume,
+    check_resumable,
     check_run_dir,
     finished_earlier,
     read_json,
@@ -344,6 +345,8 @@ def _run_local(settings: TrainSettings, prepared: _Prepared) -> tuple[list[Class
         slots = [(devices[d], [k]) for d, ks in enumerate(per_device) for k in ks]
     else:
         slots = [(devices[d], ks) for d, ks in enumerate(assign_slots(prepared.costs, len(devices))) if ks]
+    if len(slots) < len(devices):
+        _note(f"--devices lists {len(devices)} devices for {len(prepared.jobs)} classes: {len(devices) - len(slots)} stay idle")
     for device, ks in slots:
         plan = ", ".join(f"class {k} ({prepared.jobs[k].config}, {prepared.jobs[k].steps} steps)" for k in ks)
         _note(f"{device}: {plan}")
@@ -603,6 +606,7 @@ def _checks(settings: TrainSettings) -> tuple[Optional[tuple[float, ...]], Optio
     """Every check that needs no data: ``(the resumed run's boundaries, the VGG19 file, finished earlier)``."""
     vgg19 = _vgg19_path(settings)
     check_run_dir(settings)
+    check_resumable(settings)
     check_outputs(settings)
     resumed = check_resume(settings, vgg19)
     finished = finished_earlier(settings)
