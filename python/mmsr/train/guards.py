@@ -11,9 +11,11 @@
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
@@ -278,6 +280,12 @@ def run_lock(run_dir: Path) -> Iterator[None]:
                     f"run directory {run_dir} is in use by another mmsr train (pid {holder}); wait for it to end, "
                     "or choose another --out / --run-dir"
                 ) from None
+            except OSError as err:
+                if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                    raise
+                # A file system without locks (some network mounts): run unlocked rather than not at all.
+                print(f"mmsr: note: {run_dir} cannot be locked ({err.strerror}); do not start two runs on it",
+                      file=sys.stderr)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
