@@ -518,3 +518,9 @@ def test_resume_without_a_run_is_refused(data_dir, tmp_path, capsys):
     assert _train(data_dir, tmp_path / "typo.safetensors", *ONE, "--resume") == 2
     assert "--resume: there is no run in" in capsys.readouterr().err
     assert not (tmp_path / "typo.run").exists()
+
+
+def test_summary_records_where_the_command_ran(data_dir, tmp_path):
+    out = tmp_path / "w.safetensors"
+    assert _train(data_dir, out, *ONE, "--pixel-steps", "1") == 0
+    assert _summary(out)["cwd"] == os.getcwd()

@@ -510,7 +510,7 @@ def _unfinished_advice(settings: TrainSettings, unfinished: list[ClassResult]) -
     names = ", ".join(f"class {r.index} ({r.config}): {r.status}" for r in unfinished)
     _note(f"no bundle written; unfinished: {names}.")
     if any(r.status != "diverged" for r in unfinished):
-        _note("Run the same command with --resume to finish them.")
+        _note(f"Run the same command with --resume, from {os.getcwd()}, to finish them.")
     diverged = [r for r in unfinished if r.status == "diverged"]
     if diverged:
         kept = " ".join(str(class_dir(settings.run_dir, r.index)) for r in diverged if r.checkpoint)

@@ -3,7 +3,7 @@
 summary.json is what the evaluation tools read to print the paper's Table 3 (training time of a
 run and its ratio to the 16-8 baseline). Its top level holds:
 
-- ``mode`` ("mmsr" or "baseline"), ``mmsr_version``, ``command``, ``settings`` (every option;
+- ``mode`` ("mmsr" or "baseline"), ``mmsr_version``, ``command`` (as typed) and ``cwd`` (where), ``settings`` (every option;
   ``vgg19`` is the VGG19 file the perceptual loss used, wherever it was found, null when it was off);
 - ``losses``: the pixel loss, and for the GAN phase (null without one) its weights, learning rate,
   whether the perceptual loss was on and its VGG19 file;
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -87,6 +88,7 @@ def summarise(
             "mode": mode,
             "mmsr_version": mmsr_version,
             "command": settings.get("command"),
+            "cwd": os.getcwd(),  # the command's relative paths (DATA, --out) are relative to this
             "losses": losses,
             "data": data,
             "boundaries": boundaries,
