@@ -67,16 +67,6 @@ def _tvat_backward(ctx, grad):
 # ---- tile / stitch ----------------------------------------------------------------------------
 
 
-def coverage(length: int, tile_size: int, overlap: int) -> list:
-    """How many tiles cover each pixel along one axis (ints, one per pixel)."""
-    tile = axis_grid(length, tile_size, overlap)[0]
-    counts = [0] * length
-    for origin in axis_origins(length, tile_size, overlap):
-        for i in range(origin, origin + tile):
-            counts[i] += 1
-    return counts
-
-
 def _save_tile_args(ctx, inputs, output) -> None:
     x, ctx.tile_size, ctx.overlap = inputs
     ctx.height, ctx.width = x.shape[2], x.shape[3]
@@ -87,8 +77,9 @@ def _tile_backward(ctx, grad):
     # times the number of covering tiles, which factors into rows x columns.
     H, W = ctx.height, ctx.width
     mean = torch.ops.mmsr.stitch(grad.float(), H, W, ctx.tile_size, ctx.overlap, 1, "mean")
-    rows = torch.tensor(coverage(H, ctx.tile_size, ctx.overlap), dtype=torch.float32, device=grad.device)
-    cols = torch.tensor(coverage(W, ctx.tile_size, ctx.overlap), dtype=torch.float32, device=grad.device)
+    # The mean blend weighs every tile 1, so its weight sums are the coverage counts.
+    rows = _axis_weights(H, ctx.tile_size, ctx.overlap, 1, "mean", grad.device)[1]
+    cols = _axis_weights(W, ctx.tile_size, ctx.overlap, 1, "mean", grad.device)[1]
     return (mean * (rows[:, None] * cols[None, :])).to(grad.dtype), None, None
 
 

@@ -201,9 +201,7 @@ def _decode(path: Path) -> Tensor | str:
     try:
         return read_image(path)
     except (OSError, ValueError) as err:  # unreadable, or a kind mmsr refuses (e.g. float pixels)
-        reason = str(err)
-        prefix = f"{path}: "
-        return reason[len(prefix):] if reason.startswith(prefix) else reason
+        return imageio.without_path(str(err), path)
 
 
 # The most recently loaded folder: calibration and training in one process decode it once.

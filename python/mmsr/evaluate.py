@@ -51,6 +51,7 @@ from tqdm import tqdm
 from .bundle import Bundle, load_bundle, resolve_bundle_path
 from .data import IMAGE_EXTENSIONS, downsample, read_image
 from .grid import TileGrid
+from .imageio import without_path
 from .metrics import check_niqe_model, niqe, psnr, ssim
 from .upscale import Upscaler
 
@@ -655,13 +656,10 @@ def evaluate_folder(
 
 def _reason(err: Exception, name: str, path: Path) -> str:
     # Readers and evaluate_image name the image, and decoders quote its path; the skip line names it already.
-    text = str(err)
-    for prefix in (str(path), name, repr(str(path)), repr(name)):
+    text = without_path(str(err), path)
+    for prefix in (name, repr(name)):
         if text.startswith(prefix + ": "):
-            text = text[len(prefix) + 2 :]
-            break
-    for quoted in {repr(str(path)), repr(str(path.resolve()))}:
-        text = text.replace(" " + quoted, "")
+            return text[len(prefix) + 2 :]
     return text
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "ImageTooLargeError",
     "read_image",
     "resize_alpha",
+    "without_path",
     "write_image",
 ]
 
@@ -247,6 +248,24 @@ def _open_unlimited(path: Path) -> Image.Image:
             return Image.open(path)
         finally:
             Image.MAX_IMAGE_PIXELS = saved
+
+
+def without_path(message: str, path: Union[str, os.PathLike]) -> str:
+    """An error message about ``path`` without the path, for a line that names the file already:
+    drops the leading ``PATH: `` that :func:`read_image` adds and the quoted path decoders embed.
+
+    Example:
+        >>> without_path("a/b.png: cannot read image (cannot identify image file 'a/b.png')", "a/b.png")
+        'cannot read image (cannot identify image file)'
+    """
+    path = Path(path)
+    for prefix in (str(path), repr(str(path))):
+        if message.startswith(prefix + ": "):
+            message = message[len(prefix) + 2 :]
+            break
+    for quoted in {repr(str(path)), repr(str(path.resolve()))}:
+        message = message.replace(" " + quoted, "")
+    return message
 
 
 def resize_alpha(alpha: torch.Tensor, scale: int) -> torch.Tensor:

@@ -47,15 +47,18 @@ def add_parser(subparsers) -> None:
 
 
 def _parse_boundaries(text: str):
+    from .._checks import check_boundaries
+
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise CommandError(f"--boundaries must be comma-separated numbers such as 0.02,0.08, got {text!r}") from None
     if not values:
         raise CommandError("--boundaries is empty: give at least one, such as 0.02,0.08 (K boundaries make K+1 classes)")
-    if not all(math.isfinite(v) for v in values) or any(a >= b for a, b in zip(values, values[1:])):
-        raise CommandError(f"--boundaries must be finite and strictly ascending, got {text!r}")
-    return values
+    try:
+        return check_boundaries(values, "--boundaries")
+    except ValueError as err:
+        raise CommandError(str(err)) from None
 
 
 def _routing(args):

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from .._checks import as_float32
+from .._checks import check_boundaries as shared_check_boundaries
 from ..data import ImageSet, sample_scores
 
 __all__ = [
@@ -57,18 +58,14 @@ def check_crop(crop: int, scale: int) -> None:
 
 
 def check_boundaries(boundaries: Sequence[float]) -> tuple[float, ...]:
-    """``boundaries`` as a tuple of floats, after checking they are finite and strictly ascending.
+    """``boundaries`` as a tuple of floats, after checking they are finite and strictly ascending
+    (in float32, as the kernels compare: :func:`mmsr._checks.check_boundaries`).
 
     Example:
         >>> check_boundaries([0.05, 0.2])
         (0.05, 0.2)
     """
-    values = tuple(float(b) for b in boundaries)
-    if not all(math.isfinite(b) for b in values):
-        raise ValueError(f"boundaries must be finite numbers, got {list(values)}")
-    if any(a >= b for a, b in zip(values, values[1:])):
-        raise ValueError(f"boundaries must be strictly ascending, got {list(values)}")
-    return values
+    return tuple(shared_check_boundaries(list(boundaries)))
 
 
 def quantile_boundaries(scores: Tensor, classes: int) -> tuple[float, ...]:

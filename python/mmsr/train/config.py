@@ -258,32 +258,22 @@ def _number(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
-    value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _at_least(parse: Callable[[str], _T], low: float, *, above: bool, what: str) -> Callable[[str], _T]:
+    """An option type: ``parse(text)``, refused unless >= ``low`` (> ``low`` with ``above``)."""
+
+    def check(text: str):
+        value = parse(text)
+        if value < low or (above and value == low):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return check
 
 
-def _count(text: str) -> int:
-    value = _integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = _number(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _weight(text: str) -> float:
-    value = _number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
+_positive_int = _at_least(_integer, 1, above=False, what="a positive integer")
+_count = _at_least(_integer, 0, above=False, what="an integer >= 0")
+_positive_float = _at_least(_number, 0, above=True, what="a positive number")
+_weight = _at_least(_number, 0, above=False, what="a number >= 0")
 
 
 def seed_option(text: str) -> int:

@@ -273,6 +273,7 @@ class ClassTrainer:
         # (step, losses) of the steps since the last log line, checked for divergence when the loop syncs.
         self._pending: list[tuple[int, dict[str, Tensor]]] = []
         self._start_step = 0
+        self._stop_signal: Optional[str] = None  # set by Ctrl-C / SIGTERM during run()
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -739,7 +740,7 @@ class ClassTrainer:
         """The signal (``"SIGINT"`` / ``"SIGTERM"``) that asked this class to stop, or None. It can
         arrive while the class finishes (last step, final validation, final checkpoint): the class
         then ends finished, and the caller should start no other."""
-        return getattr(self, "_stop_signal", None)
+        return self._stop_signal
 
     def run(self) -> ClassResult:
         """Train (or resume) the class to the end of its budget; returns its result.
