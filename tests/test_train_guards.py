@@ -344,12 +344,12 @@ def test_the_default_baseline_is_residual_when_every_config_is_and_is_announced(
 def test_an_interrupted_class_records_its_steps_and_checkpoint(data_dir, tmp_path, monkeypatch, capsys):
     pixel_step = ClassTrainer._pixel_step
 
-    def interrupted_at_step_3(self, lr, hr):
-        if self.step == 3:
-            raise KeyboardInterrupt
+    def signalled_during_step_3(self, lr, hr):
+        if self.step == 2:
+            self._stop_signal = "SIGINT"  # as the handler does: the run stops once step 3 is whole
         return pixel_step(self, lr, hr)
 
-    monkeypatch.setattr(ClassTrainer, "_pixel_step", interrupted_at_step_3)
+    monkeypatch.setattr(ClassTrainer, "_pixel_step", signalled_during_step_3)
     out = tmp_path / "i.safetensors"
     assert _train(data_dir, out, *ONE, "--checkpoint-every", "100") == 130
     assert "interrupted at step 3 of 4 (checkpoint checkpoints/class0/step00000003.pt)" in capsys.readouterr().err
@@ -357,6 +357,31 @@ def test_an_interrupted_class_records_its_steps_and_checkpoint(data_dir, tmp_pat
     assert entry["status"] == "interrupted" and entry["steps"] == 3 and entry["planned_steps"] == 4
     assert entry["checkpoint"] == "checkpoints/class0/step00000003.pt"
     assert (tmp_path / "i.run" / entry["checkpoint"]).is_file()
+
+
+def test_a_second_signal_inside_a_step_checkpoints_nothing_of_that_step(data_dir, tmp_path, monkeypatch, capsys):
+    # A second Ctrl-C raises at once. Inside a GAN step, after the discriminator's update and before
+    # the generator's, the run used to checkpoint that half-applied step as if it were a whole one.
+    gan_step = ClassTrainer._gan_step
+
+    def second_signal_between_the_two_updates(self, lr, hr):
+        if self.step == 3:
+            self.opt_gan.step = lambda *args, **kwargs: (_ for _ in ()).throw(KeyboardInterrupt("SIGINT"))
+        return gan_step(self, lr, hr)
+
+    monkeypatch.setattr(ClassTrainer, "_gan_step", second_signal_between_the_two_updates)
+    out = tmp_path / "g.safetensors"
+    gan = ["--pixel-steps", "2", "--gan-steps", "3", "--checkpoint-every", "2"]
+    assert _train(data_dir, out, *ONE, *gan) == 130
+    err = capsys.readouterr().err
+    assert "stopped inside step 4, so that step is not checkpointed; --resume continues from the last checkpoint (step 2)" in err
+    entry = _summary(out)["classes"][0]
+    assert entry["status"] == "interrupted" and entry["checkpoint"] == "checkpoints/class0/step00000002.pt"
+    assert [step for step, _ in list_checkpoints(tmp_path / "g.run" / "checkpoints" / "class0")] == [2]
+    # --resume goes on from step 2 and finishes.
+    monkeypatch.setattr(ClassTrainer, "_gan_step", gan_step)
+    assert _train(data_dir, out, *ONE, *gan, "--resume") == 0
+    assert _summary(out)["classes"][0]["status"] == "finished"
 
 
 # -- 18. calibrate computes what train calibrates -------------------------------------------------------

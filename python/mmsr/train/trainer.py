@@ -11,8 +11,9 @@ Two phases, as SRGAN:
    term only when weights were found (see :mod:`mmsr.train.losses`).
 
 Checkpoints (see :mod:`mmsr.train.checkpoint`) are written every ``checkpoint_every`` steps, on
-Ctrl-C / SIGTERM, and at the end, where the state is marked finished; a finished class is not
-retrained by ``--resume``. Under DDP only the group's first rank writes logs and checkpoints.
+Ctrl-C / SIGTERM (at the end of the running step), and at the end, where the state is marked
+finished; a finished class is not retrained by ``--resume``. A second Ctrl-C stops at once; when
+it lands inside a step, nothing is checkpointed and ``--resume`` continues from the last checkpoint. Under DDP only the group's first rank writes logs and checkpoints.
 
 A loss, a generator weight or a validation PSNR that is not finite ends the class with
 :class:`TrainingDiverged`, naming the step, the loss and the option to lower. Losses are checked
@@ -274,6 +275,9 @@ class ClassTrainer:
         self._pending: list[tuple[int, dict[str, Tensor]]] = []
         self._start_step = 0
         self._stop_signal: Optional[str] = None  # set by Ctrl-C / SIGTERM during run()
+        # True from the first change of a step (or of the best-weights restore) until it is whole: a
+        # second Ctrl-C raises at once, and the state it leaves is then no step's state.
+        self._mid_update = False
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -558,7 +562,9 @@ class ClassTrainer:
         if self.val_lr is not None and self.best_step != self.step and self._last_val_step != self.step:
             self._track(self.validate(), allow_stop=False)
         if self.best_state is not None and self.best_step != self.step:
+            self._mid_update = True
             self.generator.load_state_dict(self.best_state)
+            self._mid_update = False
             self._write({"event": "restore_best", "phase": "pixel", "best_step": self.best_step})
         if self.settings.snapshots:
             # The final snapshot is what the phase hands on, whenever the phase ended.
@@ -633,8 +639,11 @@ class ClassTrainer:
             lr, hr = self.batches.next(self.job.batch)
             lr = lr.contiguous(memory_format=self.memory_format)
             hr = hr.contiguous(memory_format=self.memory_format)
+            # Even the forward pass changes state (BatchNorm statistics), so the whole step is one update.
+            self._mid_update = True
             losses = self._pixel_step(lr, hr) if phase == "pixel" else self._gan_step(lr, hr)
             self.step += 1
+            self._mid_update = False
             bar.update(1)
             self._pending.append((self.step, losses))
             if phase == "pixel" and self.step in snapshots_due:
@@ -715,7 +724,8 @@ class ClassTrainer:
     @contextlib.contextmanager
     def _signals_stop_at_step_end(self):
         # Ctrl-C and SIGTERM end the run at the next step boundary (then checkpoint), so a checkpoint
-        # never holds a half-applied optimizer step; a second signal interrupts at once.
+        # never holds a half-applied optimizer step; a second signal interrupts at once, and if that
+        # is inside a step, run() writes no checkpoint (see _mid_update).
         import signal
         import threading
 
@@ -784,11 +794,20 @@ class ClassTrainer:
             raise
         except KeyboardInterrupt:
             self.elapsed = self._now()
-            try:
-                self._check_finite()
-                self._checkpoint()
-            except TrainingDiverged as err:
-                self.log(f"class {self.job.index}: not checkpointed at step {self.step}: it diverged {err}")
+            if self._mid_update:
+                # A second signal stopped a step half-way (say, the discriminator updated and the
+                # generator not): checkpointing that would resume from a state no step produced.
+                kept = f"step {self.checkpoint_step}" if self.checkpoint_step is not None else "none"
+                self.log(
+                    f"class {self.job.index}: stopped inside step {self.step + 1}, so that step is not "
+                    f"checkpointed; --resume continues from the last checkpoint ({kept})"
+                )
+            else:
+                try:
+                    self._check_finite()
+                    self._checkpoint()
+                except TrainingDiverged as err:
+                    self.log(f"class {self.job.index}: not checkpointed at step {self.step}: it diverged {err}")
             self._write({"event": "interrupted", "phase": "pixel" if self.step < self.pixel_end else "gan"})
             raise
         finally:
