@@ -87,6 +87,20 @@ def test_jpeg_output_drops_alpha_with_a_warning(tmp_path, bundle_path, capsys):
     assert "cannot hold a.png's alpha channel" in capsys.readouterr().err
 
 
+def test_exif_and_dpi_are_carried_unless_stripped(tmp_path, bundle_path):
+    exif = Image.Exif()
+    exif[0x010F] = "Nikon"  # Make
+    exif.get_ifd(0x8825)[2] = (52.0, 30.0, 0.0)  # GPSLatitude
+    Image.fromarray(_rgb()).save(tmp_path / "a.jpg", exif=exif.tobytes(), dpi=(300, 300))
+    assert _upscale(tmp_path / "a.jpg", "-o", tmp_path / "kept.jpg", "--bundle", bundle_path, "-q") == 0
+    kept = Image.open(tmp_path / "kept.jpg")
+    assert kept.getexif()[0x010F] == "Nikon" and kept.getexif().get_ifd(0x8825)[2] == (52.0, 30.0, 0.0)
+    assert kept.info["dpi"] == (300, 300)
+    assert _upscale(tmp_path / "a.jpg", "-o", tmp_path / "bare.jpg", "--bundle", bundle_path, "-q", "--strip-metadata") == 0
+    bare = Image.open(tmp_path / "bare.jpg")
+    assert not bare.getexif() and bare.info.get("dpi") != (300, 300)
+
+
 def test_default_output_name_next_to_the_input(tmp_path, bundle_path):
     Image.fromarray(_rgb()).save(tmp_path / "photo.png")
     assert _upscale(tmp_path / "photo.png", "--bundle", bundle_path, "-q") == 0

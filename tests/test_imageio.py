@@ -231,6 +231,83 @@ def test_icc_profile_is_carried(tmp_path):
     assert Image.open(tmp_path / "out.webp").info.get("icc_profile") == profile
 
 
+def _camera_exif(orientation: int = 1) -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0112] = "Canon", "EOS R5", orientation  # make, model, orientation
+    details = exif.get_ifd(0x8769)
+    details[0x9003] = "2024:05:06 07:08:09"  # DateTimeOriginal
+    details[0xA002], details[0xA003] = 10, 12  # PixelXDimension, PixelYDimension
+    details[0x927C] = b"maker-specific offsets"  # MakerNote: not carried
+    exif.get_ifd(0x8825)[2] = (52.0, 30.0, 0.0)  # GPSLatitude
+    return exif
+
+
+def _upscaled(image, factor=2):
+    rgb = image.rgb.repeat_interleave(factor, 1).repeat_interleave(factor, 2)
+    return image.with_pixels(rgb, None)
+
+
+@pytest.mark.parametrize("source_ext", [".jpg", ".png", ".webp", ".tif"])
+@pytest.mark.parametrize("ext", [".jpg", ".png", ".webp", ".tif"])
+def test_exif_is_carried_with_the_new_pixel_size(tmp_path, source_ext, ext):
+    # EXIF used to be dropped: an upscaled photo lost its camera, dates and GPS.
+    source = _save(tmp_path / f"in{source_ext}", _pixels(h=12, w=10), exif=_camera_exif().tobytes())
+    write_image(tmp_path / f"out{ext}", _upscaled(read_image(source)))
+    exif = Image.open(tmp_path / f"out{ext}").getexif()
+    assert (exif[0x010F], exif[0x0110]) == ("Canon", "EOS R5")
+    details = exif.get_ifd(0x8769)
+    assert details[0x9003] == "2024:05:06 07:08:09"
+    assert (details[0xA002], details[0xA003]) == (20, 24)  # the output's width and height
+    assert 0x927C not in details
+    assert exif.get_ifd(0x8825)[2] == (52.0, 30.0, 0.0)
+
+
+def test_exif_orientation_is_not_carried_and_a_turn_swaps_the_dpi(tmp_path):
+    source = _save(tmp_path / "in.jpg", _pixels(h=6, w=10), exif=_camera_exif(orientation=6).tobytes(), dpi=(300, 150))
+    image = read_image(source)
+    assert image.size == (10, 6) and image.dpi == (150.0, 300.0)
+    write_image(tmp_path / "out.jpg", image)
+    out = Image.open(tmp_path / "out.jpg")
+    assert out.size == (6, 10)  # upright pixels, and no tag that would turn them again
+    assert 0x0112 not in out.getexif() and out.getexif()[0x010F] == "Canon"
+    assert out.info["dpi"] == (150, 300)
+
+
+def test_a_tiffs_structural_tags_are_not_carried(tmp_path):
+    # A TIFF's EXIF holds its strip offsets, sizes and compression: written into another file they
+    # would describe the old one.
+    source = _save(tmp_path / "in.tif", _pixels(h=12, w=10), exif=_camera_exif().tobytes())
+    write_image(tmp_path / "out.png", _upscaled(read_image(source)))
+    exif = Image.open(tmp_path / "out.png").getexif()
+    assert exif[0x010F] == "Canon"
+    assert not {0x0100, 0x0101, 0x0103, 0x0111, 0x0117} & set(exif)  # width, height, compression, strips
+
+
+@pytest.mark.parametrize("ext, holds_dpi", [(".jpg", True), (".png", True), (".tif", True), (".bmp", True), (".webp", False)])
+def test_dpi_is_carried_unchanged(tmp_path, ext, holds_dpi):
+    source = _save(tmp_path / "in.tif", _pixels(), dpi=(300, 300))
+    write_image(tmp_path / f"out{ext}", _upscaled(read_image(source)))
+    dpi = Image.open(tmp_path / f"out{ext}").info.get("dpi")
+    if holds_dpi:
+        assert dpi == pytest.approx((300, 300), abs=0.01)  # PNG and BMP store pixels per metre
+    else:
+        assert dpi is None
+
+
+def test_without_metadata_drops_exif_and_dpi_but_keeps_the_colour_profile(tmp_path):
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    source = _save(tmp_path / "in.jpg", _pixels(), exif=_camera_exif().tobytes(), dpi=(300, 300), icc_profile=profile)
+    write_image(tmp_path / "out.jpg", read_image(source).without_metadata())
+    out = Image.open(tmp_path / "out.jpg")
+    assert not out.getexif() and out.info.get("dpi") in (None, (72, 72))  # Pillow's JFIF default
+    assert out.info["icc_profile"] == profile
+
+
+def test_an_image_without_metadata_gets_none(tmp_path):
+    image = read_image(_save(tmp_path / "plain.png", _pixels()))
+    assert image.exif is None and image.dpi is None
+
+
 def test_float_pixels_are_quantised(tmp_path):
     rgb = torch.tensor([0.0, 0.5, 1.0, 1.2]).view(1, 1, 4).expand(3, 1, 4).contiguous()
     write_image(tmp_path / "f.png", ImageData(rgb=rgb))

@@ -14,7 +14,10 @@ result back the way it came in:
   [H, W]. It is upscaled on its own with Pillow's bicubic filter (:func:`resize_alpha`), not by the
   SR models, which were trained on photographs, not masks;
 - EXIF orientation is applied on reading, so the pixels are upright and the written file needs no
-  orientation tag; an ICC colour profile is carried through to formats that store one.
+  orientation tag; an ICC colour profile is carried through to formats that store one;
+- the rest of the EXIF (camera, dates, GPS...) and the DPI are carried too, where the output format
+  holds them (see :mod:`mmsr.image_metadata` for exactly what); :meth:`ImageData.without_metadata`
+  drops them.
 
 Writes go through :mod:`mmsr.atomic`: a reader sees the old file or the new one, never a partial one.
 
@@ -40,6 +43,7 @@ import torch
 from PIL import Image, ImageOps
 
 from .atomic import write_atomically
+from .image_metadata import DPI_FORMATS, EXIF_FORMATS, ORIENTATION, carried_dpi, carried_exif, exif_for_output
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -92,6 +96,8 @@ class ImageData:
         icc_profile: the file's ICC colour profile bytes, or None (also when the profile's
             colour space is not the pixels', e.g. a CMYK profile of a CMYK file read as RGB).
         frames: how many frames the file holds; only the first is read.
+        exif: the EXIF an upscaled copy carries (see :mod:`mmsr.image_metadata`), or None.
+        dpi: the file's (x, y) resolution in dots per inch, or None.
 
     Example:
         >>> ImageData(rgb=torch.zeros(3, 2, 2, dtype=torch.uint8)).size
@@ -104,6 +110,8 @@ class ImageData:
     sixteen_bit: bool = False
     icc_profile: Optional[bytes] = None
     frames: int = 1
+    exif: Optional[bytes] = None
+    dpi: Optional[tuple] = None
 
     @property
     def size(self) -> tuple:
@@ -111,8 +119,13 @@ class ImageData:
         return tuple(self.rgb.shape[1:])
 
     def with_pixels(self, rgb: torch.Tensor, alpha: Optional[torch.Tensor]) -> "ImageData":
-        """The same image kind (grayscale, bit depth, colour profile) with new pixels."""
+        """The same image kind (grayscale, bit depth, colour profile, EXIF, DPI) with new pixels."""
         return replace(self, rgb=rgb, alpha=alpha)
+
+    def without_metadata(self) -> "ImageData":
+        """The same image without its EXIF and DPI. The ICC profile stays: it says what the pixel
+        values mean, and without it a colour-managed viewer would show other colours."""
+        return replace(self, exif=None, dpi=None)
 
 
 def _format_for(path: Path) -> str:
@@ -221,9 +234,14 @@ def read_image(path: Union[str, os.PathLike], max_pixels: Optional[int] = DEFAUL
             with _open_unlimited(path) as im:
                 _check_pixels(path, im.width, im.height, max_pixels)
                 frames = getattr(im, "n_frames", 1)
+                # Before loading: Pillow turns a TIFF upright while loading it, then drops its EXIF.
+                exif = im.getexif()
+                orientation = exif.get(ORIENTATION, 1)
                 im.load()
                 upright = ImageOps.exif_transpose(im)
-                return replace(_decode(upright), frames=frames)
+                return replace(
+                    _decode(upright), frames=frames, exif=carried_exif(exif), dpi=carried_dpi(im.info, orientation)
+                )
         except ImageTooLargeError:
             raise
         except FileNotFoundError:
@@ -316,7 +334,8 @@ def write_image(path: Union[str, os.PathLike], image: ImageData, quality: int = 
     """Encode ``image`` in the format named by ``path``'s extension and write it atomically.
 
     PNG, WebP and TIFF keep the alpha channel; JPEG and BMP cannot hold one, so it is dropped (the
-    CLI warns first). A 16-bit grayscale image stays 16 bits in PNG and TIFF.
+    CLI warns first). A 16-bit grayscale image stays 16 bits in PNG and TIFF. The ICC profile, EXIF
+    and DPI are written where the format holds them.
 
     Args:
         path: destination; its directory must exist. An existing file is replaced only once the
@@ -340,6 +359,10 @@ def write_image(path: Union[str, os.PathLike], image: ImageData, quality: int = 
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     if image.icc_profile and fmt != "BMP":
         options["icc_profile"] = image.icc_profile
+    if image.exif is not None and fmt in EXIF_FORMATS:
+        options["exif"] = exif_for_output(image.exif, im.width, im.height)
+    if image.dpi is not None and fmt in DPI_FORMATS:
+        options["dpi"] = image.dpi
     write_atomically(path, lambda f: im.save(f, format=fmt, **options))
 
 

@@ -218,6 +218,11 @@ def add_parser(subparsers) -> None:
         help="JPEG and WebP quality, 1-100 (default %(default)s; other formats are lossless)",
     )
     parser.add_argument(
+        "--strip-metadata", action="store_true",
+        help="write no EXIF (camera, dates, GPS) or DPI; by default both are carried over from each input "
+        "where the output format holds them (the ICC colour profile is always kept)",
+    )
+    parser.add_argument(
         "--bundle", metavar="FILE",
         help="model bundle (.safetensors from `mmsr train`, or 'default'); default: the bundle shipped with mmsr",
     )
@@ -475,7 +480,8 @@ def _upscale_file(
               disable=True if args.quiet or tiles <= _LARGE_IMAGE_TILES else None) as bar:
         result = upscaler.upscale(image.rgb, force_class=model, progress=bar.update)
     scale = upscaler.scale
-    write_image(target, image.with_pixels(result.image, None if alpha is None else resize_alpha(alpha, scale)), args.quality)
+    upscaled = image.with_pixels(result.image, None if alpha is None else resize_alpha(alpha, scale))
+    write_image(target, upscaled.without_metadata() if args.strip_metadata else upscaled, args.quality)
     if class_map is not None:
         write_class_map(class_map, image.rgb, result, upscaler.bundle, source)
     configs = upscaler.bundle.configs
