@@ -26,7 +26,10 @@ animated or multi-page file only the first frame is upscaled (with a warning).
 An alpha channel is carried through, upscaled on its own with bicubic interpolation (JPEG and BMP
 outputs cannot hold it; it is dropped with a warning). Grayscale images come back grayscale,
 palette images come back as RGB(A), 16-bit grayscale PNG/TIFF stays 16-bit in PNG/TIFF, and
-16-bit colour PNG is read at 8 bits.
+16-bit colour PNG is read at 8 bits. The ICC colour profile, the EXIF (camera, dates, GPS; the
+pixels are written upright, so without the orientation tag) and the DPI (unchanged: the print
+grows with the scale) are carried where the output format holds them; --strip-metadata drops the
+EXIF and DPI.
 
 A file that cannot be read or written is reported by name and the others are still processed; the
 exit status is 1 if any failed, 2 for bad options.
