@@ -439,6 +439,43 @@ def test_a_folder_upscaled_twice_does_not_upscale_its_results(tmp_path, bundle_p
     assert "skipped 2 earlier result(s) of this command" in captured.err and "failed" not in captured.err
 
 
+def test_outscale_resamples_the_models_result_and_names_the_output(tmp_path, bundle_path, capsys):
+    from mmsr import Upscaler
+    from mmsr.imageio import resize_pixels
+
+    alpha = np.zeros((H, W), np.uint8)
+    alpha[:, W // 2 :] = 255
+    Image.fromarray(np.dstack([_rgb(), alpha])).save(tmp_path / "a.png")
+    assert _upscale(tmp_path / "a.png", "--bundle", bundle_path, "--outscale", "1.5") == 0
+    out = Image.open(tmp_path / "a_x1.5.png")
+    assert out.size == (60, 45) and out.mode == "RGBA"
+    assert "(40x30 -> 60x45," in capsys.readouterr().out
+    x = torch.from_numpy(_rgb()).permute(2, 0, 1).contiguous()
+    expected = resize_pixels(Upscaler(bundle_path).upscale(x).image, 45, 60)
+    assert np.array_equal(np.array(out)[..., :3], expected.permute(1, 2, 0).numpy())
+    out_alpha = np.array(out)[..., 3]
+    assert out_alpha[:, :27].max() == 0 and out_alpha[:, 33:].min() == 255  # the alpha at the final size
+
+
+def test_outscale_results_in_a_folder_are_skipped_the_second_time(tmp_path, bundle_path, capsys):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    Image.fromarray(_rgb()).save(folder / "a.png")
+    assert _upscale(folder, "--bundle", bundle_path, "--outscale", "3", "-q") == 0
+    assert Image.open(folder / "a_x3.png").size == (3 * W, 3 * H)
+    assert _upscale(folder, "--bundle", bundle_path, "--outscale", "3", "-q") == 0
+    assert not (folder / "a_x3_x3.png").exists()
+    assert "skipped 1 earlier result(s)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "17", "two"])
+def test_bad_outscale(tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as exit_info:
+        _upscale(tmp_path / "a.png", "--outscale", value)
+    assert exit_info.value.code == 2
+    assert f"argument --outscale: expected a number above 0 and at most 16, got {value!r}" in capsys.readouterr().err
+
+
 def test_an_input_named_twice_is_upscaled_once(tmp_path, bundle_path, capsys):
     Image.fromarray(_rgb()).save(tmp_path / "a.png")
     assert _upscale(tmp_path / "a.png", tmp_path / "./a.png", "-o", tmp_path / "out/", "--bundle", bundle_path) == 0

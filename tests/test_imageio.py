@@ -17,6 +17,7 @@ from mmsr.imageio import (
     alpha_supported,
     read_image,
     resize_alpha,
+    resize_pixels,
     write_image,
 )
 
@@ -382,11 +383,29 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
 def test_resize_alpha():
     alpha = torch.zeros(4, 6, dtype=torch.uint8)
     alpha[:, 3:] = 255
-    big = resize_alpha(alpha, 4)
+    big = resize_alpha(alpha, 16, 24)
     assert big.shape == (16, 24) and big.dtype == torch.uint8
     assert big[:, :10].max() == 0 and big[:, 14:].min() == 255  # flat regions stay exact
     with pytest.raises(ValueError, match="alpha should be a uint8"):
-        resize_alpha(alpha.float(), 2)
+        resize_alpha(alpha.float(), 8, 12)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_resize_pixels_keeps_flat_areas_and_dtype(dtype):
+    rgb = torch.zeros(3, 16, 24, dtype=dtype)
+    rgb[:, :, 12:] = 255 if dtype == torch.uint8 else 1.0
+    small = resize_pixels(rgb, 8, 12)
+    assert small.shape == (3, 8, 12) and small.dtype == dtype
+    assert small[:, :, :3].max() == 0 and (small[:, :, 9:] == rgb.max()).all()  # flat areas away from the edge
+    with pytest.raises(ValueError, match=r"rgb should be a \[3, H, W\] tensor"):
+        resize_pixels(rgb[0], 8, 12)
+
+
+def test_resize_pixels_low_passes_when_it_shrinks():
+    # A one-pixel checkerboard halved must come out mid-grey, not a sampled pattern (aliasing).
+    board = ((torch.arange(32)[:, None] + torch.arange(32)[None, :]) % 2 * 255).to(torch.uint8).expand(3, 32, 32)
+    half = resize_pixels(board, 16, 16).float()
+    assert (half[:, 2:-2, 2:-2] - 127.5).abs().max() < 8
 
 
 @pytest.mark.parametrize("quality", [0, 101, 9.5, True])

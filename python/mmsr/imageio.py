@@ -54,6 +54,7 @@ __all__ = [
     "ImageTooLargeError",
     "read_image",
     "resize_alpha",
+    "resize_pixels",
     "without_path",
     "write_image",
 ]
@@ -286,25 +287,51 @@ def without_path(message: str, path: Union[str, os.PathLike]) -> str:
     return message
 
 
-def resize_alpha(alpha: torch.Tensor, scale: int) -> torch.Tensor:
-    """Upscale an alpha plane with Pillow's bicubic filter.
+def resize_alpha(alpha: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Resample an alpha plane to ``height`` x ``width`` with Pillow's bicubic filter.
 
     Args:
         alpha: uint8 Tensor[H, W] on the CPU.
-        scale: integer factor >= 1.
+        height, width: the new size, each >= 1.
 
     Returns:
-        uint8 Tensor[H * scale, W * scale].
+        uint8 Tensor[height, width].
 
     Example:
-        >>> resize_alpha(torch.full((2, 3), 255, dtype=torch.uint8), 4).shape
+        >>> resize_alpha(torch.full((2, 3), 255, dtype=torch.uint8), 8, 12).shape
         torch.Size([8, 12])
     """
     if alpha.dtype != torch.uint8 or alpha.dim() != 2:
         raise ValueError(f"alpha should be a uint8 [H, W] tensor, got {alpha.dtype} {tuple(alpha.shape)}")
-    height, width = alpha.shape
-    plane = Image.fromarray(alpha.cpu().numpy()).resize((width * scale, height * scale), Image.BICUBIC)
+    plane = Image.fromarray(alpha.cpu().numpy()).resize((width, height), Image.BICUBIC)
     return torch.from_numpy(np.array(plane))
+
+
+def resize_pixels(rgb: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Resample [3, H, W] pixels to ``height`` x ``width`` with Pillow's Lanczos filter, which
+    low-passes first when it shrinks (so a x4 result brought to x2 does not alias).
+
+    Args:
+        rgb: Tensor[3, H, W] on the CPU, uint8 or float in [0, 1] (16-bit files).
+        height, width: the new size, each >= 1.
+
+    Returns:
+        Tensor[3, height, width] of ``rgb``'s dtype (float results clamped to [0, 1]).
+
+    Example:
+        >>> resize_pixels(torch.zeros(3, 8, 12, dtype=torch.uint8), 4, 6).shape
+        torch.Size([3, 4, 6])
+    """
+    if rgb.dim() != 3 or rgb.shape[0] != 3:
+        raise ValueError(f"rgb should be a [3, H, W] tensor, got shape {tuple(rgb.shape)}")
+    if rgb.dtype == torch.uint8:
+        im = Image.fromarray(np.ascontiguousarray(rgb.cpu().numpy().transpose(1, 2, 0)))
+        return torch.from_numpy(np.array(im.resize((width, height), Image.LANCZOS))).permute(2, 0, 1).contiguous()
+    planes = [
+        np.array(Image.fromarray(plane).resize((width, height), Image.LANCZOS))
+        for plane in rgb.float().cpu().numpy()
+    ]
+    return torch.from_numpy(np.stack(planes)).clamp_(0, 1).to(rgb.dtype)
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:

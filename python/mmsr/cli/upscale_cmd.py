@@ -19,8 +19,8 @@ they go through the deepest model instead if that is cheaper (--no-promote turns
 Inputs are files or directories (their PNG, JPEG, WebP, TIFF and BMP files, not recursing; a
 directory's NAME_x4.EXT files beside a NAME.* are earlier results of this command and are skipped).
 The output format follows the output's extension. Without -o, each result is written next to its
-input as NAME_x4.EXT (for a x4 bundle); with several inputs, -o is a directory and results keep
-their input's name; --format picks another extension for both, --quality the JPEG/WebP quality. An input is never overwritten, and outputs are written atomically. Of an
+input as NAME_x4.EXT (for a x4 bundle; NAME_xF.EXT with --outscale F, which resamples the model's
+result to another size); with several inputs, -o is a directory and results keep their input's name; --format picks another extension for both, --quality the JPEG/WebP quality. An input is never overwritten, and outputs are written atomically. Of an
 animated or multi-page file only the first frame is upscaled (with a warning).
 
 An alpha channel is carried through, upscaled on its own with bicubic interpolation (JPEG and BMP
@@ -221,6 +221,11 @@ def add_parser(subparsers) -> None:
         help="JPEG and WebP quality, 1-100 (default %(default)s; other formats are lossless)",
     )
     parser.add_argument(
+        "--outscale", type=_outscale, metavar="F",
+        help="final scale factor, e.g. 2 or 3.5 with a x4 bundle: the model's result is resampled to "
+        "F times the input's size with a Lanczos filter, and outputs are named NAME_xF (default: the bundle's scale)",
+    )
+    parser.add_argument(
         "--strip-metadata", action="store_true",
         help="write no EXIF (camera, dates, GPS) or DPI; by default both are carried over from each input "
         "where the output format holds them (the ICC colour profile is always kept)",
@@ -292,12 +297,31 @@ def _quality(text: str) -> int:
     return value
 
 
-def _collect_inputs(names: List[str], scale: int) -> Tuple[List[Path], List[str], List[str], bool]:
+_MAX_OUTSCALE = 16.0
+
+
+def _outscale(text: str) -> float:
+    """``--outscale``: a finite factor in (0, 16]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= _MAX_OUTSCALE:  # False for NaN too
+        raise argparse.ArgumentTypeError(f"expected a number above 0 and at most {_MAX_OUTSCALE:g}, got {text!r}")
+    return value
+
+
+def _scale_label(args, bundle_scale: int) -> str:
+    """The S of ``NAME_xS.EXT``: ``--outscale`` if given (2, 3.5), else the bundle's scale."""
+    return str(bundle_scale) if args.outscale is None else f"{args.outscale:g}"
+
+
+def _collect_inputs(names: List[str], scale: str) -> Tuple[List[Path], List[str], List[str], bool]:
     """(image files, errors, notes, whether any input was a directory).
 
     A directory's ``NAME_xS.EXT`` files whose ``NAME.*`` sits beside them are this command's own
-    earlier results (S = the bundle's scale): they are left out, so running twice on a folder does
-    not upscale its results again. A file named twice is read once.
+    earlier results (S = the bundle's scale, or ``--outscale``): they are left out, so running twice
+    on a folder does not upscale its results again. A file named twice is read once.
     """
     from ..imageio import EXTENSIONS
 
@@ -336,7 +360,7 @@ def _collect_inputs(names: List[str], scale: int) -> Tuple[List[Path], List[str]
     return files, errors, notes, had_directory
 
 
-def _plan_outputs(args, inputs: List[Path], directory_mode: bool, scale: int) -> Tuple[Dict[Path, Path], Optional[Path]]:
+def _plan_outputs(args, inputs: List[Path], directory_mode: bool, scale: str) -> Tuple[Dict[Path, Path], Optional[Path]]:
     """(output per input, a directory to create first or None). Creates nothing: folders are made
     only once every option has been checked."""
     from ..imageio import EXTENSIONS
@@ -467,7 +491,7 @@ def _upscale_file(
 ) -> str:
     from tqdm import tqdm
 
-    from ..imageio import alpha_supported, read_image, resize_alpha, write_image
+    from ..imageio import alpha_supported, read_image, resize_alpha, resize_pixels, write_image
 
     start = time.perf_counter()
     image = read_image(source, max_pixels=args.max_pixels)
@@ -482,8 +506,12 @@ def _upscale_file(
     with tqdm(total=tiles, unit="tile", desc=source.name, leave=False,
               disable=True if args.quiet or tiles <= _LARGE_IMAGE_TILES else None) as bar:
         result = upscaler.upscale(image.rgb, force_class=model, progress=bar.update)
-    scale = upscaler.scale
-    upscaled = image.with_pixels(result.image, None if alpha is None else resize_alpha(alpha, scale))
+    factor = upscaler.scale if args.outscale is None else args.outscale
+    out_height, out_width = max(1, round(height * factor)), max(1, round(width * factor))
+    pixels = result.image
+    if (out_height, out_width) != tuple(pixels.shape[1:]):
+        pixels = resize_pixels(pixels, out_height, out_width)
+    upscaled = image.with_pixels(pixels, None if alpha is None else resize_alpha(alpha, out_height, out_width))
     write_image(target, upscaled.without_metadata() if args.strip_metadata else upscaled, args.quality)
     if class_map is not None:
         write_class_map(class_map, image.rgb, result, upscaler.bundle, source)
@@ -497,7 +525,7 @@ def _upscale_file(
     if result.forced is not None:
         histogram += f"; every tile through {configs[result.forced].name}"
     return (
-        f"{source} -> {target} ({width}x{height} -> {width * scale}x{height * scale}, "
+        f"{source} -> {target} ({width}x{height} -> {out_width}x{out_height}, "
         f"{tiles} tile{'s' if tiles != 1 else ''} [{histogram}], {time.perf_counter() - start:.1f} s)"
     )
 
@@ -507,9 +535,10 @@ def run(args) -> int:
 
     try:
         bundle = resolve_bundle(args.bundle)
-        inputs, failures, notes, had_directory = _collect_inputs(args.inputs, bundle.scale)
+        label = _scale_label(args, bundle.scale)
+        inputs, failures, notes, had_directory = _collect_inputs(args.inputs, label)
         directory_mode = had_directory or len(args.inputs) > 1
-        outputs, output_dir = _plan_outputs(args, inputs, directory_mode, bundle.scale)
+        outputs, output_dir = _plan_outputs(args, inputs, directory_mode, label)
         class_maps, class_map_dir = _class_map_paths(args, inputs, directory_mode)
         model = resolve_model(bundle, args.model)
         upscaler = _build_upscaler(args, bundle) if inputs else None
