@@ -101,6 +101,35 @@ def test_exif_and_dpi_are_carried_unless_stripped(tmp_path, bundle_path):
     assert not bare.getexif() and bare.info.get("dpi") != (300, 300)
 
 
+def test_a_malformed_exif_field_is_named_and_the_image_still_upscaled(tmp_path, bundle_path, capsys):
+    from test_imageio import _exif_with_one_field
+
+    Image.fromarray(_rgb()).save(tmp_path / "dt.jpg", exif=_exif_with_one_field(0x0132, 5, b"\x01\0\0\0\x03\0\0\0"))
+    assert _upscale(tmp_path / "dt.jpg", "--bundle", bundle_path, "-q") == 0
+    assert "dt.jpg: EXIF DateTime (0x0132) is malformed and not carried" in capsys.readouterr().err
+    assert Image.open(tmp_path / "dt_x2.jpg").size == (2 * W, 2 * H)
+    assert _upscale(tmp_path / "dt.jpg", "-o", tmp_path / "bare.jpg", "--bundle", bundle_path, "-q", "--strip-metadata") == 0
+    assert "malformed" not in capsys.readouterr().err  # not even parsed
+    # classify has no use for metadata; it used to fail on this file with a traceback.
+    assert main(["classify", str(tmp_path / "dt.jpg"), "--bundle", str(bundle_path)]) == 0
+
+
+def test_exif_too_big_for_a_jpeg_is_left_out_with_a_warning(tmp_path, bundle_path, capsys):
+    # It used to fail the image after the whole upscale: "EXIF data is too long".
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 70000
+    Image.fromarray(_rgb()).save(tmp_path / "big.png", exif=exif.tobytes())
+    assert _upscale(tmp_path / "big.png", "--bundle", bundle_path, "-q", "--format", "jpg") == 0
+    assert "big_x2.jpg: big.png's EXIF is over the 64 KB a JPEG holds; it is left out" in capsys.readouterr().err
+    assert not Image.open(tmp_path / "big_x2.jpg").getexif()
+
+
+def test_o_and_format_naming_one_format_agree(tmp_path, bundle_path):
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    assert _upscale(tmp_path / "a.png", "-o", tmp_path / "x.jpg", "--format", "jpeg", "--bundle", bundle_path, "-q") == 0
+    assert Image.open(tmp_path / "x.jpg").format == "JPEG"
+
+
 def test_default_output_name_next_to_the_input(tmp_path, bundle_path):
     Image.fromarray(_rgb()).save(tmp_path / "photo.png")
     assert _upscale(tmp_path / "photo.png", "--bundle", bundle_path, "-q") == 0
@@ -466,6 +495,11 @@ def test_outscale_results_in_a_folder_are_skipped_the_second_time(tmp_path, bund
     assert _upscale(folder, "--bundle", bundle_path, "--outscale", "3", "-q") == 0
     assert not (folder / "a_x3_x3.png").exists()
     assert "skipped 1 earlier result(s)" in capsys.readouterr().err
+    # Then at another scale: the x3 and x1.5 results are not upscaled again either.
+    assert _upscale(folder, "--bundle", bundle_path, "--outscale", "1.5", "-q") == 0
+    assert _upscale(folder, "--bundle", bundle_path, "-q") == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["a.png", "a_x1.5.png", "a_x2.png", "a_x3.png"]
+    assert "skipped 2 earlier result(s)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "17", "two"])
@@ -485,8 +519,8 @@ def test_an_input_named_twice_is_upscaled_once(tmp_path, bundle_path, capsys):
 def test_class_map_over_the_output_is_refused(tmp_path, bundle_path, capsys):
     Image.fromarray(_rgb()).save(tmp_path / "a.png")
     assert _upscale(tmp_path / "a.png", "-o", tmp_path / "s.png", "--class-map", tmp_path / "s.png",
-                    "--bundle", bundle_path) == 1
-    assert "refusing to write the class map over the output" in capsys.readouterr().err
+                    "--bundle", bundle_path) == 2  # two options naming one file: a usage error, found up front
+    assert "--class-map " + str(tmp_path / "s.png") + " is also the -o output" in capsys.readouterr().err
     assert not (tmp_path / "s.png").exists()
 
 

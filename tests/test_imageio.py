@@ -15,6 +15,7 @@ from mmsr.imageio import (
     ImageData,
     ImageTooLargeError,
     alpha_supported,
+    exif_fits,
     read_image,
     resize_alpha,
     resize_pixels,
@@ -302,6 +303,110 @@ def test_without_metadata_drops_exif_and_dpi_but_keeps_the_colour_profile(tmp_pa
     out = Image.open(tmp_path / "out.jpg")
     assert not out.getexif() and out.info.get("dpi") in (None, (72, 72))  # Pillow's JFIF default
     assert out.info["icc_profile"] == profile
+
+
+def _exif_with_one_field(tag: int, kind: int, payload: bytes, gps: bool = False) -> bytes:
+    """Little-endian EXIF holding one field of a TIFF ``kind`` whose value sits at offset 26 (or, with
+    ``gps``, a GPS directory holding it), the way a broken camera or editor writes a wrong type."""
+    import struct
+
+    head = b"Exif\0\0II*\0" + struct.pack("<I", 8)
+    if gps:
+        return head + struct.pack("<HHHII", 1, 0x8825, 4, 1, 26) + struct.pack("<I", 0) + \
+            struct.pack("<HHHII", 1, tag, kind, len(payload), 44) + struct.pack("<I", 0) + payload
+    return head + struct.pack("<HHHII", 1, tag, kind, 1, 26) + struct.pack("<I", 0) + payload
+
+
+def test_exif_text_that_is_not_ascii_is_kept_byte_for_byte(tmp_path):
+    # Pillow reads EXIF text as Latin-1 and writes str as ASCII: every "©", "é" or CJK byte used to
+    # come back as "?".
+    exif = Image.Exif()
+    exif[0x8298] = "© 2024 Jane".encode()  # UTF-8, as most software writes it
+    exif[0x013B] = "José Müller".encode("latin-1")
+    source = _save(tmp_path / "in.jpg", _pixels(), exif=exif.tobytes())
+    write_image(tmp_path / "out.png", read_image(source))
+    out = Image.open(tmp_path / "out.png").getexif()
+    assert out[0x8298].encode("latin-1") == "© 2024 Jane".encode()
+    assert out[0x013B].encode("latin-1") == "José Müller".encode("latin-1")
+
+
+@pytest.mark.parametrize(
+    "exif, dropped",
+    [(_exif_with_one_field(0x0132, 5, b"\x01\0\0\0\x03\0\0\0"), "DateTime (0x0132)"),  # a date as a RATIONAL
+     (_exif_with_one_field(2, 2, b"48.8566\0", gps=True), "GPS GPSLatitude (0x0002)")],  # a latitude as text
+    ids=["date-as-rational", "gps-latitude-as-text"],
+)  # fmt: skip
+def test_a_malformed_exif_field_is_left_out_with_a_warning_not_a_failure(tmp_path, exif, dropped):
+    # These files open in Pillow, but mmsr used to fail them ("cannot read image", or an
+    # AttributeError while re-encoding the EXIF).
+    _pixels_file = tmp_path / "in.jpg"
+    Image.fromarray(_pixels()).save(_pixels_file, exif=exif)
+    image = read_image(_pixels_file)
+    assert image.rgb.shape == (3, 12, 10)
+    assert any(dropped in w and "malformed and not carried" in w for w in image.metadata_warnings)
+    write_image(tmp_path / "out.jpg", image)
+    assert read_image(_pixels_file, metadata=False).metadata_warnings == ()
+
+
+def test_dpi_is_only_what_the_file_states(tmp_path):
+    # Pillow reports 1 DPI for a TIFF without a resolution unit and 72 for a JPEG whose EXIF has no
+    # resolution: neither was stated, and mmsr used to write them into the output.
+    Image.fromarray(_pixels()).save(tmp_path / "plain.tif")
+    assert Image.open(tmp_path / "plain.tif").info.get("dpi") == (1, 1)
+    assert read_image(tmp_path / "plain.tif").dpi is None
+    exif = Image.Exif()
+    exif[0x010F] = "Canon"
+    Image.fromarray(_pixels()).save(tmp_path / "nodpi.jpg", exif=exif.tobytes())
+    assert Image.open(tmp_path / "nodpi.jpg").info.get("dpi") == (72, 72)
+    assert read_image(tmp_path / "nodpi.jpg").dpi is None
+    write_image(tmp_path / "out.tif", read_image(tmp_path / "plain.tif"))
+    assert Image.open(tmp_path / "out.tif").tag_v2.get(0x0128) in (None, 1)  # no unit: no resolution stated
+    # Stated ones are read: a TIFF in centimetres, a JPEG's EXIF resolution.
+    Image.fromarray(_pixels()).save(tmp_path / "cm.tif", tiffinfo={0x011A: 100.0, 0x011B: 100.0, 0x0128: 3})
+    assert read_image(tmp_path / "cm.tif").dpi == pytest.approx((254.0, 254.0))
+    exif[0x011A], exif[0x011B], exif[0x0128] = 240.0, 240.0, 2
+    Image.fromarray(_pixels()).save(tmp_path / "exifdpi.jpg", exif=exif.tobytes())
+    assert read_image(tmp_path / "exifdpi.jpg").dpi == (240.0, 240.0)
+
+
+def test_a_grey_profile_is_not_written_into_webp(tmp_path):
+    # WebP stores grey as RGB, which a GRAY profile cannot describe: colour-managed software could not
+    # use the file's profile at all.
+    profile = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    profile[16:20] = b"GRAY"
+    Image.fromarray(_pixels()[..., 0]).save(tmp_path / "g.png", icc_profile=bytes(profile))
+    image = read_image(tmp_path / "g.png")
+    assert image.icc_profile == bytes(profile)
+    write_image(tmp_path / "g.webp", image)
+    assert "icc_profile" not in Image.open(tmp_path / "g.webp").info
+    write_image(tmp_path / "g.tif", image)  # grey pixels: the profile stays
+    assert Image.open(tmp_path / "g.tif").info["icc_profile"] == bytes(profile)
+
+
+def test_no_empty_or_stale_exif_directories_are_written(tmp_path):
+    # A main-directory-only EXIF used to gain an empty Exif directory (invalid: one entry at least),
+    # and pointer tags inside a directory were copied as meaningless numbers.
+    exif = Image.Exif()
+    exif[0x010F] = "Canon"
+    source = _save(tmp_path / "make.jpg", _pixels(), exif=exif.tobytes())
+    write_image(tmp_path / "out.jpg", read_image(source))
+    assert 0x8769 not in Image.open(tmp_path / "out.jpg").getexif()
+    exif.get_ifd(0x8769)[0x9003] = "2024:05:06 07:08:09"
+    exif.get_ifd(0x8769)[0xA005] = 8  # an interoperability pointer: an offset into the old file
+    source = _save(tmp_path / "ptr.jpg", _pixels(), exif=exif.tobytes())
+    write_image(tmp_path / "out2.jpg", read_image(source))
+    details = Image.open(tmp_path / "out2.jpg").getexif().get_ifd(0x8769)
+    assert details == {0x9003: "2024:05:06 07:08:09"}
+
+
+def test_exif_over_a_jpegs_64_kb_is_refused_by_name(tmp_path):
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 70000
+    image = read_image(_save(tmp_path / "big.png", _pixels(), exif=exif.tobytes()))
+    assert not exif_fits(tmp_path / "out.jpg", image, 24, 20) and exif_fits(tmp_path / "out.png", image, 24, 20)
+    with pytest.raises(ValueError, match=r"out\.jpg: its EXIF \(\d+ bytes\) is over the 65533 a JPEG holds"):
+        write_image(tmp_path / "out.jpg", image)
+    assert not (tmp_path / "out.jpg").exists()
 
 
 def test_an_image_without_metadata_gets_none(tmp_path):

@@ -102,7 +102,7 @@ def read_image(path: str | os.PathLike) -> Tensor:
         torch.Size([3, 480, 640])
     """
     try:
-        rgb = imageio.read_image(path, max_pixels=None).rgb
+        rgb = imageio.read_image(path, max_pixels=None, metadata=False).rgb
     except ValueError as err:  # an unsupported pixel format: as unusable as a broken file
         raise OSError(str(err)) from None
     if rgb.dtype != torch.uint8:

@@ -43,12 +43,13 @@ import torch
 from PIL import Image, ImageOps
 
 from .atomic import write_atomically
-from .image_metadata import DPI_FORMATS, EXIF_FORMATS, ORIENTATION, carried_dpi, carried_exif, exif_for_output
+from .image_metadata import DPI_FORMATS, EXIF_FORMATS, JPEG_MAX_EXIF_BYTES, exif_for_output, read_metadata
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_QUALITY",
     "alpha_supported",
+    "exif_fits",
     "EXTENSIONS",
     "ImageData",
     "ImageTooLargeError",
@@ -98,7 +99,8 @@ class ImageData:
             colour space is not the pixels', e.g. a CMYK profile of a CMYK file read as RGB).
         frames: how many frames the file holds; only the first is read.
         exif: the EXIF an upscaled copy carries (see :mod:`mmsr.image_metadata`), or None.
-        dpi: the file's (x, y) resolution in dots per inch, or None.
+        dpi: the (x, y) resolution in dots per inch the file states, or None.
+        metadata_warnings: what of the file's metadata could not be carried, and why.
 
     Example:
         >>> ImageData(rgb=torch.zeros(3, 2, 2, dtype=torch.uint8)).size
@@ -113,6 +115,7 @@ class ImageData:
     frames: int = 1
     exif: Optional[bytes] = None
     dpi: Optional[tuple] = None
+    metadata_warnings: tuple = ()
 
     @property
     def size(self) -> tuple:
@@ -126,7 +129,7 @@ class ImageData:
     def without_metadata(self) -> "ImageData":
         """The same image without its EXIF and DPI. The ICC profile stays: it says what the pixel
         values mean, and without it a colour-managed viewer would show other colours."""
-        return replace(self, exif=None, dpi=None)
+        return replace(self, exif=None, dpi=None, metadata_warnings=())
 
 
 def _format_for(path: Path) -> str:
@@ -207,13 +210,18 @@ def _decode(im: Image.Image) -> ImageData:
     return ImageData(rgb=rgb, alpha=alpha, icc_profile=icc)
 
 
-def read_image(path: Union[str, os.PathLike], max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> ImageData:
+def read_image(
+    path: Union[str, os.PathLike], max_pixels: Optional[int] = DEFAULT_MAX_PIXELS, metadata: bool = True
+) -> ImageData:
     """Decode an image file into an RGB tensor (see the module docstring for each kind of file).
 
     Args:
         path: a PNG, JPEG, WebP, TIFF or BMP file (the content decides, not the extension).
         max_pixels: refuse images with more than this many pixels, checked on the header before
             decoding; None for no limit.
+        metadata: read the EXIF and DPI to carry (see :mod:`mmsr.image_metadata`); False leaves
+            them out and skips their parsing. A malformed EXIF never fails the read: what cannot
+            be carried is left out and said in ``metadata_warnings``.
 
     Returns:
         :class:`ImageData` with ``rgb`` uint8 [3, H, W] (float32 in [0, 1] for 16-bit files).
@@ -235,14 +243,18 @@ def read_image(path: Union[str, os.PathLike], max_pixels: Optional[int] = DEFAUL
             with _open_unlimited(path) as im:
                 _check_pixels(path, im.width, im.height, max_pixels)
                 frames = getattr(im, "n_frames", 1)
-                # Before loading: Pillow turns a TIFF upright while loading it, then drops its EXIF.
-                exif = im.getexif()
-                orientation = exif.get(ORIENTATION, 1)
+                if metadata:
+                    # Before loading: Pillow turns a TIFF upright while loading it, then drops its EXIF.
+                    found, _ = read_metadata(im)
+                else:
+                    # Pillow's warnings about a corrupt EXIF concern metadata that is not used here.
+                    warnings.simplefilter("ignore", UserWarning)
                 im.load()
                 upright = ImageOps.exif_transpose(im)
-                return replace(
-                    _decode(upright), frames=frames, exif=carried_exif(exif), dpi=carried_dpi(im.info, orientation)
-                )
+                decoded = replace(_decode(upright), frames=frames)
+                if not metadata:
+                    return decoded
+                return replace(decoded, exif=found.exif, dpi=found.dpi, metadata_warnings=tuple(found.warnings))
         except ImageTooLargeError:
             raise
         except FileNotFoundError:
@@ -372,7 +384,8 @@ def write_image(path: Union[str, os.PathLike], image: ImageData, quality: int = 
             of 100); other formats are lossless and ignore it.
 
     Raises:
-        ValueError: an unsupported extension or a malformed tensor.
+        ValueError: an unsupported extension, a malformed tensor, or EXIF over a JPEG's 64 KB
+            (:func:`exif_fits` tells beforehand).
         OSError: the file cannot be written.
 
     Example:
@@ -384,13 +397,32 @@ def write_image(path: Union[str, os.PathLike], image: ImageData, quality: int = 
         raise ValueError(f"quality must be an int from 1 to 100, got {quality!r}")
     im = _to_pil(image, fmt)
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
-    if image.icc_profile and fmt != "BMP":
+    if image.icc_profile and fmt != "BMP" and not (fmt == "WEBP" and _profile_space(image.icc_profile) == b"GRAY"):
+        # WebP has no grey pixels (Pillow stores grey as RGB), which a GRAY profile cannot describe.
         options["icc_profile"] = image.icc_profile
     if image.exif is not None and fmt in EXIF_FORMATS:
         options["exif"] = exif_for_output(image.exif, im.width, im.height)
+        if fmt == "JPEG" and len(options["exif"]) > JPEG_MAX_EXIF_BYTES:
+            raise ValueError(
+                f"{path}: its EXIF ({len(options['exif'])} bytes) is over the {JPEG_MAX_EXIF_BYTES} a JPEG holds; "
+                "write it without (ImageData.without_metadata(), mmsr upscale --strip-metadata) or to PNG, WebP or TIFF"
+            )
     if image.dpi is not None and fmt in DPI_FORMATS:
         options["dpi"] = image.dpi
     write_atomically(path, lambda f: im.save(f, format=fmt, **options))
+
+
+def exif_fits(path: Union[str, os.PathLike], image: ImageData, height: int, width: int) -> bool:
+    """Whether ``image``'s EXIF, at an output size of ``height`` x ``width``, fits the format
+    named by ``path`` (a JPEG holds at most 64 KB of it; formats without EXIF drop it anyway).
+
+    Example:
+        >>> exif_fits("out.jpg", ImageData(rgb=torch.zeros(3, 2, 2, dtype=torch.uint8)), 8, 8)
+        True
+    """
+    if image.exif is None or _format_for(Path(path)) != "JPEG":
+        return True
+    return len(exif_for_output(image.exif, width, height)) <= JPEG_MAX_EXIF_BYTES
 
 
 def alpha_supported(path: Union[str, os.PathLike]) -> bool:

@@ -112,7 +112,7 @@ def run(args) -> int:
                 raise CommandError(f"--map {target}: refusing to overwrite the input image")
             if not target.parent.is_dir():
                 raise CommandError(f"--map {target}: {target.parent} is not an existing directory")
-        image = read_image(source, max_pixels=args.max_pixels)
+        image = read_image(source, max_pixels=args.max_pixels, metadata=False)
         classes, scores, grid = tile_classes(image.rgb, boundaries, threshold=threshold, tile_size=tile, overlap=overlap)
     except CommandError as err:
         print(f"mmsr classify: error: {err}", file=sys.stderr)

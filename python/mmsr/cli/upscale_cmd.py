@@ -7,6 +7,7 @@ import os
 import re
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -26,7 +27,7 @@ animated or multi-page file only the first frame is upscaled (with a warning).
 An alpha channel is carried through, upscaled on its own with bicubic interpolation (JPEG and BMP
 outputs cannot hold it; it is dropped with a warning). Grayscale images come back grayscale,
 palette images come back as RGB(A), 16-bit grayscale PNG/TIFF stays 16-bit in PNG/TIFF, and
-16-bit colour PNG is read at 8 bits. The ICC colour profile, the EXIF (camera, dates, GPS; the
+16-bit colour PNG and 16-bit grey PNG with alpha are read at 8 bits (as Pillow decodes them). The ICC colour profile, the EXIF (camera, dates, GPS; the
 pixels are written upright, so without the orientation tag) and the DPI (unchanged: the print
 grows with the scale) are carried where the output format holds them; --strip-metadata drops the
 EXIF and DPI.
@@ -298,6 +299,7 @@ def _quality(text: str) -> int:
 
 
 _MAX_OUTSCALE = 16.0
+_EARLIER_RESULT = re.compile(r"(.+)_x(\d+(?:\.\d+)?(?:e[-+]?\d+)?)")  # NAME_x4, NAME_x1.5: what _scale_label names
 
 
 def _outscale(text: str) -> float:
@@ -316,12 +318,12 @@ def _scale_label(args, bundle_scale: int) -> str:
     return str(bundle_scale) if args.outscale is None else f"{args.outscale:g}"
 
 
-def _collect_inputs(names: List[str], scale: str) -> Tuple[List[Path], List[str], List[str], bool]:
+def _collect_inputs(names: List[str]) -> Tuple[List[Path], List[str], List[str], bool]:
     """(image files, errors, notes, whether any input was a directory).
 
     A directory's ``NAME_xS.EXT`` files whose ``NAME.*`` sits beside them are this command's own
-    earlier results (S = the bundle's scale, or ``--outscale``): they are left out, so running twice
-    on a folder does not upscale its results again. A file named twice is read once.
+    earlier results (S any scale: 4, 1.5): they are left out, so running again on a folder does not
+    upscale its results. A file named twice is read once.
     """
     from ..imageio import EXTENSIONS
 
@@ -338,12 +340,13 @@ def _collect_inputs(names: List[str], scale: str) -> Tuple[List[Path], List[str]
             if not found:
                 errors.append(f"{path}: directory holds no PNG, JPEG, WebP, TIFF or BMP files")
             stems = {p.stem for p in found}
-            suffix = f"_x{scale}"
-            earlier = [p for p in found if p.stem.endswith(suffix) and p.stem[: -len(suffix)] in stems]
+            # Any scale's results, not only this run's: a folder upscaled x2 and then x4 must not
+            # have its NAME_x2 files upscaled into NAME_x2_x4.
+            earlier = [p for p in found if (m := _EARLIER_RESULT.fullmatch(p.stem)) and m.group(1) in stems]
             if earlier:
                 notes.append(
                     f"{path}: skipped {len(earlier)} earlier result(s) of this command ({earlier[0].name}"
-                    f"{', ...' if len(earlier) > 1 else ''}: NAME{suffix} beside NAME); name a file to upscale it"
+                    f"{', ...' if len(earlier) > 1 else ''}: NAME_xS beside NAME); name a file to upscale it"
                 )
             candidates = [p for p in found if p not in earlier]
         elif path.exists():
@@ -380,7 +383,7 @@ def _plan_outputs(args, inputs: List[Path], directory_mode: bool, scale: str) ->
                 "give a directory (e.g. out/)"
             )
         return {p: out / f"{p.stem}{suffix(p)}" for p in inputs}, out
-    if args.format is not None and out.suffix.lower() != args.format:
+    if args.format is not None and EXTENSIONS.get(out.suffix.lower()) != EXTENSIONS[args.format]:  # .jpg = .jpeg
         raise CommandError(f"-o {out} names its own format; --format {args.format[1:]} is for outputs named after inputs")
     if out.suffix.lower() not in EXTENSIONS:
         hint = "; for a directory, end it with /" if not out.suffix else ""
@@ -491,13 +494,20 @@ def _upscale_file(
 ) -> str:
     from tqdm import tqdm
 
-    from ..imageio import alpha_supported, read_image, resize_alpha, resize_pixels, write_image
+    from ..imageio import alpha_supported, exif_fits, read_image, resize_alpha, resize_pixels, write_image
 
     start = time.perf_counter()
-    image = read_image(source, max_pixels=args.max_pixels)
+    image = read_image(source, max_pixels=args.max_pixels, metadata=not args.strip_metadata)
+    for note in image.metadata_warnings:
+        say(f"mmsr upscale: warning: {source}: {note}")
     if image.frames > 1:
         say(f"mmsr upscale: warning: {source}: only the first of its {image.frames} frames is upscaled")
     height, width = image.size
+    factor = upscaler.scale if args.outscale is None else args.outscale
+    out_height, out_width = max(1, round(height * factor)), max(1, round(width * factor))
+    if not exif_fits(target, image, out_height, out_width):
+        say(f"mmsr upscale: warning: {target}: {source.name}'s EXIF is over the 64 KB a JPEG holds; it is left out")
+        image = replace(image, exif=None)
     alpha = image.alpha
     if alpha is not None and not alpha_supported(target):
         say(f"mmsr upscale: warning: {target}: this format cannot hold {source.name}'s alpha channel; it is dropped")
@@ -506,13 +516,11 @@ def _upscale_file(
     with tqdm(total=tiles, unit="tile", desc=source.name, leave=False,
               disable=True if args.quiet or tiles <= _LARGE_IMAGE_TILES else None) as bar:
         result = upscaler.upscale(image.rgb, force_class=model, progress=bar.update)
-    factor = upscaler.scale if args.outscale is None else args.outscale
-    out_height, out_width = max(1, round(height * factor)), max(1, round(width * factor))
     pixels = result.image
     if (out_height, out_width) != tuple(pixels.shape[1:]):
         pixels = resize_pixels(pixels, out_height, out_width)
     upscaled = image.with_pixels(pixels, None if alpha is None else resize_alpha(alpha, out_height, out_width))
-    write_image(target, upscaled.without_metadata() if args.strip_metadata else upscaled, args.quality)
+    write_image(target, upscaled, args.quality)
     if class_map is not None:
         write_class_map(class_map, image.rgb, result, upscaler.bundle, source)
     configs = upscaler.bundle.configs
@@ -536,10 +544,12 @@ def run(args) -> int:
     try:
         bundle = resolve_bundle(args.bundle)
         label = _scale_label(args, bundle.scale)
-        inputs, failures, notes, had_directory = _collect_inputs(args.inputs, label)
+        inputs, failures, notes, had_directory = _collect_inputs(args.inputs)
         directory_mode = had_directory or len(args.inputs) > 1
         outputs, output_dir = _plan_outputs(args, inputs, directory_mode, label)
         class_maps, class_map_dir = _class_map_paths(args, inputs, directory_mode)
+        if args.output and args.class_map and Path(args.output).resolve() == Path(args.class_map).resolve():
+            raise CommandError(f"--class-map {args.class_map} is also the -o output; give each its own path")
         model = resolve_model(bundle, args.model)
         upscaler = _build_upscaler(args, bundle) if inputs else None
         if inputs:
