@@ -8,6 +8,10 @@
 - A ``--resume`` keeps the interrupted run's training options (plan.json's ``settings``); only
   the options in ``_RESUME_FREE`` may change, and a class without checkpoints may change its own
   per-class budget and learning rate.
+- A class with checkpoints resumes on as many ranks as wrote them (:func:`check_resume_ranks`).
+
+A run directory may move, with its bundle beside it: the bundle's place is recorded relative to
+the run directory as well as absolutely.
 """
 from __future__ import annotations
 
@@ -18,21 +22,23 @@ import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 try:  # POSIX; elsewhere runs are not locked (see run_lock)
     import fcntl
 except ImportError:  # pragma: no cover
     fcntl = None
 
-from .checkpoint import list_checkpoints
+from .checkpoint import CheckpointError, list_checkpoints, load_latest
 from .config import TrainSettings
+from .schedule import assign_ranks
 from .trainer import class_dir
 
 __all__ = [
     "bundle_record",
     "check_outputs",
     "check_resume",
+    "check_resume_ranks",
     "check_resumable",
     "check_run_dir",
     "data_fingerprint",
@@ -125,17 +131,44 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def bundle_record(path: str) -> dict:
-    return {"path": os.path.abspath(path), "sha256": _sha256(Path(path))}
+def _relative(path: str, run_dir: str) -> Optional[str]:
+    try:
+        return os.path.relpath(os.path.abspath(path), os.path.abspath(run_dir))
+    except ValueError:  # another drive (Windows): no relative path
+        return None
+
+
+def bundle_record(path: str, run_dir: str) -> dict:
+    """summary.json's record of the bundle a run wrote: where (absolutely, and relative to the run
+    directory, which finds it when both moved) and its sha256."""
+    return {"path": os.path.abspath(path), "relative": _relative(path, run_dir), "sha256": _sha256(Path(path))}
+
+
+def _recorded_places(run_dir: Path, summary: dict) -> set[str]:
+    """Where the bundle of the run in ``run_dir`` may be: its recorded absolute path, and the same place
+    relative to ``run_dir`` (the run directory may have moved with it)."""
+    recorded = summary["bundle"]
+    places = {str(recorded.get("path"))}
+    relative = recorded.get("relative")
+    if "relative" not in recorded:
+        # Records from before "relative": the run directory was the one summary.json names, from where it ran.
+        settings = summary.get("settings") if isinstance(summary.get("settings"), dict) else {}
+        then = os.path.join(str(summary.get("cwd", "")), str(settings.get("run_dir", "")))
+        if isinstance(recorded.get("path"), str) and os.path.isabs(then):
+            relative = _relative(recorded["path"], then)
+    if isinstance(relative, str):
+        places.add(os.path.normpath(os.path.join(os.path.abspath(run_dir), relative)))
+    return places
 
 
 def _own_bundle(settings: TrainSettings, summary: Optional[dict]) -> bool:
     """Whether --out is, unchanged, the bundle the run in --run-dir wrote."""
-    recorded = (summary or {}).get("bundle")
     out = Path(settings.out)
-    if not isinstance(recorded, dict) or recorded.get("path") != os.path.abspath(out) or not out.is_file():
+    if not isinstance((summary or {}).get("bundle"), dict) or not out.is_file():
         return False
-    return recorded.get("sha256") == _sha256(out)
+    if os.path.abspath(out) not in _recorded_places(Path(settings.run_dir), summary):
+        return False
+    return summary["bundle"].get("sha256") == _sha256(out)
 
 
 def _check_writable(option: str, folder: Path) -> None:
@@ -230,6 +263,75 @@ def check_resume(settings: TrainSettings, vgg19: Optional[str]) -> Optional[tupl
     if settings.boundaries is not None and not settings.baseline and tuple(settings.boundaries) != boundaries:
         raise ValueError(f"--resume: the run used boundaries {list(boundaries)}, but --boundaries gives {list(settings.boundaries)}")
     return boundaries
+
+
+def _checkpoint_ranks(settings: TrainSettings) -> dict[int, int]:
+    """Class -> how many ranks wrote its latest checkpoint, for the classes that have a loadable one
+    (an unloadable one is the trainer's to report, naming the file)."""
+    ranks = {}
+    for k in range(settings.classes):
+        try:
+            loaded = load_latest(class_dir(settings.run_dir, k))
+        except CheckpointError:
+            continue
+        if loaded is not None:
+            ranks[k] = int(loaded[0].get("ranks", 1))
+    return ranks
+
+
+def _count(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+def check_resume_ranks(settings: TrainSettings, costs: Sequence[float], world: Optional[int]) -> None:
+    """Refuse, before any training, a --resume that would train a class on another number of ranks
+    than its checkpoints were written by (a DDP group's checkpoint does not resume on one rank, nor one
+    rank's in a group). ``costs`` are the classes' :func:`~mmsr.train.schedule.job_cost`; ``world`` is
+    torchrun's rank count, None for ``mmsr train`` (every class in one process).
+
+    A fresh start takes any rank count: fewer ranks than classes share them out, more join the
+    costliest classes. A resume takes any rank count that gives each class with checkpoints the
+    ranks it had; classes without checkpoints may train on any number.
+    """
+    if not settings.resume:
+        return
+    recorded = _checkpoint_ranks(settings)
+    if not recorded:
+        return
+
+    def ranks_of(size: Optional[int]) -> list[int]:
+        return [1] * len(costs) if size is None else [len(r) for r in assign_ranks(costs, size)]
+
+    def fits(size: int) -> bool:
+        ranks = ranks_of(size)
+        return all(ranks[k] == r for k, r in recorded.items())
+
+    now = ranks_of(world)
+    wrong = sorted(k for k, r in recorded.items() if now[k] != r)
+    if not wrong:
+        return
+    classes = "; ".join(
+        f"class {k} ({settings.configs[k]}) has checkpoints of {_count(recorded[k], 'rank', 'ranks')} and would "
+        f"now train on {_count(now[k], 'rank', 'ranks')}"
+        for k in wrong
+    )
+    if world is None:
+        given = "mmsr train runs each class in one process"
+    else:
+        given = f"this torchrun has {_count(world, 'rank', 'ranks')}"
+    # A rank count that gives every class with checkpoints its ranks: one per class if it does, else the fewest.
+    sizes = [len(costs), *range(1, 8 * len(costs) * max(recorded.values()) + 1)]
+    fit = next((w for w in sizes if fits(w)), None)
+    folders = " and ".join(str(class_dir(settings.run_dir, k)) for k in wrong)
+    which = "that class from its start" if len(wrong) == 1 else "those classes from their start"
+    if fit is not None:
+        advice = (
+            f"Start torchrun with {_count(fit, 'rank', 'ranks')} in all (--nnodes x --nproc-per-node; this run "
+            f"has {_count(len(costs), 'class', 'classes')}), or delete {folders} to retrain {which}"
+        )
+    else:
+        advice = f"No rank count gives each class the ranks of its checkpoints; delete {folders} to retrain {which}"
+    raise ValueError(f"--resume: {given}, but {classes}. {advice}")
 
 
 def finished_earlier(settings: TrainSettings) -> bool:

@@ -11,12 +11,18 @@ Two ways in, one set of options (:mod:`mmsr.train.config`):
   in this process.
 - ``torchrun ... -m mmsr.train DATA --out B``: every rank runs this module; rank r trains class r,
   and ranks beyond the number of classes join the costliest classes, which then train with DDP on a
-  process group of their own. Rank 0 writes the summary and the bundle.
+  process group of their own (with fewer ranks than classes, ranks take several classes). Rank 0
+  writes the summary and the bundle from the reports the other ranks send it.
 
 A class that fails or diverges is reported with its class, model and error; the other classes go
-on (under torchrun the failing rank exits and torchrun stops the rest). The run then exits non-zero,
-and ``--resume`` retrains only what is unfinished, with the options of the run it resumes (plan.json
-records them; :mod:`mmsr.train.guards` lists the few that may change).
+on (under torchrun the failing rank exits with status 1 and torchrun stops the rest). The run then
+exits non-zero, and ``--resume`` retrains only what is unfinished, with the options of the run it
+resumes (plan.json records them; :mod:`mmsr.train.guards` lists the few that may change), on any
+number of ranks that gives each class with checkpoints as many ranks as wrote them.
+
+Ctrl-C or SIGTERM stops every class at its step's end with a checkpoint, and summary.json records
+how far each got (exit status 130). Workers have process groups of their own: a signal reaches the
+launcher alone, which passes it on at once; torchrun passes it to every rank.
 
 Everything that can fail without training is checked before the first step: the options, the
 data, that ``--out`` is not an existing file (unless ``--overwrite``, or a ``--resume`` replacing
@@ -30,9 +36,11 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import datetime
 import json
+import math
 import os
 import signal
 import queue as queue_module
@@ -41,7 +49,7 @@ import time
 import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 import torch.distributed as dist
@@ -52,12 +60,13 @@ from ..data import ImageSet, load_folder, sample_scores, split_holdout
 from ..models import Generator, ModelConfig
 from .calibrate import calibrate, class_fractions
 from ..atomic import write_bytes_atomically
-from .checkpoint import load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, load_latest
 from .config import ClassJob, TrainSettings
 from .guards import (
     bundle_record,
     check_outputs,
     check_resume,
+    check_resume_ranks,
     check_resumable,
     check_run_dir,
     finished_earlier,
@@ -72,9 +81,7 @@ from .trainer import ClassResult, ClassTrainer, DDPGroup, TrainingDiverged, clas
 
 __all__ = ["is_torchrun", "run"]
 
-# Seconds the launcher lets workers finish their step and checkpoint after Ctrl-C, before SIGTERM,
-# and then before SIGKILL.
-_GRACE_S = 10.0
+# Seconds the launcher lets workers finish their step and checkpoint after it passed a signal on, before SIGKILL.
 _KILL_AFTER_S = 60.0
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 # Collective waits under torchrun include waiting for other classes to finish training.
@@ -195,8 +202,6 @@ def _prepare(settings: TrainSettings, resumed: Optional[tuple[float, ...]], vgg1
     if val is None and settings.holdout > 0:
         _note("only one usable image: nothing held out; validation uses fixed crops of the training image")
     boundaries, shares = _choose_boundaries(settings, train, resumed)
-    jobs = settings.jobs()
-    costs = [job_cost(j, scale=settings.scale, crop=settings.crop, disc_width=settings.disc_width) for j in jobs]
     data = {
         "path": os.path.abspath(settings.data),
         "images": len(folder.images),
@@ -204,7 +209,12 @@ def _prepare(settings: TrainSettings, resumed: Optional[tuple[float, ...]], vgg1
         "val_images": 0 if val is None else len(val),
         "skipped": [{"path": s.path, "reason": s.reason} for s in folder.skipped],
     }
-    return _Prepared(train, val, data, boundaries, shares, jobs, costs, vgg19)
+    return _Prepared(train, val, data, boundaries, shares, settings.jobs(), _costs(settings), vgg19)
+
+
+def _costs(settings: TrainSettings) -> list[float]:
+    s = settings
+    return [job_cost(j, scale=s.scale, crop=s.crop, disc_width=s.disc_width) for j in s.jobs()]
 
 
 def _losses(settings: TrainSettings, vgg19: Optional[str]) -> dict:
@@ -288,6 +298,10 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _worker(slot: int, device: str, indices, settings, prepared, threads: Optional[int], results, parent: int) -> None:
+    if hasattr(os, "setpgid"):
+        # A process group of its own: a terminal's Ctrl-C reaches the launcher alone, which passes it on
+        # (see _wait_for_workers), so every worker gets one signal however it was sent.
+        os.setpgid(0, 0)
     _die_with_parent(parent)
     if threads:
         torch.set_num_threads(threads)
@@ -397,8 +411,6 @@ def _raise_terminated(signum, frame) -> None:
 
 
 def _wait(processes, results, tracker: _Tracker) -> None:
-    import signal
-
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         _wait_for_workers(processes, results, tracker)
@@ -428,24 +440,14 @@ def _wait_for_workers(processes, results, tracker: _Tracker) -> None:
         except KeyboardInterrupt as interrupt:
             tracker.interrupted = True
             _note("interrupted: waiting for the workers to checkpoint")
-            if not isinstance(interrupt, _Terminated):
-                # Ctrl-C from a terminal reached the workers too; they stop at their next step.
-                _wait_briefly(processes, results, tracker)
-            # SIGTERM (or a Ctrl-C sent to this process alone) is passed on; a worker that already
-            # stopped its step takes a second signal as "stop now", and still checkpoints.
+            # The workers' own process groups kept the signal from them: pass it on now. They stop at their
+            # step's end; one that already did takes a second signal as "stop now", and still checkpoints.
+            signum = signal.SIGTERM if isinstance(interrupt, _Terminated) else signal.SIGINT
             for _, _, process in processes:
                 if process.exitcode is None:
-                    process.terminate()
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(process.pid, signum)
             deadline = time.monotonic() + _KILL_AFTER_S
-
-
-def _wait_briefly(processes, results, tracker: _Tracker) -> None:
-    start = time.monotonic()
-    while time.monotonic() - start < _GRACE_S and any(p.exitcode is None for _, _, p in processes):
-        try:
-            _drain(results, tracker, timeout=0.5)
-        except KeyboardInterrupt:
-            return
 
 
 # -- results -------------------------------------------------------------------------------------
@@ -509,6 +511,12 @@ def _outcome(r: ClassResult) -> str:
 def _unfinished_advice(settings: TrainSettings, unfinished: list[ClassResult]) -> None:
     names = ", ".join(f"class {r.index} ({r.config}): {r.status}" for r in unfinished)
     _note(f"no bundle written; unfinished: {names}.")
+    unknown = [str(r.index) for r in unfinished if r.status == "unknown"]
+    if unknown:
+        _note(
+            f"class(es) {', '.join(unknown)}: no report reached rank 0; their rank's own output says why it stopped, "
+            "and summary.json gives the last checkpoint rank 0 could see"
+        )
     if any(r.status != "diverged" for r in unfinished):
         _note(f"Run the same command with --resume, from {os.getcwd()}, to finish them.")
     diverged = [r for r in unfinished if r.status == "diverged"]
@@ -523,18 +531,8 @@ def _unfinished_advice(settings: TrainSettings, unfinished: list[ClassResult]) -
         )
 
 
-def _conclude(
-    settings: TrainSettings,
-    prepared: _Prepared,
-    results: list[ClassResult],
-    wall: float,
-    interrupted: bool,
-    states: Optional[dict[int, dict]] = None,
-) -> int:
-    """Write summary.json and, when every class finished, the bundle; returns the exit status.
-
-    ``states`` holds generator state_dicts by class where they did not come from checkpoint files.
-    """
+def _write_summary(settings: TrainSettings, prepared: _Prepared, results: list[ClassResult], wall: float) -> dict:
+    """Write summary.json with ``results``; returns what it wrote."""
     summary_path = Path(settings.run_dir) / "summary.json"
     try:
         previous = read_json(summary_path) if settings.resume else None
@@ -559,6 +557,23 @@ def _conclude(
             losses=_losses(settings, prepared.vgg19),
         )
     write_summary(summary_path, summary)
+    return summary
+
+
+def _conclude(
+    settings: TrainSettings,
+    prepared: _Prepared,
+    results: list[ClassResult],
+    wall: float,
+    interrupted: bool,
+    states: Optional[dict[int, dict]] = None,
+) -> int:
+    """Write summary.json and, when every class finished, the bundle; returns the exit status.
+
+    ``states`` holds generator state_dicts by class where they did not come from checkpoint files.
+    """
+    summary_path = Path(settings.run_dir) / "summary.json"
+    summary = _write_summary(settings, prepared, results, wall)
     for r in results:
         _note(f"class {r.index} ({r.config}) on {r.device}: {_outcome(r)}")
     unfinished = [r for r in results if r.status != "finished"]
@@ -580,7 +595,7 @@ def _conclude(
     Path(settings.out).parent.mkdir(parents=True, exist_ok=True)
     save_bundle(bundle, settings.out)
     # The record that lets a later --resume tell its own bundle from a file it must not replace.
-    summary["bundle"] = bundle_record(settings.out)
+    summary["bundle"] = bundle_record(settings.out, settings.run_dir)
     write_summary(summary_path, summary)
     _note(f"wrote {settings.out}; summary: {summary_path}")
     return 0
@@ -602,8 +617,11 @@ def _save_plan(settings: TrainSettings, prepared: _Prepared) -> None:
     write_bytes_atomically(Path(settings.run_dir) / "plan.json", (json.dumps(record, indent=2) + "\n").encode())
 
 
-def _checks(settings: TrainSettings) -> tuple[Optional[tuple[float, ...]], Optional[str], bool]:
-    """Every check that needs no data: ``(the resumed run's boundaries, the VGG19 file, finished earlier)``."""
+def _checks(settings: TrainSettings, world: Optional[int]) -> tuple[Optional[tuple[float, ...]], Optional[str], bool]:
+    """Every check that needs no data: ``(the resumed run's boundaries, the VGG19 file, finished earlier)``.
+
+    ``world`` is torchrun's rank count; None for ``mmsr train``, which trains each class in one process.
+    """
     vgg19 = _vgg19_path(settings)
     check_run_dir(settings)
     check_resumable(settings)
@@ -611,6 +629,7 @@ def _checks(settings: TrainSettings) -> tuple[Optional[tuple[float, ...]], Optio
     resumed = check_resume(settings, vgg19)
     finished = finished_earlier(settings)
     if not finished:
+        check_resume_ranks(settings, _costs(settings), world)
         _load_vgg19(vgg19, settings)
     return resumed, vgg19, finished
 
@@ -631,7 +650,7 @@ def run(settings: TrainSettings) -> int:
     if is_torchrun():
         return _run_torchrun(settings)
     start = time.perf_counter()
-    resumed, vgg19, finished = _checks(settings)
+    resumed, vgg19, finished = _checks(settings, None)
     # The checks above ran without the lock (they create nothing); those that another live run
     # could invalidate run again under it.
     with run_lock(Path(settings.run_dir)):
@@ -673,7 +692,7 @@ def _torchrun_body(settings: TrainSettings, rank: int, world: int, local_rank: i
     box: list = [None]
     if rank == 0:
         try:
-            resumed, vgg19, finished = _checks(settings)
+            resumed, vgg19, finished = _checks(settings, world)
             if finished:
                 _note_finished(settings)
                 box[0] = ("finished",)
@@ -682,21 +701,21 @@ def _torchrun_body(settings: TrainSettings, rank: int, world: int, local_rank: i
                 box[0] = ("ok", prepared.boundaries, prepared.shares, prepared.vgg19)
                 _save_plan(settings, prepared)
         except Exception as err:
-            box[0] = ("error", f"{type(err).__name__}: {err}")
+            # A ValueError or OSError is a refusal whose message says it all, as `mmsr train` prints it.
+            plain = isinstance(err, (ValueError, OSError))
+            box[0] = ("error", str(err) if plain else f"{type(err).__name__}: {err}")
     dist.broadcast_object_list(box, src=0)
     if box[0][0] == "finished":
         return 0
     if box[0][0] == "error":
         if rank == 0:
-            _note(box[0][1])
+            _note(f"error: {box[0][1]}")
         return 2
     _, boundaries, shares, vgg19 = box[0]
     if rank != 0:
         folder = load_folder(settings.data, min_size=settings.crop, log=None)
         train, val = split_holdout(folder.images, settings.holdout, seed=settings.seed)
-        jobs = settings.jobs()
-        costs = [job_cost(j, scale=settings.scale, crop=settings.crop, disc_width=settings.disc_width) for j in jobs]
-        prepared = _Prepared(train, val, {}, boundaries, shares, jobs, costs, vgg19)
+        prepared = _Prepared(train, val, {}, boundaries, shares, settings.jobs(), _costs(settings), vgg19)
 
     ranks_of_class = assign_ranks(prepared.costs, world)
     groups = {}
@@ -709,40 +728,185 @@ def _torchrun_body(settings: TrainSettings, rank: int, world: int, local_rank: i
         for k, ranks in enumerate(ranks_of_class):
             _note(f"class {k} ({prepared.jobs[k].config}): ranks {ranks}")
 
-    outcomes = []
-    for k in mine:
-        ranks = ranks_of_class[k]
-        ddp = DDPGroup(groups[k], ranks.index(rank), len(ranks), ranks[0]) if k in groups else None
-        trainer = ClassTrainer(
-            prepared.jobs[k],
-            settings,
-            prepared.train,
-            prepared.val,
-            boundaries,
-            device,
-            ddp=ddp,
-            position=local_rank,
-            vgg19=vgg19,
-            log=_note,
+    with _stop_signals(_raise_interrupt):
+        reports, interrupted, failure = _train_on_rank(
+            settings, prepared, mine, ranks_of_class, groups, rank, local_rank, device
         )
-        try:
-            result = trainer.run()
-        except Exception as err:
-            # torchrun stops the other ranks when this one exits non-zero; they checkpoint on SIGTERM.
-            _note(f"rank {rank}: class {k} ({prepared.jobs[k].config}) on {device} failed: {type(err).__name__}: {err}")
-            raise
-        if ddp is None or ddp.rank == 0:
-            state = load_checkpoint(Path(settings.run_dir) / result.checkpoint)["generator"]
-            result.device = f"{device} (rank {rank})" if ddp is None else f"{device} x{len(ranks)} (ranks {ranks})"
-            outcomes.append((result.to_dict(), state))
 
-    gathered = [None] * world if rank == 0 else None
-    dist.gather_object(outcomes, gathered, dst=0)
-    if rank != 0:
-        return 0
-    by_class = {d["index"]: (d, state) for part in gathered for d, state in part}
-    results = [ClassResult(**by_class[k][0]) for k in range(len(prepared.jobs))]
-    # The bundle is built from the states sent to rank 0, so no rank needs to see another's disk.
-    states = {k: state for k, (_, state) in by_class.items()}
-    wall = time.perf_counter() - start
-    return _conclude(replace(settings, devices=tuple(r.device for r in results)), prepared, results, wall, False, states)
+    def conclude(received: dict[int, dict], missing: str) -> int:
+        results = _gathered_results(settings, prepared, ranks_of_class, received, missing)
+        states = {k: state for part in received.values() for k, (_, state) in part.items() if state is not None}
+        stopped = interrupted or any(r.status == "interrupted" for r in results)
+        concluded = replace(settings, devices=tuple(r.device for r in results))
+        return _conclude(concluded, prepared, results, time.perf_counter() - start, stopped, states)
+
+    if failure is not None:
+        # This rank exits, and torchrun stops the others (they checkpoint at their step's end). Rank 0
+        # first writes what it knows: it cannot hear from ranks that are still training.
+        if rank == 0:
+            reports[failure.index] = (failure.to_dict(), None)
+            conclude({0: reports}, "rank {rank} had not reported when rank 0's class ended the run")
+        return 1
+    # Ranks that finished wait here for the others, maybe for hours. A signal must not cut that short: a
+    # rank that stopped is about to report, and torchrun's SIGKILL ends a wait for one that never will.
+    with _stop_signals(signal.SIG_IGN):
+        if rank != 0:
+            try:
+                dist.send_object_list([reports], dst=0)
+            except RuntimeError as err:
+                _note(f"rank {rank}: could not report to rank 0: {err}")
+                return 1
+            return 130 if interrupted else 0
+        if interrupted and world > 1:
+            # The summary as it stands, should a report never come (a rank hung, or killed on another node).
+            results = _gathered_results(
+                settings, prepared, ranks_of_class, {0: reports}, "rank {rank} had not reported when rank 0 stopped"
+            )
+            wall = time.perf_counter() - start
+            _write_summary(replace(settings, devices=tuple(r.device for r in results)), prepared, results, wall)
+        received = {0: reports}
+        for source in range(1, world):
+            box = [None]
+            try:
+                dist.recv_object_list(box, src=source)
+            except RuntimeError:  # it exited (failed, or killed) before reporting
+                continue
+            received[source] = box[0]
+    return conclude(received, "rank {rank} sent no report (it exited or could not be reached; its output says why)")
+
+
+@contextlib.contextmanager
+def _stop_signals(handler) -> Iterator[None]:
+    """SIGINT and SIGTERM go to ``handler`` inside the block (the trainer installs its own while it trains)."""
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _raise_interrupt(signum, frame) -> None:
+    # SIGTERM, like Ctrl-C, then stops a rank between classes or while one starts, as it does in training.
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _train_on_rank(
+    settings: TrainSettings,
+    prepared: _Prepared,
+    mine: list[int],
+    ranks_of_class: list[list[int]],
+    groups: dict,
+    rank: int,
+    local_rank: int,
+    device: str,
+) -> tuple[dict[int, tuple[dict, Optional[dict]]], bool, Optional[ClassResult]]:
+    """Train this rank's classes (``mine``, in order). Returns ``(reports, interrupted, failure)``: by
+    class, the result and, once finished, the generator's state of each class this rank leads;
+    whether a signal stopped it; the result of the class that failed or diverged, which ends its
+    training."""
+    reports: dict[int, tuple[dict, Optional[dict]]] = {}
+    for k in mine:
+        ranks, job = ranks_of_class[k], prepared.jobs[k]
+        ddp = DDPGroup(groups[k], ranks.index(rank), len(ranks), ranks[0]) if k in groups else None
+        leads = ddp is None or ddp.rank == 0
+        where = f"{device} (rank {rank})" if ddp is None else f"{device} x{len(ranks)} (ranks {ranks})"
+        trainer, result = None, None
+        try:
+            trainer = ClassTrainer(
+                job,
+                settings,
+                prepared.train,
+                prepared.val,
+                prepared.boundaries,
+                device,
+                ddp=ddp,
+                position=local_rank,
+                vgg19=prepared.vgg19,
+                log=_note,
+            )
+            result = trainer.run()
+            result.device = where
+            if leads:
+                # The bundle is built from the states sent to rank 0, so no rank needs to see another's disk.
+                state = load_checkpoint(Path(settings.run_dir) / result.checkpoint)["generator"]
+                reports[k] = (result.to_dict(), state)
+            if trainer.stop_requested:
+                # The signal came while the class was finishing: it is saved; start no other.
+                raise KeyboardInterrupt(trainer.stop_requested)
+        except KeyboardInterrupt:
+            if leads and k not in reports:
+                stopped = result if result is not None else _stopped(trainer, job, "interrupted")
+                reports[k] = (replace(stopped, device=where).to_dict(), None)
+            return reports, True, None
+        except TrainingDiverged as err:
+            _note(f"class {k} ({job.config}) on {where} diverged {err}")
+            return reports, False, replace(_stopped(trainer, job, "diverged", str(err)), device=where)
+        except Exception as err:
+            error = f"{type(err).__name__}: {err}"
+            _note(f"class {k} ({job.config}) on {where} failed: {error}\n{traceback.format_exc()}")
+            return reports, False, replace(_stopped(trainer, job, "failed", error), device=where)
+    return reports, False, None
+
+
+def _stopped(trainer: Optional[ClassTrainer], job: ClassJob, status: str, error: Optional[str] = None) -> ClassResult:
+    # How far an unfinished class got; only which class it is when its trainer never started.
+    if trainer is None:
+        return ClassResult(job.index, job.config, "", status, error=error)
+    return trainer.result(status, error)
+
+
+def _rank_label(ranks: list[int]) -> str:
+    return f"rank {ranks[0]}" if len(ranks) == 1 else f"ranks {ranks}"
+
+
+def _gathered_results(
+    settings: TrainSettings,
+    prepared: _Prepared,
+    ranks_of_class: list[list[int]],
+    received: dict[int, dict],
+    missing: str,
+) -> list[ClassResult]:
+    """Every class's result on rank 0, from the ``received`` reports by rank. A class its leading rank
+    reported without did not start ("not run"); one whose leading rank sent nothing is read from disk
+    (:func:`_unreported`, with ``missing`` formatted with that ``rank`` as the reason)."""
+    results = []
+    for job, ranks in zip(prepared.jobs, ranks_of_class):
+        part = received.get(ranks[0])
+        if part is None:
+            results.append(_unreported(settings, job, ranks, missing.format(rank=ranks[0])))
+        elif job.index in part:
+            results.append(ClassResult(**part[job.index][0]))
+        else:
+            results.append(ClassResult(job.index, job.config, _rank_label(ranks), "not run", ranks=len(ranks)))
+    return results
+
+
+def _unreported(settings: TrainSettings, job: ClassJob, ranks: list[int], reason: str) -> ClassResult:
+    """Class ``job``'s entry when rank 0 has no report of it: what its latest checkpoint says, if rank 0
+    can see it (on several nodes, the run directory may not be shared). Its status is "unknown", as rank
+    0 cannot tell an interrupted class from one whose rank failed or was killed, unless that checkpoint
+    is the class's finished one. ``reason`` (why there is no report) starts its error."""
+    folder = class_dir(settings.run_dir, job.index)
+    try:
+        loaded = load_latest(folder)
+    except CheckpointError:
+        loaded = None
+    if loaded is not None and loaded[0].get("finished") and isinstance(loaded[0].get("result"), dict):
+        state, path = loaded
+        entry = ClassResult(**{**state["result"], "checkpoint": path.relative_to(settings.run_dir).as_posix()})
+        together = "" if len(ranks) == 1 else f" x{len(ranks)}"
+        entry.device = f"{entry.device}{together} ({_rank_label(ranks)})"  # as the rank would have reported it
+        return entry
+    planned = sum(math.ceil(steps / len(ranks)) for steps in (job.pixel_steps, job.gan_steps))
+    entry = ClassResult(job.index, job.config, _rank_label(ranks), "unknown", planned_steps=planned, ranks=len(ranks))
+    if loaded is None:
+        entry.error = f"{reason}; rank 0 sees no checkpoint of it in {folder}"
+        return entry
+    state, path = loaded
+    entry.steps = int(state["step"])
+    pixel_end = int(state.get("pixel_end", entry.steps))
+    entry.pixel_steps, entry.gan_steps = min(entry.steps, pixel_end), max(0, entry.steps - pixel_end)
+    entry.checkpoint = path.relative_to(settings.run_dir).as_posix()
+    entry.error = f"{reason}; its last checkpoint that rank 0 sees is of step {entry.steps}"
+    return entry

@@ -9,8 +9,9 @@ run and its ratio to the 16-8 baseline). Its top level holds:
   whether the perceptual loss was on and its VGG19 file;
 - ``data``: folder, image counts, skipped files; ``boundaries``, ``threshold``, ``class_shares``;
 - ``classes``: per class ``index``, ``config``, ``device``, ``status`` ("finished", "failed",
-  "diverged", "interrupted", "not run"), ``steps`` (done so far, also for an unfinished class),
-  ``planned_steps``, ``pixel_steps``, ``gan_steps``, ``early_stopped_at``, ``wall_time_s`` (training
+  "diverged", "interrupted", "not run", or under torchrun "unknown": its rank sent rank 0 no report,
+  and the entry holds what the last checkpoint rank 0 could see says), ``steps`` (done so far, also
+  for an unfinished class), ``planned_steps``, ``pixel_steps``, ``gan_steps``, ``early_stopped_at``, ``wall_time_s`` (training
   time over all sessions; null until the class finished), ``val_psnr`` and ``best_val_psnr`` (RGB
   PSNR on the class's validation crops, not eval's PSNR-Y), ``crops_per_s``,
   ``generator_parameters``, ``checkpoint`` (the last one, relative to the run directory), ``error``;
@@ -19,8 +20,9 @@ run and its ratio to the 16-8 baseline). Its top level holds:
 - ``sequential_wall_time_s``: the sum of the classes' times (all on one device, one after another);
 - ``predicted_wall_time_separate_devices_s``: the max of the classes' times, i.e. each class on a
   device of its own, marked by ``predicted_note`` as computed from the per-class timings, not measured;
-- ``bundle``: the bundle the run wrote (absolute path and sha256), null until it wrote one; a later
-  ``--resume`` may replace that file, and no other.
+- ``bundle``: the bundle the run wrote (absolute path, ``relative`` path from the run directory, and
+  sha256), null until it wrote one; a later ``--resume`` may replace that file, and no other (found at
+  either path: a run directory may move with its bundle).
 
 Example:
     >>> import tempfile

@@ -1,0 +1,234 @@
+"""mmsr train's processes: torchrun ranks that resume, stop or fail, signals to the launcher, and run
+directories that move. Tiny models on 32-pixel crops; each torchrun here costs a few seconds of startup."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import test_train
+from mmsr.train.checkpoint import list_checkpoints, load_latest, save_checkpoint
+from mmsr.train.trainer import FAIL_ENV, class_dir
+from test_train import TINY, _free_port
+from test_train_guards import ONE, _settings, _train
+
+data_dir = test_train.data_dir  # the fixture: six small images, each with crops of both classes
+
+# Classes that train until a signal stops them, logging every step.
+LONG = ["--pixel-steps", "100000", "--early-stop", "0", "--checkpoint-every", "100000", "--log-every", "1"]
+
+
+def _torchrun(ranks: int, data: Path, out: Path, *options: str) -> list[str]:
+    return [
+        sys.executable, "-m", "torch.distributed.run",
+        "--nnodes", "1", "--nproc-per-node", str(ranks),
+        "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
+        "-m", "mmsr.train", str(data), "--out", str(out), *options,
+    ]  # fmt: skip
+
+
+def _env(**extra: str) -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", **extra}
+
+
+def _wait_for_logs(process: subprocess.Popen, run_dir: Path, classes: list[int], lines: int = 2) -> None:
+    """Until every class in ``classes`` has logged ``lines`` training steps."""
+    logs = [run_dir / "logs" / f"class{k}.jsonl" for k in classes]
+    deadline = time.monotonic() + 90
+    while not all(p.is_file() and p.read_text().count("\n") >= lines for p in logs):
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the classes did not start training in 90 s"
+        time.sleep(0.2)
+
+
+# -- 1. torchrun --resume with another rank count ---------------------------------------------------
+
+
+def test_resume_ranks_are_checked_against_the_checkpoints(tmp_path):
+    from mmsr.train.guards import check_resume_ranks
+
+    run_dir = tmp_path / "r.run"
+    settings = _settings("--resume", "--run-dir", str(run_dir), "--configs", "1-2w8,2-2w8,2-2w8")
+    costs = [1.0, 4.0, 3.0]
+    check_resume_ranks(settings, costs, world=4)  # no checkpoints: any rank count
+    check_resume_ranks(settings, costs, world=None)
+    # The run had 4 ranks: class 1 trained on ranks [1, 3] and wrote 2-rank checkpoints.
+    save_checkpoint(class_dir(run_dir, 1), 6, {"ranks": 2, "finished": False, "step": 6}, keep=2)
+    save_checkpoint(class_dir(run_dir, 0), 6, {"ranks": 1, "finished": False, "step": 6}, keep=2)
+    check_resume_ranks(settings, costs, world=4)
+    # Class 2 has no checkpoint: a fifth rank may join it.
+    check_resume_ranks(settings, costs, world=5)
+    for world, given in ((3, "this torchrun has 3 ranks"), (6, "this torchrun has 6 ranks")):
+        with pytest.raises(ValueError) as caught:
+            check_resume_ranks(settings, costs, world=world)
+        message = str(caught.value)
+        assert given in message and "Start torchrun with 4 ranks in all" in message, message
+        assert "this run has 3 classes" in message and "class 1 (2-2w8) has checkpoints of 2 ranks" in message
+        assert f"delete {class_dir(run_dir, 1)} to retrain that class" in message
+    with pytest.raises(ValueError, match=r"mmsr train runs each class in one process.*Start torchrun with 4 ranks"):
+        check_resume_ranks(settings, costs, world=None)
+    # A fresh start takes any rank count.
+    fresh = _settings("--run-dir", str(tmp_path / "new.run"), "--configs", "1-2w8,2-2w8,2-2w8")
+    check_resume_ranks(fresh, costs, world=2)
+
+
+def test_resume_with_one_rank_per_class_suggests_as_many_ranks_as_classes(tmp_path):
+    from mmsr.train.guards import check_resume_ranks
+
+    run_dir = tmp_path / "r.run"
+    settings = _settings("--resume", "--run-dir", str(run_dir), "--configs", "1-2w8,2-2w8,2-2w8")
+    save_checkpoint(class_dir(run_dir, 1), 6, {"ranks": 1, "finished": False, "step": 6}, keep=2)
+    for world in (None, 1, 2, 3):  # fewer ranks than classes share them out, one rank per class
+        check_resume_ranks(settings, [1.0, 4.0, 2.0], world=world)
+    with pytest.raises(ValueError, match=r"would now train on 2 ranks\. Start torchrun with 3 ranks in all"):
+        check_resume_ranks(settings, [1.0, 4.0, 2.0], world=4)
+
+
+@pytest.mark.slow
+def test_torchrun_resume_with_another_rank_count_is_refused_before_training(data_dir, tmp_path, monkeypatch):
+    from mmsr.cli import main as mmsr_main
+
+    out = tmp_path / "w.safetensors"
+    run_dir = tmp_path / "w.run"
+    with monkeypatch.context() as patch:
+        patch.setenv(FAIL_ENV, "1:6")
+        assert mmsr_main(["train", str(data_dir), "--out", str(out), *TINY]) == 1
+    checkpoints = {k: list_checkpoints(class_dir(run_dir, k)) for k in (0, 1)}
+    plan = (run_dir / "plan.json").read_bytes()
+    # Three ranks would give the costlier class two, but its checkpoints are of one.
+    done = subprocess.run(_torchrun(3, data_dir, out, *TINY, "--resume"), capture_output=True, text=True,
+                          timeout=120, env=_env())  # fmt: skip
+    assert done.returncode != 0
+    refusal = "error: --resume: this torchrun has 3 ranks, but class 1 (2-2w8) has checkpoints of 1 rank"
+    assert done.stderr.count(refusal) == 1, done.stderr[-3000:]  # rank 0 says it, every rank exits
+    assert "Start torchrun with 2 ranks in all (--nnodes x --nproc-per-node; this run has 2 classes)" in done.stderr
+    assert "CheckpointError" not in done.stderr and "[rank1]" not in done.stderr
+    assert done.stderr.count("exitcode  : 2") >= 1
+    assert {k: list_checkpoints(class_dir(run_dir, k)) for k in (0, 1)} == checkpoints
+    assert (run_dir / "plan.json").read_bytes() == plan
+
+
+# -- 2, 5. an interrupted or failed torchrun run leaves a summary ---------------------------------------
+
+
+@pytest.mark.slow
+def test_an_interrupted_torchrun_run_writes_each_class_status_to_the_summary(data_dir, tmp_path):
+    out = tmp_path / "t.safetensors"
+    run_dir = tmp_path / "t.run"
+    process = subprocess.Popen(_torchrun(2, data_dir, out, *TINY, *LONG), stderr=subprocess.PIPE, text=True, env=_env())
+    _wait_for_logs(process, run_dir, [0, 1])
+    process.send_signal(signal.SIGINT)  # Ctrl-C: torchrun passes it to every rank
+    _, stderr = process.communicate(timeout=90)
+    assert process.returncode != 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for k in (0, 1):
+        entry = summary["classes"][k]
+        assert entry["status"] == "interrupted" and entry["steps"] >= 2, (entry, stderr[-3000:])
+        assert entry["device"] == f"cpu (rank {k})"
+        state, path = load_latest(class_dir(run_dir, k))
+        assert not state["finished"] and entry["checkpoint"] == path.relative_to(run_dir).as_posix()
+    assert "Run the same command with --resume" in stderr and not out.exists()
+
+
+@pytest.mark.slow
+def test_a_diverged_rank_says_so_in_one_line_and_rank_0_still_writes_the_summary(data_dir, tmp_path):
+    out = tmp_path / "d.safetensors"
+    run_dir = tmp_path / "d.run"
+    options = [*TINY, *LONG, "--lr", "1e-4,1e6", "--checkpoint-every", "1"]
+    done = subprocess.run(_torchrun(2, data_dir, out, *options), capture_output=True, text=True, timeout=120,
+                          env=_env())  # fmt: skip
+    assert done.returncode != 0
+    assert "mmsr: class 1 (2-2w8) on cpu (rank 1) diverged at step" in done.stderr, done.stderr[-3000:]
+    assert "lower --lr (it is 1e+06 for this class)" in done.stderr
+    assert "TrainingDiverged" not in done.stderr and "[rank1]" not in done.stderr  # no traceback
+    failure = done.stderr[done.stderr.index("Root Cause") :]
+    assert "rank      : 1" in failure and "exitcode  : 1" in failure
+    # Rank 1 ended without a report; torchrun stopped rank 0, which wrote what it knew.
+    classes = json.loads((run_dir / "summary.json").read_text())["classes"]
+    assert classes[0]["status"] == "interrupted"
+    assert classes[1]["status"] == "unknown" and "rank 1 sent no report" in classes[1]["error"]
+    last = list_checkpoints(class_dir(run_dir, 1))
+    assert classes[1]["checkpoint"] == (last[0][1].relative_to(run_dir).as_posix() if last else None)
+
+
+def test_rank_0_fills_classes_without_a_report_from_their_checkpoints(tmp_path):
+    from mmsr.train.launch import _unreported
+
+    settings = _settings("--run-dir", str(tmp_path / "u.run"), "--configs", "1-2w8,2-2w8", "--pixel-steps", "10",
+                         "--gan-steps", "4")  # fmt: skip
+    jobs = settings.jobs()
+    assert _unreported(settings, jobs[0], [1], "rank 1 sent no report").checkpoint is None
+    save_checkpoint(class_dir(settings.run_dir, 1), 6, {"ranks": 2, "finished": False, "step": 6, "pixel_end": 5},
+                    keep=2)  # fmt: skip
+    entry = _unreported(settings, jobs[1], [1, 2], "rank 1 sent no report")
+    assert (entry.status, entry.steps, entry.pixel_steps, entry.gan_steps) == ("unknown", 6, 5, 1)
+    assert entry.planned_steps == 7  # each of the two ranks takes half of 10 + 4 steps
+    assert entry.checkpoint == "checkpoints/class1/step00000006.pt" and entry.error.startswith("rank 1 sent no report")
+    assert entry.device == "ranks [1, 2]" and entry.ranks == 2
+    # The finished checkpoint holds the class's result, as the trainer wrote it.
+    result = {"index": 1, "config": "2-2w8", "device": "cpu", "status": "finished", "steps": 7}
+    save_checkpoint(class_dir(settings.run_dir, 1), 7, {"ranks": 2, "finished": True, "step": 7, "result": result},
+                    keep=2)  # fmt: skip
+    entry = _unreported(settings, jobs[1], [1, 2], "rank 1 sent no report")
+    assert entry.status == "finished" and entry.steps == 7 and entry.checkpoint == "checkpoints/class1/step00000007.pt"
+    assert entry.device == "cpu x2 (ranks [1, 2])" and entry.error is None
+
+
+# -- 3. a run directory moved with its bundle ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("record", ["relative", "absolute-only"])
+def test_a_finished_run_moved_with_its_bundle_resumes(data_dir, tmp_path, capsys, record):
+    before, after = tmp_path / "before", tmp_path / "after"
+    assert _train(data_dir, before / "m.safetensors", *ONE, "--pixel-steps", "1") == 0
+    summary_path = before / "m.run" / "summary.json"
+    if record == "absolute-only":  # as runs before the relative path was recorded wrote it
+        summary = json.loads(summary_path.read_text())
+        summary["bundle"].pop("relative", None)
+        summary_path.write_text(json.dumps(summary))
+    before.rename(after)
+    out = after / "m.safetensors"
+    bundle, summary = out.read_bytes(), (after / "m.run" / "summary.json").read_bytes()
+    capsys.readouterr()
+    assert _train(data_dir, out, *ONE, "--pixel-steps", "1", "--resume") == 0
+    assert "finished earlier and wrote" in capsys.readouterr().err
+    assert out.read_bytes() == bundle and (after / "m.run" / "summary.json").read_bytes() == summary
+
+    # A copy of the bundle anywhere else is still not the run's to replace.
+    elsewhere = tmp_path / "elsewhere" / "m.safetensors"
+    elsewhere.parent.mkdir()
+    shutil.copy(out, elsewhere)
+    options = [*ONE, "--pixel-steps", "1", "--run-dir", str(after / "m.run"), "--resume"]
+    assert _train(data_dir, elsewhere, *options) == 2
+    assert "already exists and is not the bundle this run wrote" in capsys.readouterr().err
+
+
+# -- 4. SIGINT to the launcher alone ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_sigint_to_the_launcher_alone_stops_the_workers_at_once(data_dir, tmp_path):
+    out = tmp_path / "i.safetensors"
+    run_dir = tmp_path / "i.run"
+    options = [o if o != "cpu" else "cpu,cpu" for o in TINY]
+    command = [sys.executable, "-m", "mmsr", "train", str(data_dir), "--out", str(out), *options, *LONG]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    _wait_for_logs(process, run_dir, [0, 1])
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)  # `kill -INT PID`: the workers get nothing from the terminal
+    _, stderr = process.communicate(timeout=90)
+    waited = time.monotonic() - sent
+    assert process.returncode == 130, stderr[-3000:]
+    assert waited < 6.0, f"the launcher took {waited:.1f} s to stop its workers"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for k in (0, 1):
+        assert summary["classes"][k]["status"] == "interrupted"
+        state, _ = load_latest(class_dir(run_dir, k))
+        assert not state["finished"] and state["step"] >= 2
