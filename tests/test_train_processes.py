@@ -232,3 +232,46 @@ def test_sigint_to_the_launcher_alone_stops_the_workers_at_once(data_dir, tmp_pa
         assert summary["classes"][k]["status"] == "interrupted"
         state, _ = load_latest(class_dir(run_dir, k))
         assert not state["finished"] and state["step"] >= 2
+
+
+def _workers_of(launcher: int) -> list[int]:
+    children = Path(f"/proc/{launcher}/task/{launcher}/children").read_text().split()
+    return [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]  # R, S, T...
+
+
+def _until(condition, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads worker states from Linux /proc")
+def test_ctrl_z_pauses_the_workers_with_the_launcher(data_dir, tmp_path):
+    # Workers have process groups of their own, so the terminal's SIGTSTP reaches the launcher alone:
+    # it used to stop while its workers trained on.
+    out = tmp_path / "z.safetensors"
+    run_dir = tmp_path / "z.run"
+    options = [o if o != "cpu" else "cpu,cpu" for o in TINY]
+    command = [sys.executable, "-m", "mmsr", "train", str(data_dir), "--out", str(out), *options, *LONG]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_logs(process, run_dir, [0, 1])
+        workers = _workers_of(process.pid)
+        assert len(workers) == 2
+        process.send_signal(signal.SIGTSTP)
+        assert _until(lambda: _state(process.pid) == "T" and all(_state(w) == "T" for w in workers))
+        process.send_signal(signal.SIGCONT)
+        assert _until(lambda: _state(process.pid) != "T" and all(_state(w) != "T" for w in workers))
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=90)
+        assert process.returncode == 130, stderr[-3000:]
+    finally:
+        if process.poll() is None:
+            process.kill()

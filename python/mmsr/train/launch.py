@@ -22,7 +22,8 @@ number of ranks that gives each class with checkpoints as many ranks as wrote th
 
 Ctrl-C or SIGTERM stops every class at its step's end with a checkpoint, and summary.json records
 how far each got (exit status 130). Workers have process groups of their own: a signal reaches the
-launcher alone, which passes it on at once; torchrun passes it to every rank.
+launcher alone, which passes it on at once (and Ctrl-Z pauses them with it); torchrun passes it to
+every rank.
 
 Everything that can fail without training is checked before the first step: the options, the
 data, that ``--out`` is not an existing file (unless ``--overwrite``, or a ``--resume`` replacing
@@ -410,12 +411,34 @@ def _raise_terminated(signum, frame) -> None:
     raise _Terminated()
 
 
+def _pause_with_workers(processes) -> Callable:
+    """A SIGTSTP handler: Ctrl-Z pauses the workers with the launcher, and ``fg`` / ``bg`` continue them.
+    Their own process groups keep the terminal's SIGTSTP and SIGCONT from them."""
+
+    def pause(signum, frame) -> None:
+        live = [process.pid for _, _, process in processes if process.exitcode is None]
+        for pid in live:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)  # the launcher stops here, until SIGCONT
+        signal.signal(signal.SIGTSTP, pause)
+        for pid in live:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+    return pause
+
+
 def _wait(processes, results, tracker: _Tracker) -> None:
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated)}
+    if hasattr(signal, "SIGTSTP"):
+        previous[signal.SIGTSTP] = signal.signal(signal.SIGTSTP, _pause_with_workers(processes))
     try:
         _wait_for_workers(processes, results, tracker)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _wait_for_workers(processes, results, tracker: _Tracker) -> None:
