@@ -275,3 +275,53 @@ def test_ctrl_z_pauses_the_workers_with_the_launcher(data_dir, tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def _ranks_of(agent: int) -> dict[int, int]:
+    """{rank: pid} of the worker processes a torchrun agent started."""
+    found = {}
+    for pid in Path(f"/proc/{agent}/task/{agent}/children").read_text().split():
+        environ = dict(
+            item.split(b"=", 1) for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if b"=" in item
+        )
+        if b"RANK" in environ:
+            found[int(environ[b"RANK"])] = int(pid)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the ranks' processes in Linux /proc")
+def test_ranks_training_one_class_stop_together_when_one_gets_the_signal(data_dir, tmp_path):
+    # Each rank of a DDP group used to stop on its own signal at its own step: a rank that got it
+    # left its partner inside an all-reduce, and the class ended failed instead of checkpointed.
+    out = tmp_path / "g.safetensors"
+    run_dir = tmp_path / "g.run"
+    options = [*TINY, *LONG, "--classes", "1", "--configs", "2-2w8", "--log-every", "2"]
+    process = subprocess.Popen(_torchrun(2, data_dir, out, *options), stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        _wait_for_logs(process, run_dir, [0], lines=3)
+        assert _until(lambda: len(_ranks_of(process.pid)) == 2)
+        os.kill(_ranks_of(process.pid)[1], signal.SIGINT)  # rank 1 alone, not rank 0 (which writes the summary)
+        _, stderr = process.communicate(timeout=90)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    entry = json.loads((run_dir / "summary.json").read_text())["classes"][0]
+    assert entry["status"] == "interrupted" and entry["ranks"] == 2, (entry, stderr[-3000:])
+    state, path = load_latest(class_dir(run_dir, 0))
+    assert not state["finished"] and state["step"] == entry["steps"] and state["step"] % 2 == 0
+
+
+def test_ctrl_c_while_a_rank_prepares_is_a_note_not_a_traceback(monkeypatch, capsys):
+    from mmsr.train import launch
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    for name, value in {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(launch.dist, "init_process_group", lambda *args, **kwargs: None)
+    monkeypatch.setattr(launch.dist, "destroy_process_group", lambda: None)
+    monkeypatch.setattr(launch, "_torchrun_body", interrupted)
+    monkeypatch.setattr(launch.torch, "set_num_threads", lambda n: None)  # keep this process's threads
+    assert launch._run_torchrun(_settings()) == 130
+    assert "rank 1: interrupted before training; nothing to resume from this rank" in capsys.readouterr().err

@@ -704,6 +704,10 @@ def _run_torchrun(settings: TrainSettings) -> int:
     dist.init_process_group("nccl" if use_cuda else "gloo", timeout=_DIST_TIMEOUT)
     try:
         return _torchrun_body(settings, rank, world, local_rank, device)
+    except KeyboardInterrupt:
+        # Ctrl-C while this rank prepared (loading the data, calibrating): nothing was trained or written yet.
+        _note(f"rank {rank}: interrupted before training; nothing to resume from this rank")
+        return 130
     finally:
         dist.destroy_process_group()
 

@@ -540,6 +540,19 @@ class ClassTrainer:
         dist.broadcast(flags, src=self.ddp.leader, group=self.ddp.group)
         return bool(flags[0]), bool(flags[1])
 
+    def _stop_agreed(self) -> bool:
+        """Whether to stop before the next step: a signal reached this process, or, under DDP, any rank
+        of the group. Ranks of one class must stop at the same step, or one would wait forever in the
+        other's all-reduce; they agree every ``log_every`` steps (one small all-reduce), so a signal
+        takes effect within that many steps."""
+        if self.ddp is None:
+            return self._stop_signal is not None
+        if self.step % self.settings.log_every != 0:
+            return False
+        flag = torch.tensor([int(self._stop_signal is not None)], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.ddp.group)
+        return bool(flag.item())
+
     def _track(self, psnr: Optional[float], allow_stop: bool) -> bool:
         """Record a validation; returns True when early stopping ends the pixel phase."""
         improved = psnr is not None and psnr > self.best_psnr + self.settings.min_delta
@@ -631,8 +644,8 @@ class ClassTrainer:
         if self.settings.snapshots and self.step == 0:
             self._snapshot(0)
         while self.step < self.pixel_end + self.gan_budget:
-            if self._stop_signal is not None:
-                raise KeyboardInterrupt(self._stop_signal)
+            if self._stop_agreed():
+                raise KeyboardInterrupt(self._stop_signal or "a signal to another rank of this class")
             if self.step >= self.pixel_end and not self.restored_best:
                 self._end_pixel_phase()
             phase = "pixel" if self.step < self.pixel_end else "gan"
