@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Everything a lent GPU session does, in one command that ends inside the device's 10-minute limit.
-# Stages (STAGES picks and orders them; default: the first session's run):
+# A session has 15 minutes of device time in all, the machine's start (1-2 min) included: keep LIMIT
+# at 400 or less so that one rerun fits. Stages (STAGES picks and orders them; default: build, the
+# CUDA tests, kernel and Upscaler benchmarks, which check the current kernels):
 #   build    build mmsr with its CUDA kernels (sm_90 only, to build fast; CI builds the full list)
 #   probe    benchmarks/gpu_probe.py: the CUDA ops against the reference, then a pixel-step timing
 #            that sizes the training run to the time left
@@ -9,7 +11,8 @@
 #   kernels  TVAT and stitch benchmarks (native vs eager PyTorch)
 #   compiled the same against the torch.compile'd references (compiling takes most of its time)
 #   tests    the CUDA tests (TESTS_K narrows them with -k)
-#   upscale  the Upscaler benchmarks (routed vs deepest, batching, inference cuts)
+#   upscale  the Upscaler benchmarks: routed vs deepest, then batching, then inference cuts, each
+#            with its own time bound and results file (pytest-benchmark writes one only at the end)
 #   levers   one training step under each speed lever (fp32, bf16, channels_last, torch.compile)
 #   cosine   the 16-8 baseline with --lr-schedule cosine for COSINE_STEPS steps (same seed, data and
 #            validation crops as `train`, so its validation PSNR compares with that run's log)
@@ -27,22 +30,25 @@
 #            CURVE_SNAPSHOTS, once per seed of CURVE_SEEDS (default "0"; e.g. "0 1 2" with a third of
 #            the steps), then `mmsr report --quality` on device_data/val/set14: PSNR-Y against training
 #            time, the time each needs at equal quality, and over the seeds
-# Each stage is bounded by the time left and writes its own results, so a late stage cannot cost an
-# earlier one's. Results: $OUT (the device tool brings it back) or runs/gpu_session. Training images
-# are read from device_data/train (git-ignored; copy ../shared/data/train there, `carry` it).
+# Each stage is bounded by the time left (and skipped when under half its time is left, since a cut
+# run yields nothing) and writes its own results, so a late stage cannot cost an earlier one's.
+# Results: $OUT (the device tool brings it back: at most 8 files, 16 MiB each, 2 folders down) or
+# runs/gpu_session, packed after every stage: session.log, build_info.json, results.tar.gz (every
+# log, table and JSON; no weights) and bundles.tar (the final bundles, when under 15 MiB).
+# Training images are read from device_data/train (git-ignored; copy ../shared/data/train there,
+# `carry` it).
 #
-#   LIMIT=580 bash benchmarks/gpu_session.sh                       # the first session
-#   LIMIT=290 STAGES="build tests kernels upscale levers cosine" TESTS_K="tvat or stitch or tile" \
-#     bash benchmarks/gpu_session.sh                                # the follow-up
-#   LIMIT=560 STAGES="build continue profile compiled upscale" CONTINUE_STEPS=2500 bash benchmarks/gpu_session.sh
-#   LIMIT=560 STAGES="build curve profile" CURVE_STEPS=540,1620,5040 bash benchmarks/gpu_session.sh   # needs device_data/val
-#   LIMIT=400 STAGES="build tests upscale tiling kernels" TESTS_K="tvat or upscale or autograd or opcheck" bash benchmarks/gpu_session.sh
-#   LIMIT=560 STAGES="build curve" CURVE_SEEDS="0 1 2" CURVE_STEPS=180,540,1680 bash benchmarks/gpu_session.sh
+#   LIMIT=400 bash benchmarks/gpu_session.sh                       # check the current kernels (the next session)
+#   LIMIT=400 STAGES="build tests upscale tiling compiled" TESTS_K="tvat or upscale or autograd or opcheck" \
+#     bash benchmarks/gpu_session.sh
+#   LIMIT=400 STAGES="build probe train" bash benchmarks/gpu_session.sh              # the first session's training
+#   LIMIT=400 STAGES="build continue profile" CONTINUE_STEPS=2500 bash benchmarks/gpu_session.sh
+#   LIMIT=400 STAGES="build curve" CURVE_SEEDS="0 1" CURVE_STEPS=180,540,1680 bash benchmarks/gpu_session.sh   # needs device_data/val
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 start=$SECONDS
-limit=${LIMIT:-585}
-stages=${STAGES:-"build probe train kernels tests upscale"}
+limit=${LIMIT:-400}
+stages=${STAGES:-"build tests kernels upscale"}
 out="${OUT:-runs/gpu_session}"
 work=device_runs
 # Scratch of this call only: a rerun on a still-warm machine must not meet the last call's runs
@@ -58,10 +64,23 @@ total_steps() {  # total_steps "N" or "N0,N1,N2": what the --baseline run spends
 stage() { echo; echo "=== [$((SECONDS - start)) s elapsed, $(left) s left] $*"; }
 bounded() {  # bounded SECONDS CMD...: run CMD for at most SECONDS (and never past the limit)
   local t=$1; shift
-  local l; l=$(left)
-  ((t > l - 5)) && t=$((l - 5))
-  if ((t < 10)); then echo "skipped (no time left): $*"; return 124; fi
+  local l; l=$(($(left) - 5))
+  if ((l < t / 2 || l < 10)); then echo "skipped (${l} s left of the ${t} s it needs): $*"; return 124; fi
+  ((t > l)) && t=$l
   timeout --kill-after=5 "$t" "$@"
+}
+pack() {  # what has been made so far, in $out: text results in one archive, final bundles in another
+  tar czf "$out/results.tar.gz" --exclude='*.pt' --exclude='*.safetensors' "$work" 2>/dev/null
+  local bundles; bundles=$(find "$work" -maxdepth 1 -name '*.safetensors')
+  if [[ -n $bundles ]]; then
+    # shellcheck disable=SC2086
+    tar cf "$out/bundles.tar.tmp" $bundles
+    if (($(stat -c %s "$out/bundles.tar.tmp") < 15 * 1024 * 1024)); then
+      mv "$out/bundles.tar.tmp" "$out/bundles.tar"
+    else
+      rm -f "$out/bundles.tar.tmp"; echo "bundles over 15 MiB: not brought back"
+    fi
+  fi
 }
 bench() {  # bench NAME SECONDS FILE [pytest args]: one benchmark file on CUDA, summarised
   local name=$1 seconds=$2 file=$3; shift 3
@@ -124,8 +143,12 @@ for s in $stages; do
       2>&1 | tail -40 | tee "$work/cuda_tests.txt"
     ;;
   upscale)
-    stage "Upscaler benchmarks"
-    bench upscale 70 benchmarks/test_bench_upscale.py
+    stage "Upscaler benchmarks: routed vs deepest"
+    bench upscale_routed 100 benchmarks/test_bench_upscale.py -k routed_vs_deepest
+    stage "Upscaler benchmarks: batching"
+    bench upscale_batching 60 benchmarks/test_bench_upscale.py -k batching
+    stage "Upscaler benchmarks: inference cuts"
+    bench upscale_cuts 50 benchmarks/test_bench_upscale.py -k inference_cuts
     ;;
   tiling)
     stage "tiling: routed vs one model, blocks vs a window per tile, default bundle on Set14"
@@ -167,13 +190,16 @@ for s in $stages; do
     configs=${CURVE_CONFIGS:-4-2r,8-6r,16-8r}
     seeds=(${CURVE_SEEDS:-0})
     specs=()
+    # The snapshots are measured here (they are too big to bring back), so the report's 90 s are kept
+    # out of the training time; MMSR is expected to take about 0.7 of the baseline.
+    train_s=$((($(left) - 100) / ${#seeds[@]}))
     for seed in "${seeds[@]}"; do  # later --seed replaces train_common's --seed 0
       stage "curve: MMSR ($configs) from scratch, seed $seed, $steps pixel steps per class, ${snaps[1]} snapshots (concurrent)"
-      bounded $((200 / ${#seeds[@]} + 20)) python -m mmsr train "${train_common[@]}" --seed "$seed" --pixel-steps "$steps" \
+      bounded $((train_s * 4 / 10)) python -m mmsr train "${train_common[@]}" --seed "$seed" --pixel-steps "$steps" \
         --configs "$configs" --concurrent "${snaps[@]}" --out "$work/mmsr_curve_s$seed.safetensors" \
         --run-dir "$work/mmsr_curve_s$seed.run"
       stage "curve: the baseline (${configs##*,}) from scratch, seed $seed, $(total_steps "$steps") pixel steps"
-      bounded $((300 / ${#seeds[@]} + 20)) python -m mmsr train "${train_common[@]}" --seed "$seed" --pixel-steps "$steps" \
+      bounded $((train_s * 6 / 10)) python -m mmsr train "${train_common[@]}" --seed "$seed" --pixel-steps "$steps" \
         --configs "$configs" --baseline --baseline-config "${configs##*,}" "${snaps[@]}" \
         --out "$work/baseline_curve_s$seed.safetensors" --run-dir "$work/baseline_curve_s$seed.run"
       specs+=(mmsr="$work/mmsr_curve_s$seed.run" baseline="$work/baseline_curve_s$seed.run")
@@ -188,10 +214,8 @@ for s in $stages; do
     ;;
   *) echo "unknown stage $s" ;;
   esac
+  pack
 done
 
-stage "pack"
-cp "$work"/*.safetensors "$out"/ 2>/dev/null
-tar czf "$out/results.tar.gz" --exclude='*.pt' --exclude='*.safetensors' "$work"
-ls -la "$out"
 stage "done"
+ls -la "$out"

@@ -204,6 +204,9 @@ def _texture_section(results: dict, charts: Dict[str, str]) -> List[str]:
         lines += ["", f"![PSNR-Y gain over bicubic per TVAT bin]({charts['texture_gain']})"]
     lines += ["", "**Does the best depth depend on texture?**", ""]
     lines += _depth_answer(psnr, depths, labels, _checks_only(results))
+    if profile.get("gan_steps", 0) > 0 and not _checks_only(results):
+        lines += ["", "These are the final bundles, after the GAN phase; see \"GAN phase\" under the differences from "
+                  "the paper for what it did to each depth's PSNR before reading the ranking as depth's."]
     return lines
 
 
@@ -339,14 +342,50 @@ def _equal_quality_section(eq: Optional[dict], charts: Dict[str, str]) -> List[s
     ]
     lines += _table(["", "training time", "speed-up", "paper's speed-up"], rows)
     finals = {name: points[-1]["psnr_y"] for name, points in curves.items()}
-    lines += ["", f"Final PSNR-Y on {eq['set']}: MMSR {_num(finals['mmsr'])} dB, baseline {_num(finals['baseline'])} dB "
+    lines += ["", f"PSNR-Y on {eq['set']} at the end of the pixel phase (the last snapshot; the GAN phase follows, "
+              f"see section 3): MMSR {_num(finals['mmsr'])} dB, baseline {_num(finals['baseline'])} dB "
               f"(best on the curve: MMSR {_num(max(p['psnr_y'] for p in curves['mmsr']))}, baseline "
               f"{_num(max(p['psnr_y'] for p in curves['baseline']))}). Every snapshot: [{eq['report']}]({eq['report']})."]
+    lines += _sensitivity(e, curves)
     if "quality_time" in charts:
         lines += ["", f"![quality against training time]({charts['quality_time']})"]
     if "seeds" in eq:
         lines += _seeds_section(eq)
     return lines
+
+
+# How far below the equal-quality target the speed-up is read again: the curves flatten at their end,
+# so a hundredth of a dB can move the time a run "first reaches" it by a whole snapshot.
+_SENSITIVITY_DB = 0.01
+
+
+def _first_reach(points: Sequence[dict], target: float, cost: str) -> Optional[float]:
+    previous = None
+    for point in points:
+        if point["psnr_y"] >= target:
+            if previous is None:
+                return point[cost]
+            share = (target - previous["psnr_y"]) / (point["psnr_y"] - previous["psnr_y"])
+            return previous[cost] + share * (point[cost] - previous[cost])
+        previous = point
+    return None
+
+
+def _sensitivity(e: dict, curves: dict) -> List[str]:
+    """The one-device speed-up read at a target ``_SENSITIVITY_DB`` lower, when that moves it by 0.1× or more."""
+    target = e["target_psnr"] - _SENSITIVITY_DB
+    base = _first_reach(curves["baseline"], target, "one_device_s")
+    mmsr = _first_reach(curves["mmsr"], target, "one_device_s")
+    sep = _first_reach(curves["mmsr"], target, "separate_devices_s")
+    if not (base and mmsr and sep) or e.get("one_device_speedup") is None:
+        return []
+    lower = base / mmsr
+    if abs(lower - e["one_device_speedup"]) < 0.1:
+        return []
+    return ["", f"**These ratios hang on a hundredth of a dB**: at {_num(target, 3)} dB, {_SENSITIVITY_DB} dB lower, the "
+            f"baseline needs {_num(base, 1)} s and MMSR {_num(mmsr, 1)} s on one device ({_num(lower)}×) and "
+            f"{_num(sep, 1)} s computed for separate devices ({_num(base / sep)}×). Near their ends both curves are flat "
+            "within the snapshots' noise, so one run says little; `--seeds` measures the spread."]
 
 
 def _seeds_section(eq: dict) -> List[str]:
@@ -472,6 +511,39 @@ def _header(results: dict) -> List[str]:
         + ["", "## Settings", ""] + _table(["setting", "value"], settings)
 
 
+def _gan_effects(out: Path) -> List[Tuple[str, int, str, float, float]]:
+    """(run, class, config, best pixel-phase validation PSNR, final validation PSNR) for every class of every
+    run under ``out/runs`` whose log has both: what the GAN phase did to it, on its held-out crops."""
+    found = []
+    for log in sorted((out / "runs").glob("*.run/logs/class*.jsonl")):
+        best, final, config = None, None, "?"
+        for line in log.read_text().splitlines():
+            record = json.loads(line)
+            config = record.get("config", config)
+            if record.get("phase") == "pixel" and record.get("event") == "val":
+                best = max(best or -math.inf, record["val_psnr"])
+            elif record.get("event") == "finish" and record.get("val_psnr") is not None:
+                final = record["val_psnr"]
+        if best is not None and final is not None:
+            found.append((log.parent.parent.name[: -len(".run")], int(log.stem[len("class"):]), config, best, final))
+    return found
+
+
+def _gan_effect_text(out: Path) -> str:
+    effects = _gan_effects(out)
+    if not effects:
+        return "What the adversarial steps did to the models' PSNR was not logged in these runs."
+    changes = "; ".join(
+        f"{run}{'' if run != 'mmsr' else f' class {k}'} ({config}) " + f"{final - best:+.2f} dB".replace("-", "−")
+        for run, k, config, best, final in effects
+    )
+    return (
+        "They cost PSNR: on each run's held-out validation crops (RGB), from the best pixel-phase generator to the "
+        f"final one: {changes}. Table 1 and section 3 measure the final bundles, so what they say about depth "
+        "includes what the adversarial steps did; section 2's curves (pixel phase only) do not."
+    )
+
+
 def _differences(results: dict, out: Path) -> List[str]:
     profile = results["profile"]
     crops = profile["pixel_steps"] * profile["batch"]  # the mean MMSR class's
@@ -482,15 +554,14 @@ def _differences(results: dict, out: Path) -> List[str]:
         "larger sets, so every model here sees little variety.",
         f"**Tiny budgets.** {profile['pixel_steps']} pixel steps per MMSR class on average ({crops:,} crops of "
         f"{profile['crop']}×{profile['crop']}); SRGAN-style training runs 10⁵–10⁶ steps of 16 crops of 96×96. "
-        "**None of these models is anywhere near convergence**: the numbers compare undertrained networks, where "
-        "shallow models, which learn fastest, are favoured over deep ones. Deeper models (16-8) need the most steps, "
-        "so depth comparisons here are biased towards shallow depths.",
+        "**None of these models is anywhere near convergence**: the numbers compare undertrained networks. Deeper "
+        "models (16-8) have the most capacity left unused at such budgets, so depth comparisons here say little "
+        "about which depth suits which texture once trained.",
         ("**GAN phase without perceptual loss.** " if gan and not perceptual else "**GAN phase.** " if gan else
          "**No GAN phase.** ")
         + (f"{profile['gan_steps']} adversarial steps per class follow the pixel phase; no VGG19 weights can be had "
-           "offline, so the generator loss is pixel + adversarial only (SRGAN's VGG loss is missing), and so few "
-           "adversarial steps barely move the models. The discriminator depth Y therefore matters for training time "
-           "(Table 3) but hardly for quality." if gan and not perceptual else
+           "offline, so the generator loss is pixel + adversarial only (SRGAN's VGG loss is missing). "
+           + _gan_effect_text(out) if gan and not perceptual else
            f"{profile['gan_steps']} adversarial steps per class with the VGG19 perceptual loss." if gan else
            "The profile skips the adversarial phase: the models are SRResNets trained on the pixel loss, and the "
            "discriminator depth Y plays no part."),
