@@ -91,6 +91,26 @@ def test_resume_with_one_rank_per_class_suggests_as_many_ranks_as_classes(tmp_pa
         check_resume_ranks(settings, [1.0, 4.0, 2.0], world=4)
 
 
+def test_a_finished_class_resumes_on_any_rank_count(data_dir, tmp_path):
+    # A finished class is read, not trained: its checkpoint's rank count used to refuse the resume.
+    from mmsr.train.guards import check_resume_ranks
+
+    run_dir = tmp_path / "f.run"
+    settings = _settings("--resume", "--run-dir", str(run_dir), "--configs", "1-2w8,2-2w8,2-2w8")
+    save_checkpoint(class_dir(run_dir, 1), 6, {"ranks": 2, "finished": True, "step": 6}, keep=2)
+    for world in (None, 1, 3, 4):
+        check_resume_ranks(settings, [1.0, 4.0, 2.0], world=world)
+    # End to end: a class finished on its own, then resumed where it would train on another count.
+    out = tmp_path / "one.safetensors"
+    assert _train(data_dir, out, *ONE) == 0
+    state, path = load_latest(class_dir(tmp_path / "one.run", 0))
+    state["ranks"] = 2  # as if a 2-rank torchrun had trained it
+    path.unlink()
+    path.with_name(path.name + ".sha256").unlink(missing_ok=True)
+    save_checkpoint(path.parent, state["step"], state, keep=2)
+    assert _train(data_dir, out, *ONE, "--resume") == 0
+
+
 @pytest.mark.slow
 def test_torchrun_resume_with_another_rank_count_is_refused_before_training(data_dir, tmp_path, monkeypatch):
     from mmsr.cli import main as mmsr_main

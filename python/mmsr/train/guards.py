@@ -266,15 +266,16 @@ def check_resume(settings: TrainSettings, vgg19: Optional[str]) -> Optional[tupl
 
 
 def _checkpoint_ranks(settings: TrainSettings) -> dict[int, int]:
-    """Class -> how many ranks wrote its latest checkpoint, for the classes that have a loadable one
-    (an unloadable one is the trainer's to report, naming the file)."""
+    """Class -> how many ranks wrote its latest checkpoint, for the unfinished classes that have a
+    loadable one (an unloadable one is the trainer's to report, naming the file; a finished class is
+    not trained again, so any number of ranks may take it)."""
     ranks = {}
     for k in range(settings.classes):
         try:
             loaded = load_latest(class_dir(settings.run_dir, k))
         except CheckpointError:
             continue
-        if loaded is not None:
+        if loaded is not None and not loaded[0].get("finished"):
             ranks[k] = int(loaded[0].get("ranks", 1))
     return ranks
 

@@ -412,7 +412,10 @@ class ClassTrainer:
                 self.log(f"class {self.job.index}: no checkpoint in {self.dir}; training from the start")
             return None
         state, path = loaded
-        expected = {"config": self.job.config, "scale": self.settings.scale, "ranks": self.ranks}
+        expected = {"config": self.job.config, "scale": self.settings.scale}
+        if not state.get("finished"):
+            # Only a class that trains on needs its ranks back; a finished one is just read.
+            expected["ranks"] = self.ranks
         for key, value in expected.items():
             if state.get(key) != value:
                 raise CheckpointError(
