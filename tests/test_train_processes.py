@@ -345,3 +345,16 @@ def test_ctrl_c_while_a_rank_prepares_is_a_note_not_a_traceback(monkeypatch, cap
     monkeypatch.setattr(launch.torch, "set_num_threads", lambda n: None)  # keep this process's threads
     assert launch._run_torchrun(_settings()) == 130
     assert "rank 1: interrupted before training; nothing to resume from this rank" in capsys.readouterr().err
+
+
+def test_torchrun_takes_the_run_lock_as_mmsr_train_does(data_dir, tmp_path):
+    # Under torchrun no lock was taken: a second run on the same run directory interleaved its
+    # checkpoints and plan with the first one's.
+    from mmsr.train.guards import run_lock
+
+    out = tmp_path / "l.safetensors"
+    with run_lock(tmp_path / "l.run"):  # a live run holds it
+        done = subprocess.run(_torchrun(2, data_dir, out, *TINY), capture_output=True, text=True, timeout=120, env=_env())
+    assert done.returncode != 0
+    assert f"mmsr: error: run directory {tmp_path / 'l.run'} is in use by another mmsr train (pid {os.getpid()})" in done.stderr
+    assert not out.exists() and not (tmp_path / "l.run" / "plan.json").exists()

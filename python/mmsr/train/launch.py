@@ -703,7 +703,8 @@ def _run_torchrun(settings: TrainSettings) -> int:
         torch.set_num_threads(settings.threads or max(1, (os.cpu_count() or 1) // local_world))
     dist.init_process_group("nccl" if use_cuda else "gloo", timeout=_DIST_TIMEOUT)
     try:
-        return _torchrun_body(settings, rank, world, local_rank, device)
+        with contextlib.ExitStack() as held:  # rank 0's run lock, for as long as the run lives
+            return _torchrun_body(settings, rank, world, local_rank, device, held)
     except KeyboardInterrupt:
         # Ctrl-C while this rank prepared (loading the data, calibrating): nothing was trained or written yet.
         _note(f"rank {rank}: interrupted before training; nothing to resume from this rank")
@@ -712,13 +713,17 @@ def _run_torchrun(settings: TrainSettings) -> int:
         dist.destroy_process_group()
 
 
-def _torchrun_body(settings: TrainSettings, rank: int, world: int, local_rank: int, device: str) -> int:
+def _torchrun_body(
+    settings: TrainSettings, rank: int, world: int, local_rank: int, device: str, held: contextlib.ExitStack
+) -> int:
     start = time.perf_counter()
     settings = replace(settings, devices=(device,))
     # Rank 0 decides the boundaries (calibration, resume checks); every rank then uses its answer.
     box: list = [None]
     if rank == 0:
         try:
+            # As `mmsr train` does: a second run on this run directory is refused, not interleaved.
+            held.enter_context(run_lock(Path(settings.run_dir)))
             resumed, vgg19, finished = _checks(settings, world)
             if finished:
                 _note_finished(settings)
