@@ -170,10 +170,11 @@ def test_a_diverged_rank_says_so_in_one_line_and_rank_0_still_writes_the_summary
     assert "TrainingDiverged" not in done.stderr and "[rank1]" not in done.stderr  # no traceback
     failure = done.stderr[done.stderr.index("Root Cause") :]
     assert "rank      : 1" in failure and "exitcode  : 1" in failure
-    # Rank 1 ended without a report; torchrun stopped rank 0, which wrote what it knew.
+    # Rank 1 ended without a report; torchrun stopped rank 0, which wrote what it knew, and read the
+    # divergence from class 1's log.
     classes = json.loads((run_dir / "summary.json").read_text())["classes"]
     assert classes[0]["status"] == "interrupted"
-    assert classes[1]["status"] == "unknown" and "rank 1 sent no report" in classes[1]["error"]
+    assert classes[1]["status"] == "diverged" and "lower --lr (it is 1e+06 for this class)" in classes[1]["error"]
     last = list_checkpoints(class_dir(run_dir, 1))
     assert classes[1]["checkpoint"] == (last[0][1].relative_to(run_dir).as_posix() if last else None)
 

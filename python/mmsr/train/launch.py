@@ -918,7 +918,8 @@ def _unreported(settings: TrainSettings, job: ClassJob, ranks: list[int], reason
     """Class ``job``'s entry when rank 0 has no report of it: what its latest checkpoint says, if rank 0
     can see it (on several nodes, the run directory may not be shared). Its status is "unknown", as rank
     0 cannot tell an interrupted class from one whose rank failed or was killed, unless that checkpoint
-    is the class's finished one. ``reason`` (why there is no report) starts its error."""
+    is the class's finished one, or the class's log ends with its divergence ("diverged", with the
+    log's message). ``reason`` (why there is no report) starts its error."""
     folder = class_dir(settings.run_dir, job.index)
     try:
         loaded = load_latest(folder)
@@ -932,13 +933,27 @@ def _unreported(settings: TrainSettings, job: ClassJob, ranks: list[int], reason
         return entry
     planned = sum(math.ceil(steps / len(ranks)) for steps in (job.pixel_steps, job.gan_steps))
     entry = ClassResult(job.index, job.config, _rank_label(ranks), "unknown", planned_steps=planned, ranks=len(ranks))
+    divergence = _logged_divergence(settings, job.index)
+    if divergence is not None:
+        entry.status = "diverged"
     if loaded is None:
-        entry.error = f"{reason}; rank 0 sees no checkpoint of it in {folder}"
+        entry.error = divergence or f"{reason}; rank 0 sees no checkpoint of it in {folder}"
         return entry
     state, path = loaded
     entry.steps = int(state["step"])
     pixel_end = int(state.get("pixel_end", entry.steps))
     entry.pixel_steps, entry.gan_steps = min(entry.steps, pixel_end), max(0, entry.steps - pixel_end)
     entry.checkpoint = path.relative_to(settings.run_dir).as_posix()
-    entry.error = f"{reason}; its last checkpoint that rank 0 sees is of step {entry.steps}"
+    entry.error = divergence or f"{reason}; its last checkpoint that rank 0 sees is of step {entry.steps}"
     return entry
+
+
+def _logged_divergence(settings: TrainSettings, index: int) -> Optional[str]:
+    """The message of the divergence class ``index``'s log ends with, if rank 0 can read that log."""
+    log = Path(settings.run_dir) / "logs" / f"class{index}.jsonl"
+    try:
+        last = log.read_text().strip().splitlines()[-1]
+        record = json.loads(last)
+    except (OSError, IndexError, ValueError):
+        return None
+    return record.get("error") if record.get("event") == "diverged" else None
