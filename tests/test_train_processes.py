@@ -180,7 +180,7 @@ def test_a_diverged_rank_says_so_in_one_line_and_rank_0_still_writes_the_summary
 
 
 def test_rank_0_fills_classes_without_a_report_from_their_checkpoints(tmp_path):
-    from mmsr.train.launch import _unreported
+    from mmsr.train.torchrun import _unreported
 
     settings = _settings("--run-dir", str(tmp_path / "u.run"), "--configs", "1-2w8,2-2w8", "--pixel-steps", "10",
                          "--gan-steps", "4")  # fmt: skip
@@ -333,18 +333,18 @@ def test_ranks_training_one_class_stop_together_when_one_gets_the_signal(data_di
 
 
 def test_ctrl_c_while_a_rank_prepares_is_a_note_not_a_traceback(monkeypatch, capsys):
-    from mmsr.train import launch
+    from mmsr.train import torchrun
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     for name, value in {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(launch.dist, "init_process_group", lambda *args, **kwargs: None)
-    monkeypatch.setattr(launch.dist, "destroy_process_group", lambda: None)
-    monkeypatch.setattr(launch, "_torchrun_body", interrupted)
-    monkeypatch.setattr(launch.torch, "set_num_threads", lambda n: None)  # keep this process's threads
-    assert launch._run_torchrun(_settings()) == 130
+    monkeypatch.setattr(torchrun.dist, "init_process_group", lambda *args, **kwargs: None)
+    monkeypatch.setattr(torchrun.dist, "destroy_process_group", lambda: None)
+    monkeypatch.setattr(torchrun, "_torchrun_body", interrupted)
+    monkeypatch.setattr(torchrun.torch, "set_num_threads", lambda n: None)  # keep this process's threads
+    assert torchrun.run_torchrun(_settings()) == 130
     assert "rank 1: interrupted before training; nothing to resume from this rank" in capsys.readouterr().err
 
 
