@@ -24,7 +24,7 @@ import time
 import traceback
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import torch
 import torch.distributed as dist
@@ -45,7 +45,7 @@ from .launch import (
     _write_summary,
 )
 from .schedule import assign_ranks
-from .trainer import ClassResult, ClassTrainer, DDPGroup, TrainingDiverged, class_dir
+from .trainer import ClassResult, ClassTrainer, DDPGroup, TrainingDiverged, class_dir, stop_signals_to
 
 __all__ = ["run_torchrun"]
 
@@ -123,7 +123,7 @@ def _torchrun_body(
         for k, ranks in enumerate(ranks_of_class):
             _note(f"class {k} ({prepared.jobs[k].config}): ranks {ranks}")
 
-    with _stop_signals(_raise_interrupt):
+    with stop_signals_to(_raise_interrupt):
         reports, interrupted, failure = _train_on_rank(
             settings, prepared, mine, ranks_of_class, groups, rank, local_rank, device
         )
@@ -144,7 +144,7 @@ def _torchrun_body(
         return 1
     # Ranks that finished wait here for the others, maybe for hours. A signal must not cut that short: a
     # rank that stopped is about to report, and torchrun's SIGKILL ends a wait for one that never will.
-    with _stop_signals(signal.SIG_IGN):
+    with stop_signals_to(signal.SIG_IGN):
         if rank != 0:
             try:
                 dist.send_object_list([reports], dst=0)
@@ -168,17 +168,6 @@ def _torchrun_body(
                 continue
             received[source] = box[0]
     return conclude(received, "rank {rank} sent no report (it exited or could not be reached; its output says why)")
-
-
-@contextlib.contextmanager
-def _stop_signals(handler) -> Iterator[None]:
-    """SIGINT and SIGTERM go to ``handler`` inside the block (the trainer installs its own while it trains)."""
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def _raise_interrupt(signum, frame) -> None:

@@ -38,7 +38,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -137,6 +137,19 @@ class ClassResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@contextlib.contextmanager
+def stop_signals_to(handler) -> Iterator[None]:
+    """SIGINT and SIGTERM go to ``handler`` inside the block; the handlers before it come back after."""
+    import signal
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def class_dir(run_dir: str | Path, index: int) -> Path:
@@ -754,12 +767,8 @@ class ClassTrainer:
                 raise KeyboardInterrupt(signal.Signals(signum).name)
             self._stop_signal = signal.Signals(signum).name
 
-        previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
+        with stop_signals_to(request):
             yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
     @property
     def stop_requested(self) -> Optional[str]:
