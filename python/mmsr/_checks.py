@@ -8,12 +8,19 @@ import struct
 import torch
 
 
+_INT64_MAX = 2**63 - 1
+
+
 def check_int(value, name: str, minimum: int) -> int:
-    """``value`` if it is an int (not a bool) >= ``minimum``; TypeError or ValueError otherwise."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    """``value`` as an int if it is an integer (a Python or NumPy int, not a bool) from ``minimum``
+    to 2**63 - 1 (what the native ops take); TypeError or ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    value = int(value)
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if value > _INT64_MAX:
+        raise ValueError(f"{name} must be at most 2**63 - 1, got {value}")
     return value
 
 

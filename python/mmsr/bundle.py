@@ -59,6 +59,8 @@ _METADATA_KEY = "mmsr"
 _SCALES = (2, 3, 4)
 _WEIGHT_DTYPES = {torch.float16: "float16", torch.bfloat16: "bfloat16", torch.float32: "float32"}
 _FP32_BUFFERS = ("running_mean", "running_var")
+# Largest tile_size or overlap a bundle may name (LR pixels): far past any image mmsr takes.
+_MAX_TILE = 1 << 20
 _UNSTORED_SUFFIX = "num_batches_tracked"
 _TENSOR_NAME = re.compile(r"class([0-9]+)\.(.+)")
 _METADATA_FIELDS = {
@@ -207,6 +209,8 @@ class Bundle:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"{name} must be an int, got {value!r}")
+            if value > _MAX_TILE:
+                raise ValueError(f"{name} must be at most {_MAX_TILE}, got {value}")
         if self.tile_size < 1 or not 0 <= self.overlap < self.tile_size:
             raise ValueError(f"need tile_size > overlap >= 0, got tile_size={self.tile_size}, overlap={self.overlap}")
 
@@ -528,6 +532,9 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
         if not bool(torch.isfinite(tensor).all()):
             # save_bundle never writes one; a NaN weight would come out as black or NaN images.
             raise BundleError(f"{path}: tensor '{name}' holds NaN or inf values; the file is damaged")
+        if name.endswith(".running_var") and bool((tensor < 0).any()):
+            # A variance is never negative; BatchNorm would take its square root: NaN images.
+            raise BundleError(f"{path}: tensor '{name}' holds negative variances; the file is damaged")
         state_dicts[int(match.group(1))][match.group(2)] = tensor.float()
     try:
         return Bundle(

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from ._checks import check_int
 from .atomic import write_atomically
 from .image_metadata import DPI_FORMATS, EXIF_FORMATS, JPEG_MAX_EXIF_BYTES, exif_for_output, read_metadata
 
@@ -236,6 +237,8 @@ def read_image(
         torch.uint8
     """
     path = Path(path)
+    if max_pixels is not None:
+        max_pixels = check_int(max_pixels, "max_pixels", 1)
     with warnings.catch_warnings():
         # mmsr applies its own, documented limit below; Pillow's bomb warning would only repeat it.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -354,8 +357,18 @@ def _to_uint8(x: torch.Tensor) -> np.ndarray:
 
 def _to_pil(image: ImageData, fmt: str) -> Image.Image:
     rgb = image.rgb
-    if rgb.dim() != 3 or rgb.shape[0] != 3:
-        raise ValueError(f"rgb should be a [3, H, W] tensor, got shape {tuple(rgb.shape)}")
+    if not isinstance(rgb, torch.Tensor) or rgb.dim() != 3 or rgb.shape[0] != 3:
+        shape = tuple(rgb.shape) if isinstance(rgb, torch.Tensor) else type(rgb).__name__
+        raise ValueError(f"rgb should be a [3, H, W] tensor, got {shape}")
+    if rgb.dtype != torch.uint8 and not rgb.is_floating_point():
+        # Other integers would be read as floats in [0, 1] and saturate: 0-255 int32 comes out white.
+        raise TypeError(f"rgb must be uint8, or float in [0, 1], got {rgb.dtype}")
+    alpha = image.alpha
+    if alpha is not None and (
+        not isinstance(alpha, torch.Tensor) or alpha.dtype != torch.uint8 or tuple(alpha.shape) != tuple(rgb.shape[1:])
+    ):
+        got = f"{alpha.dtype} {tuple(alpha.shape)}" if isinstance(alpha, torch.Tensor) else type(alpha).__name__
+        raise ValueError(f"alpha should be a uint8 [H, W] tensor of rgb's size {tuple(rgb.shape[1:])}, got {got}")
     if image.grayscale:
         grey = rgb.float().mean(0) if rgb.dtype != torch.uint8 else rgb.float().mean(0) / 255
         if image.sixteen_bit and fmt in _SIXTEEN_BIT_FORMATS and image.alpha is None:

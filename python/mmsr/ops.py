@@ -162,9 +162,14 @@ def tile(x: torch.Tensor, tile_size: int, overlap: int) -> Tuple[torch.Tensor, T
         (torch.Size([24, 3, 32, 32]), 12)
     """
     x4 = _check_image(x, "x")
-    check_int(tile_size, "tile_size", 1)
-    check_int(overlap, "overlap", 0)
-    grid = make_grid(x4.shape[2], x4.shape[3], tile_size, overlap)
+    tile_size = check_int(tile_size, "tile_size", 1)
+    overlap = check_int(overlap, "overlap", 0)
+    height, width = x4.shape[2], x4.shape[3]
+    if torch.jit.is_tracing():
+        # torch.jit.trace hands the sizes over as tensors; the trace is of this size, as with
+        # torch.export and static shapes (the grid is plain Python arithmetic on them).
+        height, width = int(height), int(width)
+    grid = make_grid(height, width, tile_size, overlap)
     return _ops.tile(x4, tile_size, overlap), grid
 
 
@@ -200,7 +205,7 @@ def stitch(tiles: torch.Tensor, grid: TileGrid, scale: int = 1, blend: str = "me
     """
     if not isinstance(grid, TileGrid):
         raise TypeError(f"grid must be the TileGrid returned by mmsr.tile, got {type(grid).__name__}")
-    check_int(scale, "scale", 1)
+    scale = check_int(scale, "scale", 1)
     if blend not in BLENDS:
         raise ValueError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
     _check_dense(tiles, "tiles")

@@ -27,13 +27,15 @@ from .bundle import Bundle, load_bundle
 from .context import WindowIndex, axis_windows, gather_windows, promote_blocks, tile_blocks
 from .grid import TileGrid, make_grid
 from .inference import conv_macs_per_pixel, prepare_generator
-from .ops import BLENDS, classify, stitch, tile, tvat
+from .ops import BLENDS, _check_dense, classify, stitch, tile, tvat
 from .reference import blend_ramp
 
 __all__ = ["UpscaleResult", "Upscaler"]
 
 _MODEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 _IMAGE_DTYPES = (torch.uint8, torch.float16, torch.bfloat16, torch.float32)
+# How far outside [0, 1] a float image may go (ringing from an earlier resize) before it is refused.
+_RANGE_SLACK = 0.5
 # A band holds at most this many bytes of float32 SR tiles (plus its stitched strip, about as much
 # again). 256 MiB is ~1300 tiles of 32x32 at x4: one band covers any image up to ~1000x1000 LR, and
 # a 4000x3000 input goes through in ~8-tile-row bands.
@@ -222,9 +224,10 @@ class Upscaler:
         batch_size: tiles per generator call (>= 1); default 2 on CPU, and on CUDA 64 for 32x32
             tiles (``64 * 32**2 // tile_size**2``, at least 1).
         dtype: generator dtype: float32, or float16 / bfloat16 on CUDA only.
-        band_rows: tile rows per band; default from a 256 MiB budget of SR tiles. Rounded down to
-            whole groups of 4 rows (blocks' height) so the result does not depend on it; below 4
-            it cuts blocks short and the output moves slightly.
+        band_rows: tile rows per band; default from a 256 MiB budget of SR tiles, and at least 4
+            (one group) even where that exceeds the budget (very wide images or big batches).
+            Rounded down to whole groups of 4 rows (blocks' height) so the result does not depend
+            on it; a value below 4 cuts blocks short and the output moves slightly.
         fold_bn: fold BatchNorm into the convs (:func:`mmsr.inference.fold_batchnorm`; default True).
         fuse_tail: run the 9x9 HR tail conv as a 5x5 conv before the last pixel shuffle
             (:func:`mmsr.inference.fuse_subpixel_tail`; default True).
@@ -368,6 +371,7 @@ class Upscaler:
             raise TypeError(f"image must be uint8, or float16 / bfloat16 / float32 in [0, 1], got {image.dtype}")
         if image.shape[-1] < 1 or image.shape[-2] < 1:
             raise ValueError(f"image is empty: H and W must be >= 1, got shape {tuple(image.shape)}")
+        _check_dense(image, "image")
         if image.device.type != "cpu" and image.device != self.device:
             raise ValueError(
                 f"image is on {image.device} but this Upscaler runs on {self.device}; pass a CPU tensor "
@@ -379,6 +383,15 @@ class Upscaler:
             bad = int((~torch.isfinite(image)).sum())
             if bad:
                 raise ValueError(f"image holds {bad} NaN or inf values; mmsr upscales finite images with values in [0, 1]")
+            if image.numel():
+                low, high = (float(v) for v in torch.aminmax(image.float()))
+                # Slightly outside [0, 1] (ringing from an earlier resize) is clamped by the models'
+                # output; far outside is a mistake, most often 0-255 values in a float tensor.
+                if low < -_RANGE_SLACK or high > 1 + _RANGE_SLACK:
+                    hint = "; divide 0-255 values by 255, or pass uint8" if high > 2 else ""
+                    raise ValueError(
+                        f"image values range from {low:g} to {high:g}; float images must be in [0, 1]{hint}"
+                    )
         return image if image.dim() == 4 else image.unsqueeze(0)
 
     def _check_class(self, index, name: str) -> int:
@@ -553,7 +566,9 @@ class Upscaler:
             rows = self.band_rows
         else:
             tile_bytes = 3 * grid.tile_h * grid.tile_w * self.scale**2 * 4
-            rows = max(1, _BAND_BYTES // (tile_bytes * grid.cols * batch))
+            # At least one whole group, even past the budget (panoramas, big batches): a narrower
+            # default band would make an image's result depend on its width and batch.
+            rows = max(BLOCK_ROWS, _BAND_BYTES // (tile_bytes * grid.cols * batch))
         # Whole groups of BLOCK_ROWS, so that the bands' blocks are the whole image's (and the
         # result does not depend on the band size); a band narrower than a group cuts blocks short.
         return rows - rows % BLOCK_ROWS if rows >= BLOCK_ROWS else rows
@@ -569,7 +584,8 @@ class Upscaler:
 
         Args:
             image: Tensor[3, H, W] or Tensor[B, 3, H, W]; uint8, or float16 / bfloat16 / float32 in
-                [0, 1]; on the CPU (moved to the device band by band) or on this Upscaler's device.
+                [0, 1] (values beyond [-0.5, 1.5], such as 0-255 in a float tensor, are refused); on
+                the CPU (moved to the device band by band) or on this Upscaler's device.
             force_class: send every tile to this class's generator instead of routing by TVAT (e.g.
                 ``up.deepest_class``, the single-model baseline through the same pipeline). TVAT
                 still classifies the tiles (``classes``); ``models`` holds ``force_class``.
@@ -579,6 +595,10 @@ class Upscaler:
         Returns:
             :class:`UpscaleResult`: ``image`` with the input's dtype, device and dimensionality,
             values clamped to [0, 1] (uint8 rounded); ``classes`` [rows, cols] or [B, rows, cols].
+
+        Raises:
+            TypeError, ValueError: a bad ``image`` or ``force_class`` (the message names it).
+            RuntimeError: the models returned NaN or inf (a damaged bundle); no image is returned.
 
         Example:
             >>> from mmsr.bundle import Bundle
@@ -679,6 +699,14 @@ class Upscaler:
     @staticmethod
     def _to_output(sr: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """float32 SR -> ``dtype``, overwriting ``sr`` (no caller reads it again: saves a copy)."""
+        # Clamping would pass NaN on (float) or turn it into black (uint8): a damaged bundle that
+        # still loads must not give a broken image with no error.
+        bad = int((~torch.isfinite(sr)).sum())
+        if bad:
+            raise RuntimeError(
+                f"the models returned {bad} NaN or inf values for this image; the bundle's weights may be "
+                "damaged (load it again from a good copy)"
+            )
         if dtype == torch.uint8:
             return sr.mul_(255).round_().clamp_(0, 255).to(torch.uint8)
         return sr.clamp_(0, 1).to(dtype)
