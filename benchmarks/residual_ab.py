@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmsr.data import ClassBatches, load_folder
-from mmsr.evaluate import make_lr, mod_crop, read_image
+from mmsr.data import read_image
+from mmsr.evaluate import make_lr, mod_crop
 from mmsr.metrics import psnr
 from mmsr.models import Generator
 

@@ -131,3 +131,18 @@ def test_an_equal_quality_ratio_that_a_hundredth_of_a_db_overturns_says_so(paper
     # report_cpu: 1.25x at 26.642 dB, but the baseline passes 26.632 dB at 214 s, MMSR at 219 s.
     assert "**These ratios hang on a hundredth of a dB**: at 26.632 dB" in text and "(0.98×)" in text
     assert "PSNR-Y on set14 at the end of the pixel phase (the last snapshot" in text
+
+
+def test_a_concurrent_mmsr_run_has_no_computed_separate_device_curve(paper, committed, monkeypatch):
+    # mmsr report now gives concurrent runs no separate-device times (they shared the device); the
+    # harness's report used to do arithmetic on them.
+    report, _ = paper
+    results = json.loads((committed / "results.json").read_text(encoding="utf-8"))
+    eq = results["table3"]["equal_quality"]
+    for point in eq["curves"]["mmsr"]:
+        point["separate_devices_s"] = None
+    eq["equal"]["separate_devices_s"] = eq["equal"]["separate_devices_speedup"] = None
+    (committed / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    text = _redraw(report, committed, monkeypatch)
+    assert "— (classes trained concurrently: their times shared the device)" in text
+    assert "(0.98×). Near their ends" in text  # the sensitivity line, one device only

@@ -19,7 +19,15 @@ BT.601 luma with ``crop_border`` pixels dropped from every side, and NIQE (lower
 same crop. PSNR is capped at :data:`PSNR_CAP_DB` (as ``mmsr train`` caps it), so an exactly
 reproduced image keeps the means finite. NIQE of the HR image itself is measured too, as the
 reference point. Upscaling time covers the upscaling call only (LR on the CPU in, SR on the CPU
-out, CUDA synchronised), not file reading or metrics.
+out, CUDA synchronised), not file reading or metrics; each model's first call is a warm-up outside
+the times.
+
+**Grayscale HR images** (one colour plane, e.g. Set14's bridge.png) are read as three equal
+channels and scored like every other image, on their BT.601 Y: ``Y = 16 + 219/255 v``. That is
+BasicSR's convention and every recorded figure uses it, but the narrower range raises PSNR by
+``20 log10(255/219)`` = 1.32 dB over scoring the grey values directly, as some published tables do.
+So for such images PSNR on the grey values is measured too (:attr:`Scores.psnr_grey`; a colour
+output enters as its luma rescaled to the grey range), and the report names them.
 
 The report writers live in :mod:`mmsr.evaluate_report`.
 
@@ -34,6 +42,7 @@ Example:
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import sys
@@ -48,11 +57,12 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
+from . import imageio
 from .bundle import Bundle, load_bundle, resolve_bundle_path
 from .data import IMAGE_EXTENSIONS, downsample, read_image
 from .grid import TileGrid
 from .imageio import without_path
-from .metrics import check_niqe_model, niqe, psnr, ssim
+from .metrics import check_niqe_model, niqe, psnr, rgb_to_y, ssim
 from .upscale import Upscaler
 
 __all__ = [
@@ -67,8 +77,10 @@ __all__ = [
     "bicubic_method",
     "bicubic_upscale",
     "bundle_method",
+    "check_device",
     "evaluate_folder",
     "evaluate_image",
+    "file_sha256",
     "list_images",
     "make_lr",
     "mod_crop",
@@ -97,15 +109,20 @@ class Method:
     Attributes:
         name: the method's name in tables and file names.
         upscaler: the bundle's Upscaler; None for a bicubic kernel.
-        path: the bundle file, when the bundle came from one.
+        path: the bundle file, resolved to an absolute path, when the bundle came from one.
         kernel: for ``upscaler`` None, which bicubic: ``"pillow"`` (a = -0.5, :func:`bicubic_upscale`)
             or ``"torch"`` (a = -0.75, :func:`torch_bicubic_upscale`).
+        given: the bundle file as it was given (e.g. typed after ``--bundle``).
+        sha256, size_bytes: the bundle file's SHA-256 (hex) and size, read when it was loaded.
     """
 
     name: str
     upscaler: Optional[Upscaler] = None
     path: Optional[str] = None
     kernel: str = "pillow"
+    given: Optional[str] = None
+    sha256: Optional[str] = None
+    size_bytes: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.kernel not in _KERNELS:
@@ -122,7 +139,8 @@ class Method:
         return self.num_classes > 1
 
     def describe(self) -> dict:
-        """JSON-ready facts about the method: kind, bundle path, configs, routing and tiling.
+        """JSON-ready facts about the method: kind, bundle file (absolute path as resolved, the path as
+        given, SHA-256 and size), configs, routing and tiling.
 
         Example:
             >>> bicubic_method().describe()["kind"]
@@ -135,6 +153,9 @@ class Method:
             "name": self.name,
             "kind": "bundle",
             "path": self.path,
+            "path_given": self.given,
+            "sha256": self.sha256,
+            "size_bytes": self.size_bytes,
             "scale": bundle.scale,
             "configs": [c.name for c in bundle.configs],
             "threshold": bundle.threshold,
@@ -188,9 +209,65 @@ def bundle_method(name: str, bundle: Bundle | str | os.PathLike, **upscaler_opti
     if not name or name in _RESERVED:
         reserved = ", ".join(map(repr, _RESERVED))
         raise ValueError(f"bundle name {name!r} is empty or reserved ({reserved} are rows of their own)")
-    path = None if isinstance(bundle, Bundle) else str(bundle)
-    loaded = bundle if isinstance(bundle, Bundle) else load_bundle(resolve_bundle_path(bundle))
-    return Method(name, Upscaler(loaded, **{"promote": False, **upscaler_options}), path)
+    if isinstance(bundle, Bundle):
+        return Method(name, Upscaler(bundle, **{"promote": False, **upscaler_options}))
+    path = resolve_bundle_path(bundle).resolve()
+    loaded = load_bundle(path)
+    # The file's hash is read after loading it: a missing or malformed file is the loader's error.
+    return Method(name, Upscaler(loaded, **{"promote": False, **upscaler_options}), str(path), given=str(bundle),
+                  sha256=file_sha256(path), size_bytes=path.stat().st_size)  # fmt: skip
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, as hex (read in 1 MiB blocks).
+
+    Example:
+        >>> file_sha256(__file__) == hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+        True
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_device(text: str | torch.device, option: str = "--device") -> torch.device:
+    """``text`` as a device evaluation can run on here: the CPU, or a CUDA device this torch sees.
+
+    Args:
+        text: "cpu", "cuda" or "cuda:N" (or a torch.device).
+        option: what error messages call the argument.
+
+    Raises:
+        ValueError: not a device, a kind mmsr does not run on (e.g. "gpu", "mps"), or a CUDA device
+            this torch does not see; the message names ``option`` and the devices available.
+
+    Example:
+        >>> check_device("cpu")
+        device(type='cpu')
+        >>> check_device("mps")
+        Traceback (most recent call last):
+        ...
+        ValueError: --device 'mps': mmsr evaluates on cpu or cuda / cuda:N only; available here: ...
+    """
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    available = ", ".join(["cpu"] + [f"cuda:{i}" for i in range(count)])
+    try:
+        device = torch.device(text)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{option} {str(text)!r} is not a device; available here: {available}") from None
+    if device.type == "cpu":
+        return torch.device("cpu")
+    if device.type != "cuda":
+        raise ValueError(f"{option} {str(text)!r}: mmsr evaluates on cpu or cuda / cuda:N only; available here: "
+                         f"{available}")
+    if count == 0:
+        raise ValueError(f"{option} {str(text)!r}, but this torch sees no CUDA GPU; available here: {available}")
+    index = torch.cuda.current_device() if device.index is None else device.index
+    if index >= count:
+        raise ValueError(f"{option} {str(text)!r}, but torch sees {count} CUDA device(s); available here: {available}")
+    return torch.device("cuda", index)
 
 
 def parse_bundle_spec(text: str) -> Tuple[str, str]:
@@ -313,6 +390,8 @@ class Scores:
         niqe: NIQE (lower is better); None when not measured or undefined (image too small, flat).
         time_s: seconds spent upscaling; None on the HR row.
         histogram: tiles per class for a multi-model bundle (summed over images in a mean), else None.
+        psnr_grey: for a grayscale HR image, PSNR (dB, capped alike) on its grey values directly instead
+            of the Y of three equal channels (see the module docstring); None otherwise and in means.
     """
 
     psnr_y: Optional[float]
@@ -320,6 +399,7 @@ class Scores:
     niqe: Optional[float]
     time_s: Optional[float]
     histogram: Optional[Tuple[int, ...]] = None
+    psnr_grey: Optional[float] = None
 
 
 @dataclass
@@ -334,6 +414,7 @@ class ImageOutcome:
         routes: method name -> (int64 classes [rows, cols], the LR tile grid) for bundles.
         scores: method name -> :class:`Scores`, plus :data:`HR` when NIQE was measured.
         fidelity_s, niqe_s: seconds spent on PSNR + SSIM, and on NIQE.
+        grayscale: the HR image was grayscale (each method's Scores then has ``psnr_grey``).
     """
 
     name: str
@@ -344,6 +425,7 @@ class ImageOutcome:
     scores: Dict[str, Scores]
     fidelity_s: float = 0.0
     niqe_s: float = 0.0
+    grayscale: bool = False
 
 
 @dataclass
@@ -355,6 +437,8 @@ class EvalRun:
         methods: the evaluated methods, bicubic first.
         images: per image, ``(name, (H, W) after mod-crop, {method: Scores})``.
         failed: ``(name, reason)`` of every image that was skipped.
+        grayscale: names of the evaluated images whose HR is grayscale (scored as the Y of three equal
+            channels; their Scores also hold ``psnr_grey``).
         fidelity_s, niqe_s, upscale_s, total_s: seconds spent on PSNR + SSIM, NIQE, upscaling, and
             the whole run.
     """
@@ -367,6 +451,7 @@ class EvalRun:
     methods: List[Method]
     images: List[Tuple[str, Tuple[int, int], Dict[str, Scores]]] = field(default_factory=list)
     failed: List[Tuple[str, str]] = field(default_factory=list)
+    grayscale: List[str] = field(default_factory=list)
     fidelity_s: float = 0.0
     niqe_s: float = 0.0
     upscale_s: float = 0.0
@@ -485,9 +570,32 @@ def _upscale(
 
 def _warm_up(methods: Sequence[Method], scale: int, device: torch.device) -> None:
     # The first call of a model pays one-off allocation and kernel selection; keep it out of the times.
+    # A flat tile routes to one class only, so each class's model is also run once by force.
     for method in methods:
-        side = 8 if method.upscaler is None else method.upscaler.tile_size
-        _upscale(method, torch.zeros(3, side, side, dtype=torch.uint8), scale, device)
+        if method.upscaler is None:
+            _upscale(method, torch.zeros(3, 8, 8, dtype=torch.uint8), scale, device)
+            continue
+        side = method.upscaler.tile_size
+        lr = torch.zeros(3, side, side, dtype=torch.uint8)
+        method.upscaler.upscale(lr)
+        for k in range(method.num_classes):
+            method.upscaler.upscale(lr, force_class=k)
+        _synchronize(method.upscaler.device)
+
+
+def _read_hr(path: Path) -> Tuple[Tensor, bool]:
+    """An HR file as uint8 Tensor[3, H, W] (:func:`mmsr.data.read_image`), and whether the file is grayscale."""
+    rgb = read_image(path)
+    # Only an image of three equal channels can have come from one plane; the decoder's flag says whether it did.
+    flat = torch.equal(rgb[0], rgb[1]) and torch.equal(rgb[1], rgb[2])
+    return rgb, flat and imageio.read_image(path, max_pixels=None, metadata=False).grayscale
+
+
+def _grey_psnr(sr: Tensor, hr: Tensor, crop_border: int) -> float:
+    """PSNR on a grayscale HR's grey values: the SR's BT.601 luma back on the grey range (for three equal
+    channels, their value) against the HR's plane."""
+    grey = rgb_to_y(sr).sub_(16).div_(219)  # Y = 16 + 219 v on v in [0, 1]
+    return min(psnr(grey, hr[:1].double().div_(255), crop_border=crop_border), PSNR_CAP_DB)
 
 
 @contextmanager
@@ -513,6 +621,7 @@ def evaluate_image(
     crop_border: int,
     with_niqe: bool = True,
     device: torch.device | str = "cpu",
+    grayscale: bool = False,
 ) -> ImageOutcome:
     """Upscale one HR image's LR with every method and measure each output.
 
@@ -525,6 +634,8 @@ def evaluate_image(
         with_niqe: measure NIQE (the slowest metric). NIQE needs 96x96 pixels after the crop; a
             smaller image gets None.
         device: where the bicubic kernels run (bundles run on their Upscaler's device).
+        grayscale: the HR file was grayscale (its three channels equal): also measure PSNR on its
+            grey values directly (:attr:`Scores.psnr_grey`).
 
     Returns:
         :class:`ImageOutcome` with the outputs, class routes and :class:`Scores` per method (and
@@ -563,6 +674,7 @@ def evaluate_image(
             name: (min(psnr(sr, hr, crop_border=crop_border), PSNR_CAP_DB), ssim(sr, hr, crop_border=crop_border))
             for name, sr in outputs.items()
         }
+        grey = {name: _grey_psnr(sr, hr, crop_border) for name, sr in outputs.items()} if grayscale else {}
         fidelity_s = time.perf_counter() - start
         start = time.perf_counter()
         if with_niqe and min(height, width) - 2 * crop_border >= _NIQE_BLOCK:
@@ -577,10 +689,12 @@ def evaluate_image(
         if method.multi_model:
             histogram = tuple(torch.bincount(routes[method.name][0].flatten(), minlength=method.num_classes).tolist())
         p, s = fidelity[method.name]
-        scores[method.name] = Scores(p, s, naturalness.get(method.name), times[method.name], histogram)
+        scores[method.name] = Scores(
+            p, s, naturalness.get(method.name), times[method.name], histogram, grey.get(method.name)
+        )
     if with_niqe:
         scores[HR] = Scores(None, None, naturalness.get(HR), None)
-    return ImageOutcome(name, hr, lr, outputs, routes, scores, fidelity_s, niqe_s)
+    return ImageOutcome(name, hr, lr, outputs, routes, scores, fidelity_s, niqe_s, grayscale)
 
 
 def evaluate_folder(
@@ -637,14 +751,17 @@ def evaluate_folder(
     for path in tqdm(paths, desc="mmsr eval", unit="image", file=sys.stderr, disable=not progress):
         name = path.relative_to(root).as_posix()
         try:
-            hr = read_image(path)
+            hr, grayscale = _read_hr(path)
             outcome = evaluate_image(
-                name, hr, methods, scale=scale, crop_border=crop_border, with_niqe=with_niqe, device=device
+                name, hr, methods, scale=scale, crop_border=crop_border, with_niqe=with_niqe, device=device,
+                grayscale=grayscale,
             )
         except (OSError, ValueError) as err:
             _skip(run, name, _reason(err, name, path))
             continue
         run.images.append((name, tuple(outcome.hr.shape[-2:]), outcome.scores))
+        if grayscale:
+            run.grayscale.append(name)
         run.fidelity_s += outcome.fidelity_s
         run.niqe_s += outcome.niqe_s
         run.upscale_s += sum(s.time_s for s in outcome.scores.values() if s.time_s is not None)

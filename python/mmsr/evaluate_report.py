@@ -1,10 +1,12 @@
 """What `mmsr eval` writes: the Markdown table, the CSV, the JSON and one comparison PNG per image.
 
 - ``report.md``: conventions (what each column measures, which way is better, which bicubic is
-  which, why PI is missing), the mean over images, every image, the skipped images, the methods
-  and the timing;
+  which, why PI is missing), the mean over images, every image, the grayscale images (scored as
+  the Y of three equal channels, with their PSNR on the grey values beside it), the skipped
+  images, the methods and the timing;
 - ``results.csv``: one row per image and method plus one ``mean`` row per method;
-- ``results.json``: the same data with the settings and each method's bundle facts;
+- ``results.json``: the same data with the settings and each method's bundle facts (the file's
+  absolute path, SHA-256 and size);
 - ``compare/<image>.png``: a crop of each method (``mmsr eval`` leaves out torch-bicubic, which looks
   like bicubic) | HR, labelled, then the class map of each multi-model bundle over the whole LR
   image with the crop marked.
@@ -69,6 +71,12 @@ _BACKGROUND = (32, 32, 32)
 _TEXT = (240, 240, 240)
 _MARK = (255, 255, 255)  # the crop's outline on the class map
 _CROP_STRIDE = 8  # the textured-crop search moves in steps of this many HR pixels
+_GREY_CONVENTION = (
+    "a grayscale HR image (one colour plane) is read as three equal channels and scored like any other, on "
+    "the BT.601 Y of those channels: Y = 16 + 219/255 v (BasicSR's convention, used by every recorded figure). "
+    "The narrower range raises PSNR by 20 log10(255/219) = 1.32 dB over scoring the grey values directly, as "
+    "some published tables do"
+)
 
 
 def _number(value: Optional[float], digits: int) -> str:
@@ -140,6 +148,9 @@ def _conventions(run: EvalRun) -> List[str]:
         "rounded to 8 bits), the training down-sampler. **bicubic**: Keys' a = −0.5 kernel (Pillow, "
         "MATLAB `imresize`), rounded to 8 bits: the SR literature's bicubic row.",
     ]
+    if run.grayscale:
+        lines.append(f"- **grayscale images** ({len(run.grayscale)}): {_GREY_CONVENTION}; see "
+                     "\"Grayscale images\" below.")
     if any(m.name == TORCH_BICUBIC for m in run.methods):
         lines.append(
             f"- **{TORCH_BICUBIC}**: torch's `F.interpolate(mode=\"bicubic\")`, Keys' a = −0.75 kernel, rounded to "
@@ -177,11 +188,46 @@ def _sample_notes(run: EvalRun) -> List[str]:
     return notes
 
 
+def _grey_section(run: EvalRun) -> List[str]:
+    """The grayscale images: their PSNR-Y as scored, their PSNR on the grey values, and the means either way."""
+    grey = set(run.grayscale)
+    if not grey:
+        return []
+    names = ", ".join(f"`{name}`" for name in run.grayscale)
+    lines = [
+        f"## Grayscale images ({len(grey)})",
+        "",
+        f"{names}: scored, like every image, on the Y of three equal channels (see the conventions above), which "
+        "reads 1.32 dB higher in PSNR than scoring the grey values directly. For comparison with tables that do "
+        "the latter, PSNR on the grey values (a colour output enters as its luma on the grey range):",
+        "",
+        "| image | method | PSNR-Y as scored (dB) | PSNR on the grey values (dB) | difference (dB) |",
+        "|---|---|---|---|---|",
+    ]
+    methods = [m.name for m in run.methods]
+    for name, _, scores in run.images:
+        if name in grey:
+            for row in methods:
+                s = scores[row]
+                lines.append(f"| {_cell(name)} | {_cell(row)} | {_number(s.psnr_y, 2)} | {_number(s.psnr_grey, 2)} | "
+                             f"{_number(s.psnr_grey - s.psnr_y, 2)} |")
+    lines += ["", f"The mean PSNR-Y over the {len(run.images)} images with these scored on their grey values "
+              "instead:", ""]
+    means = run.mean()
+    for row in methods:
+        values = [s[row].psnr_grey if name in grey else s[row].psnr_y for name, _, s in run.images]
+        mean, scored = sum(values) / len(values), means[row].psnr_y
+        lines.append(f"- {_cell(row)}: {mean:.2f} dB ({mean - scored:+.3f} dB against {scored:.2f})")
+    return lines + [""]
+
+
 def _method_line(method: Method) -> str:
     info = method.describe()
     if info["kind"] == "bicubic":
         return f"- **{method.name}**: {info['kernel']}"
-    where = f"`{info['path']}`" if info["path"] else "in-memory bundle"
+    where = "in-memory bundle"
+    if info["path"]:
+        where = f"`{info['path']}` ({info['size_bytes']:,} bytes, sha256 `{info['sha256']}`)"
     boundaries = ", ".join(f"{b:g}" for b in info["boundaries"]) or "none"
     return (
         f"- **{method.name}**: {where}; ×{info['scale']}; models {' / '.join(info['configs'])}; TVAT threshold "
@@ -213,6 +259,7 @@ def markdown_report(run: EvalRun, comparisons: Optional[Dict[str, str]] = None) 
         label = f"[{name}]({comparisons[name]})" if name in comparisons else name
         lines += [_row(_cell(label) + " | ", row, scores[row]) for row in run.rows if row in scores]
     lines.append("")
+    lines += _grey_section(run)
     if run.failed:
         lines += [f"## Skipped images ({len(run.failed)})", ""]
         lines += [f"- `{name}`: {reason}" for name, reason in run.failed] + [""]
@@ -243,13 +290,16 @@ def _json_number(value: Optional[float]) -> Optional[float]:
 
 
 def _scores_dict(s: Scores) -> dict:
-    return {
+    scores = {
         "psnr_y_db": _json_number(s.psnr_y),
         "ssim_y": _json_number(s.ssim_y),
         "niqe": _json_number(s.niqe),
         "upscale_time_s": _json_number(s.time_s),
         "class_histogram": None if s.histogram is None else list(s.histogram),
     }
+    if s.psnr_grey is not None:
+        scores["psnr_grey_db"] = _json_number(s.psnr_grey)
+    return scores
 
 
 def results_json(run: EvalRun, comparisons: Optional[Dict[str, str]] = None) -> dict:
@@ -257,6 +307,8 @@ def results_json(run: EvalRun, comparisons: Optional[Dict[str, str]] = None) -> 
 
     PSNR-Y is capped at :data:`~mmsr.evaluate.PSNR_CAP_DB` (``psnr_capped`` lists where); any other
     non-finite number is written as null. ``niqe_images`` says how many images each row's NIQE mean covers.
+    ``grayscale_images`` names the grayscale HR images; their scores add ``psnr_grey_db``, PSNR on the
+    grey values directly. Each bundle method gives its file's absolute ``path``, ``sha256`` and ``size_bytes``.
 
     Example:
         >>> sorted(results_json(run))                                       # doctest: +SKIP
@@ -276,10 +328,12 @@ def results_json(run: EvalRun, comparisons: Optional[Dict[str, str]] = None) -> 
         "niqe_images": run.niqe_counts() if run.with_niqe else None,
         "psnr_cap_db": PSNR_CAP_DB,
         "psnr_capped": [{"image": name, "method": row} for name, row in run.capped()],
+        "grayscale_images": list(run.grayscale),
         "conventions": {
             "psnr_ssim": "BT.601 luma (MATLAB rgb2ycbcr), crop_border px dropped from every side, higher is better; "
             f"PSNR capped at {PSNR_CAP_DB:g} dB as mmsr train caps it",
             "niqe": "lower is better; the HR row is the ground truth's own NIQE",
+            "grayscale": _GREY_CONVENTION + "; psnr_grey_db is that direct score",
             "pi": PI_UNAVAILABLE_REASON,
             "upscale_time_s": "seconds of upscaling per image, without file reading or metrics",
             "lr": "mod-crop, then mmsr.data.downsample (bicubic, antialias, 8-bit)",

@@ -7,8 +7,11 @@ reversed (0.60x, 0.64x; see benchmarks/README.md). Given several seeds per setti
 name in ``mmsr report``, :func:`mmsr.evaluate_training.label_seeds`), this module reports:
 
 - per setting, the final PSNR-Y over its seeds: the mean, the lowest and the highest;
-- each seed's speed-up at equal quality against the baseline trained with the same seed, and their
-  geometric mean (the mean of ratios that does not depend on which way the ratio is taken);
+- each seed's speed-up at equal quality against the baseline trained with the same seed (or the
+  only baseline, which the report then names), and their geometric mean (the mean of ratios that
+  does not depend on which way the ratio is taken). A seed without a speed-up (its curve or its
+  baseline's starts at equal quality, or it has no baseline) is left out of the mean, and the
+  report counts and names it;
 - the **mean curve**: each snapshot's training times and PSNR-Y averaged over the seeds (snapshot i
   is the same share of the same budget in every seed), and its speed-up at equal quality against
   the baseline's mean curve. Reading one crossing of two averaged curves is steadier than reading
@@ -37,7 +40,7 @@ class MeanCurve:
         name: the setting's name.
         seeds: the seeds averaged, in the order given.
         points: per snapshot index, the mean of the seeds' times, PSNR-Y and SSIM-Y (steps are the
-            seeds' when they agree, else empty).
+            seeds' when they agree, else empty; no separate-devices time when a seed has none).
         psnr_range: per snapshot index, the lowest and highest PSNR-Y among the seeds.
     """
 
@@ -79,14 +82,18 @@ def mean_curve(curves: Sequence[QualityCurve], name: Optional[str] = None) -> Me
     for index in range(counts.pop()):
         at = [c.points[index] for c in curves]
         steps = at[0].steps if all(p.steps == at[0].steps for p in at) else ()
-        mean = lambda values: sum(values) / len(values)  # noqa: E731
+        separate = [p.separate_devices_s for p in at]
         points.append(CurvePoint(
             index, steps,
-            mean([p.one_device_s for p in at]), mean([p.separate_devices_s for p in at]),
-            mean([p.psnr_y for p in at]), mean([p.ssim_y for p in at]),
+            _mean([p.one_device_s for p in at]), None if None in separate else _mean(separate),
+            _mean([p.psnr_y for p in at]), _mean([p.ssim_y for p in at]),
         ))  # fmt: skip
         ranges.append((min(p.psnr_y for p in at), max(p.psnr_y for p in at)))
     return MeanCurve(name, tuple(c.run.seed for c in curves), tuple(points), tuple(ranges))
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
 
 
 def geometric_mean(values: Sequence[float]) -> Optional[float]:
@@ -134,15 +141,40 @@ def compare_seeds(
     )  # fmt: skip
 
 
-def _ratios(values: Sequence[float]) -> str:
-    if not values:
-        return "—"
-    text = f"{geometric_mean(values):.2f}×"
-    return text if len(values) == 1 else f"{text} ({min(values):.2f}–{max(values):.2f})"
+def _left_out(members: Sequence[QualityCurve], comparison: SeedComparison) -> list[str]:
+    """Why each seed without a per-seed speed-up has none: "seed S left out: ..."."""
+    paired = {id(m): eq for (m, _), eq in zip(comparison.pairs, comparison.per_seed)}
+    reasons = []
+    for member in members:
+        eq = paired.get(id(member))
+        if eq is None:
+            reasons.append(f"seed {_seed(member)} left out: no baseline of its seed")
+        elif eq.one_device_speedup is None:
+            reasons.append(f"seed {_seed(member)} left out: {' and '.join(eq.at_start)} at the start")
+    return reasons
 
 
-def _speedup(value: Optional[float]) -> str:
-    return "—" if value is None else f"{value:.2f}×"
+def _seed(curve: QualityCurve) -> str:
+    return "?" if curve.run.seed is None else str(curve.run.seed)
+
+
+def _ratios(values: Sequence[float], total: int, left_out: Sequence[str]) -> str:
+    text = "—" if not values else f"{geometric_mean(values):.2f}×"
+    if len(values) > 1:
+        text += f" ({min(values):.2f}–{max(values):.2f})"
+    if left_out:
+        text += f"; geometric mean over {len(values)} of {total} seeds; {'; '.join(left_out)}"
+    return text
+
+
+def _speedup(eq: EqualQuality, value: Optional[float]) -> str:
+    if value is not None:
+        return f"{value:.2f}×"
+    return f"— ({' and '.join(eq.at_start)} at the start)" if eq.at_start else "—"
+
+
+def _seconds(value: Optional[float]) -> str:
+    return "—" if value is None else f"{value:.1f}"
 
 
 def _cell(text: str) -> str:
@@ -161,6 +193,7 @@ def seed_report(curves: Sequence[QualityCurve], baselines: Sequence[QualityCurve
     if all(len(members) < 2 for members in groups.values()):
         return ""
     base_ids = {id(b) for b in baselines}
+    other_seed: list[tuple[QualityCurve, QualityCurve]] = []
     lines = [
         "### Over seeds",
         "",
@@ -186,11 +219,14 @@ def seed_report(curves: Sequence[QualityCurve], baselines: Sequence[QualityCurve
             lines.append(f"| {_cell(setting)} | {seeds} | {final} | — no baseline of these seeds | | | | | | |")
             continue
         per_seed = [e.one_device_speedup for e in comparison.per_seed if e.one_device_speedup is not None]
+        other_seed += [(m, b) for m, b in comparison.pairs if m.run.seed != b.run.seed]
         eq = comparison.mean
         lines.append(
-            f"| {_cell(setting)} | {seeds} | {final} | {_ratios(per_seed)} | "
-            f"{eq.target_psnr:.2f} | {eq.baseline_s:.1f} | {eq.one_device_s:.1f} | {_speedup(eq.one_device_speedup)} | "
-            f"{eq.separate_devices_s:.1f} | {_speedup(eq.separate_devices_speedup)} |"
+            f"| {_cell(setting)} | {seeds} | {final} | "
+            f"{_cell(_ratios(per_seed, len(members), _left_out(members, comparison)))} | "
+            f"{eq.target_psnr:.2f} | {eq.baseline_s:.1f} | {eq.one_device_s:.1f} | "
+            f"{_speedup(eq, eq.one_device_speedup)} | "
+            f"{_seconds(eq.separate_devices_s)} | {_speedup(eq, eq.separate_devices_speedup)} |"
         )
     lines += [
         "",
@@ -201,16 +237,23 @@ def seed_report(curves: Sequence[QualityCurve], baselines: Sequence[QualityCurve
     for mean in means:
         for point, (low, high) in zip(mean.points, mean.psnr_range):
             lines.append(
-                f"| {_cell(mean.name)} | {point.index} | {point.one_device_s:.1f} | {point.separate_devices_s:.1f} | "
-                f"{point.psnr_y:.2f} | {low:.2f}–{high:.2f} |"
+                f"| {_cell(mean.name)} | {point.index} | {point.one_device_s:.1f} | "
+                f"{_seconds(point.separate_devices_s)} | {point.psnr_y:.2f} | {low:.2f}–{high:.2f} |"
             )
+    which = ("the baseline it was compared with in the table above (the one trained with its seed, else the only "
+             "baseline, named below)") if other_seed else "the baseline trained with the same seed (the table above)"
     lines += [
         "",
-        "- **speed-up per seed**: each seed's speed-up at equal quality against the baseline trained with the "
-        "same seed (the table above); geometric mean, and the lowest and highest.",
-        "- **mean curves**: the setting's mean curve against the mean curve of the baselines of the same seeds, "
-        "at the highest mean PSNR-Y both reach. A seed's own curve can reach more or less; the spread column says how far apart "
-        "the seeds are.",
-        "",
+        f"- **speed-up per seed**: each seed's speed-up at equal quality against {which}; "
+        "geometric mean, and the lowest and highest. A seed whose curve or baseline already starts at equal "
+        "quality has no speed-up and is left out of the mean; the cell counts and names it.",
+        "- **mean curves**: the setting's mean curve against the mean curve of "
+        + ("the baselines its seeds were compared with" if other_seed else "the baselines of the same seeds")
+        + ", at the highest mean PSNR-Y both reach. A seed's own curve can reach more or less; the spread column "
+        "says how far apart the seeds are.",
     ]
+    for member, baseline in other_seed:
+        lines.append(f"- {_cell(member.name)} has no baseline trained with its seed {_seed(member)}: it is compared "
+                     f"with {_cell(baseline.name)} (seed {_seed(baseline)}), the only baseline.")
+    lines.append("")
     return "\n".join(lines)

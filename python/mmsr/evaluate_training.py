@@ -6,10 +6,14 @@ tabulates three times per run, each with its ratio to the baseline's time in the
 
 - **wall time (measured)**: the ``mmsr train`` invocation, start to end, as the summary records it
   (after ``--resume``, the last session only);
-- **class times summed**: the classes' training times added up, i.e. one device training one
-  class after another;
+- **one device**: the classes' training times added up, i.e. one device training one class after
+  another. A run trained with ``--concurrent`` trained its classes at the same time, sharing the
+  device, so its one-device cost is measured: the longest class's time, which spans all of them
+  (the wall time also holds the set-up the class times leave out);
 - **separate devices (computed)**: the longest class's time, as if each class had a device of its
-  own. It is computed from the per-class times, not measured, and the table says so.
+  own. It is computed from the per-class times, not measured, and the table says so. A
+  ``--concurrent`` run gets none: its class times were measured while sharing the device, so none
+  of them says what a class takes on a device of its own.
 
 A ratio is only given where both times are whole: none for the wall time of a resumed run (or
 against a resumed baseline), and none at all for a run (or against a baseline) with an unfinished
@@ -21,7 +25,8 @@ else the one run with a single 16-8 class; ``baseline=`` picks one by name.
 **Seeds.** Runs given one name (``mmsr_w=runs/s1/mmsr_w.run mmsr_w=runs/s2/mmsr_w.run``) are seeds
 of one setting (:func:`label_seeds` names them "mmsr_w (seed 1)", ...), and so may the baselines
 be; each run's ratios are then taken against the baseline trained with its seed
-(:func:`baseline_for`).
+(:func:`baseline_for`). Runs sharing a name must be seeds of one setting: the same mode, models
+and step budgets (:func:`label_seeds` refuses others, naming what differs).
 
 Example:
     >>> runs = [load_run("base=runs/srgan.run"), load_run("runs/mmsr.run")]  # doctest: +SKIP
@@ -32,6 +37,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
@@ -59,6 +65,12 @@ class RunTimes:
         seed: the run's ``--seed``; None if the summary does not say.
         group: the name shared by several seeds of one setting (see :func:`label_seeds`); None for a
             run on its own.
+        pixel_budget, gan_budget: per class, the pixel and GAN steps it was given (``--pixel-steps``,
+            ``--gan-steps``); None if the summary does not say.
+        gan_steps: per class, the GAN steps it trained; empty if the summary does not say.
+        bundle: the summary's ``bundle`` entry (``path``, ``relative``, ``sha256``); None when the run
+            wrote none.
+        command, cwd: the ``mmsr train`` command as typed and where it ran; None if unknown.
     """
 
     name: str
@@ -74,6 +86,12 @@ class RunTimes:
     concurrent: bool = False
     seed: Optional[int] = None
     group: Optional[str] = None
+    pixel_budget: Optional[Tuple[int, ...]] = None
+    gan_budget: Optional[Tuple[int, ...]] = None
+    gan_steps: Tuple[Optional[int], ...] = ()
+    bundle: Optional[dict] = None
+    command: Optional[Tuple[str, ...]] = None
+    cwd: Optional[str] = None
 
     @property
     def setting(self) -> str:
@@ -97,8 +115,45 @@ class RunTimes:
 
     @property
     def max_s(self) -> Optional[float]:
-        """The longest class's time (each class on a device of its own, computed); None if any is missing."""
+        """The longest class's time; None if any is missing."""
         return max(self.class_times) if self.complete else None
+
+    @property
+    def one_device_s(self) -> Optional[float]:
+        """The cost of training every class on one device: the class times added up (one class after
+        another), or for a ``concurrent`` run the longest class's time (they trained at the same time,
+        sharing it: measured). None if any class time is missing."""
+        return self.max_s if self.concurrent else self.sum_s
+
+    @property
+    def separate_devices_s(self) -> Optional[float]:
+        """The longest class's time, as if each class had a device of its own (computed); None for a
+        ``concurrent`` run, whose class times were measured while sharing the device, or if any is missing."""
+        return None if self.concurrent else self.max_s
+
+    @property
+    def gan_phase(self) -> bool:
+        """Some class trained GAN steps after its pixel phase, so the bundle it ships is the post-GAN one."""
+        return any(n for n in self.gan_steps)
+
+    def resume_hint(self) -> str:
+        """How to finish this run: its ``mmsr train`` command again with ``--resume``, from where it ran.
+
+        Example:
+            >>> run = RunTimes("m", "m.run/summary.json", "mmsr", ("4-2",), ("cpu",), ("interrupted",), (3,),
+            ...                (None,), 5.0, command=("/usr/bin/mmsr", "train", "data", "--out", "m.safetensors"),
+            ...                cwd="/work")
+            >>> run.resume_hint()
+            'run `mmsr train data --out m.safetensors --resume` from /work'
+        """
+        if not self.command:
+            return "run the `mmsr train` command that started it again with --resume"
+        words = list(self.command)
+        if os.path.basename(words[0]) == "mmsr":
+            words[0] = "mmsr"
+        if "--resume" not in words:
+            words.append("--resume")
+        return f"run `{shlex.join(words)}`" + (f" from {self.cwd}" if self.cwd else "")
 
     @property
     def is_baseline(self) -> bool:
@@ -134,7 +189,8 @@ def load_run(spec: str | os.PathLike) -> RunTimes:
     The name defaults to the run folder's name without its ``.run`` suffix.
 
     Raises:
-        FileNotFoundError: no summary.json at PATH.
+        FileNotFoundError: no summary.json at PATH; for a run folder that holds ``mmsr train``'s other
+            files (plan.json, logs) the message says the run did not finish and how to resume it.
         ValueError: the file is not JSON or lacks the per-class timings (the message names it).
 
     Example:
@@ -148,7 +204,7 @@ def load_run(spec: str | os.PathLike) -> RunTimes:
     if path.is_dir():
         path = path / _SUMMARY
     if not path.is_file():
-        raise FileNotFoundError(f"{str(path)!r}: no training summary here (expected a run folder or its {_SUMMARY})")
+        raise FileNotFoundError(_missing_summary(path))
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -158,6 +214,7 @@ def load_run(spec: str | os.PathLike) -> RunTimes:
         raise ValueError(f"{str(path)!r} has no per-class entries ('classes'); is it a summary.json from mmsr train?")
     settings = summary.get("settings") if isinstance(summary.get("settings"), dict) else {}
     seed = settings.get("seed")
+    command = summary.get("command") or settings.get("command")
     return RunTimes(
         name=name if named else _default_name(path),
         path=str(path),
@@ -173,6 +230,37 @@ def load_run(spec: str | os.PathLike) -> RunTimes:
         resumed=bool(settings.get("resume", False)),
         concurrent=bool(settings.get("concurrent", False)),
         seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+        pixel_budget=_budget(settings.get("pixel_steps")),
+        gan_budget=_budget(settings.get("gan_steps")),
+        gan_steps=tuple(_count(c.get("gan_steps")) for c in classes),
+        bundle=summary.get("bundle") if isinstance(summary.get("bundle"), dict) else None,
+        command=tuple(map(str, command)) if isinstance(command, list) and command else None,
+        cwd=str(summary["cwd"]) if isinstance(summary.get("cwd"), str) else None,
+    )
+
+
+def _count(value) -> Optional[int]:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _budget(value) -> Optional[Tuple[int, ...]]:
+    # Per-class step budgets as settings records them (a list); a bare number is every class's.
+    if isinstance(value, list) and all(_count(v) is not None for v in value):
+        return tuple(value)
+    return (value,) if _count(value) is not None else None
+
+
+def _missing_summary(path: Path) -> str:
+    """Why there is no summary.json at ``path``, and what to do about it."""
+    folder = path.parent
+    found = [name for name in ("plan.json", "logs", "checkpoints", "snapshots") if (folder / name).exists()]
+    if not found:
+        return f"{str(path)!r}: no training summary here (expected an `mmsr train` run folder or its {_SUMMARY})"
+    return (
+        f"{str(folder)!r} is an `mmsr train` run folder ({', '.join(found)}) without {_SUMMARY}: the run did not "
+        "finish. `mmsr train` writes the summary when it ends, also on Ctrl-C, so it was killed before that "
+        "(kill -9, out of memory, the machine went down), unless it is still training. Finish it by running the "
+        "same `mmsr train` command again with --resume; it continues from the last checkpoints and writes the summary"
     )
 
 
@@ -182,7 +270,9 @@ def label_seeds(runs: Sequence[RunTimes]) -> list[RunTimes]:
     Runs with names of their own are returned as they are.
 
     Raises:
-        ValueError: runs sharing a name whose seeds are unknown or the same (the message names them).
+        ValueError: runs sharing a name whose seeds are unknown or the same, or that are not one
+            setting: their mode (baseline or not), models or step budgets differ (the message names
+            the field and the runs).
 
     Example:
         >>> a = RunTimes("w", "a", "mmsr", ("4-2",), ("cpu",), ("finished",), (1,), (1.0,), 1.0, seed=1)
@@ -196,6 +286,7 @@ def label_seeds(runs: Sequence[RunTimes]) -> list[RunTimes]:
             out.append(run)
             continue
         same = [r for r in runs if r.name == run.name]
+        _check_one_setting(run.name, same)
         seeds = [r.seed for r in same]
         if None in seeds or len(set(seeds)) != len(seeds):
             listed = ", ".join(f"{r.path} (seed {r.seed if r.seed is not None else 'unknown'})" for r in same)
@@ -205,6 +296,30 @@ def label_seeds(runs: Sequence[RunTimes]) -> list[RunTimes]:
             )
         out.append(replace(run, name=f"{run.name} (seed {run.seed})", group=run.name))
     return out
+
+
+# What makes runs seeds of one setting: (what a message calls it, its value as text).
+_SETTING_FIELDS = (
+    ("modes (baseline or not)", lambda r: r.mode),
+    ("models", lambda r: " · ".join(r.configs)),
+    ("pixel-step budgets (--pixel-steps)", lambda r: _steps_text(r.pixel_budget)),
+    ("GAN-step budgets (--gan-steps)", lambda r: _steps_text(r.gan_budget)),
+)
+
+
+def _steps_text(steps: Optional[Tuple[int, ...]]) -> str:
+    return "unknown" if steps is None else " · ".join(map(str, steps))
+
+
+def _check_one_setting(name: str, same: Sequence[RunTimes]) -> None:
+    for label, value in _SETTING_FIELDS:
+        values = [value(r) for r in same]
+        if len(set(values)) > 1:
+            listed = ", ".join(f"{r.path} ({v})" for r, v in zip(same, values))
+            raise ValueError(
+                f"several runs are named {name!r}, so they would be seeds of one setting, but their {label} differ: "
+                f"{listed}; give them names of their own with NAME=RUN"
+            )
 
 
 def find_baselines(runs: Sequence[RunTimes], name: Optional[str] = None) -> list[RunTimes]:
@@ -291,11 +406,13 @@ def training_table(runs: Sequence[RunTimes], baseline: RunTimes | Sequence[RunTi
     """The Markdown Table 3: one row per run, then one per class, then what each column means.
 
     Each ratio divides a run's time by the baseline's time in the same column; the per-class ratio
-    divides by the baseline's summed class time. ``baseline`` may be the seeds of one setting
+    divides by the baseline's one-device time. ``baseline`` may be the seeds of one setting
     (:func:`find_baselines`): each run is then divided by the baseline of its seed
     (:func:`baseline_for`), and a run without one gets no ratios. Partial times get no ratio: a
     resumed run's wall time (its last session), and every time of an unfinished run or class, on
-    either side of the ratio; the notes under the table say which and why.
+    either side of the ratio; the notes under the table say which and why. A ``--concurrent`` run's
+    one-device time is its longest class's, and it has no separate-devices time
+    (:attr:`RunTimes.one_device_s`, :attr:`RunTimes.separate_devices_s`).
 
     Example:
         >>> base = RunTimes("base", "b.json", "baseline", ("16-8",), ("cpu",), ("finished",), (100,), (50.0,), 55.0)
@@ -303,6 +420,9 @@ def training_table(runs: Sequence[RunTimes], baseline: RunTimes | Sequence[RunTi
         ...                 (50, 50), (10.0, 20.0), 33.0)
         >>> training_table([base, mmsr], base).splitlines()[7]
         '| mmsr | mmsr | 2-2 · 8-6 | cpu | 33.0 | 0.60 | 30.0 | 0.60 | 20.0 | 0.40 |'
+        >>> shared = replace(mmsr, name="shared", concurrent=True)
+        >>> training_table([base, shared], base).splitlines()[7]
+        '| shared | mmsr | 2-2 · 8-6 | cpu | 33.0 | 0.60 | 20.0 ‡ | 0.40 | — | — |'
 
     Raises:
         ValueError: two runs share a name.
@@ -335,16 +455,17 @@ def training_table(runs: Sequence[RunTimes], baseline: RunTimes | Sequence[RunTi
             return None, None, None
         if run.resumed or chosen.resumed:
             partial_wall.append(run.name)
-            return None, chosen.sum_s, chosen.max_s
-        return chosen.wall_time_s, chosen.sum_s, chosen.max_s
+            return None, chosen.one_device_s, chosen.separate_devices_s
+        return chosen.wall_time_s, chosen.one_device_s, chosen.separate_devices_s
 
     lines += [
-        "| run | mode | models | devices | wall time (s, measured) | × baseline | class times summed (s) "
+        "| run | mode | models | devices | wall time (s, measured) | × baseline | one device (s) "
         "| × baseline | separate devices (s, computed) | × baseline |",
         "|" + "---|" * 10,
     ]
     for run in runs:
         wall = _seconds(run.wall_time_s) + (" †" if run.resumed else "")
+        one_device = _seconds(run.one_device_s) + (" ‡" if run.concurrent else "")
         ref = reference(run)
         lines.append(
             "| "
@@ -356,10 +477,10 @@ def training_table(runs: Sequence[RunTimes], baseline: RunTimes | Sequence[RunTi
                     ", ".join(sorted(set(run.devices))),
                     wall,
                     _ratio(run.wall_time_s, ref[0]),
-                    _seconds(run.sum_s),
-                    _ratio(run.sum_s, ref[1]),
-                    _seconds(run.max_s),
-                    _ratio(run.max_s, ref[2]),
+                    one_device,
+                    _ratio(run.one_device_s, ref[1]),
+                    _seconds(run.separate_devices_s),
+                    _ratio(run.separate_devices_s, ref[2]),
                 ]
             )
             + " |"
@@ -368,24 +489,35 @@ def training_table(runs: Sequence[RunTimes], baseline: RunTimes | Sequence[RunTi
               "|" + "---|" * 8]
     for run in runs:
         chosen = baseline_for(run, baselines)
-        base_sum = chosen.sum_s if chosen is not None and chosen.finished else None
+        base_time = chosen.one_device_s if chosen is not None and chosen.finished else None
         for k, (config, device, status, steps, seconds) in enumerate(
             zip(run.configs, run.devices, run.statuses, run.steps, run.class_times)
         ):
             whole = status == "finished"
             cells = [_cell(run.name), str(k), config, device, status, "—" if steps is None else str(steps),
-                     _seconds(seconds), _ratio(seconds if whole else None, base_sum)]
+                     _seconds(seconds), _ratio(seconds if whole else None, base_time)]
             lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
         "- **wall time (measured)**: the `mmsr train` invocation that wrote the summary, start to end, "
         "including data loading and set-up. † marks a resumed run: the last session only.",
-        "- **class times summed**: each class's own training time (all sessions) added up: the cost of "
-        "training the classes one after another on one device.",
+        "- **one device**: each class's own training time (all sessions) added up: the cost of training the "
+        "classes one after another on one device.",
         "- **separate devices (computed)**: the longest class's training time, as if each class had a device "
         "of its own. Computed from the per-class timings, not measured.",
         "- — : not available (a class that did not finish or was not timed).",
     ]
+    for run in (r for r in runs if r.concurrent):
+        devices = sorted(set(run.devices))
+        where = (f"on {devices[0]}" if len(devices) == 1 else
+                 f"sharing {', '.join(devices)}: the cost on those {len(devices)} devices, not on one")
+        lines.append(
+            f"- ‡ {_cell(run.name)} trained its classes concurrently (`--concurrent`) {where}. Its one-device time "
+            "is measured, not summed: the longest class's training time, which spans the training of all of them "
+            "(the wall time adds the set-up). It has no separate-devices time: each class's time was measured "
+            "while the others shared its device, so the longest of them is not what a class takes on a device of "
+            "its own, and nothing measured says what that would be. Its per-class times are measured while sharing."
+        )
     unfinished = [f"{r.name} class {k}" for r in runs for k, s in enumerate(r.statuses) if s != "finished"]
     if unfinished:
         lines.append(f"- Not finished, so their times are partial and get no ratio: {', '.join(unfinished)}.")
@@ -397,4 +529,3 @@ def training_table(runs: Sequence[RunTimes], baseline: RunTimes | Sequence[RunTi
                      "resumed (†), so its wall time covers the last session only; the class times cover all "
                      "sessions and keep their ratios.")
     return "\n".join(lines) + "\n"
-

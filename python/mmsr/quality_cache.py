@@ -3,10 +3,11 @@
 Measuring a run's curve means upscaling the whole HR folder once per snapshot: about 50 s per
 snapshot for Set14 on a 2-core CPU, so ten minutes and more for a run, paid again on every
 report. Comparing several seeds (``mmsr report`` with one name given to several runs) multiplies
-it. The mean PSNR-Y / SSIM-Y of each measured snapshot is therefore stored in the run folder
-(``RUN/quality_cache.json``) under a key that covers everything the number depends on:
+it. The mean PSNR-Y / SSIM-Y of each measured snapshot (and of the bundle a run with a GAN phase
+ships) is therefore stored in the run folder (``RUN/quality_cache.json``) under a key that covers
+everything the number depends on:
 
-- the snapshot files (path, size and modification time of each class's file);
+- the snapshot files (path, size and modification time of each class's file), or the bundle file;
 - the HR images measured (path, size and modification time, after ``--limit``);
 - the method as :meth:`mmsr.evaluate.Method.describe` states it (configs, routing, tiling, device
   type) and the mmsr version, so a change of defaults or of the code measures again.
@@ -54,11 +55,11 @@ def snapshot_key(
 ) -> str:
     """A hex digest of everything a snapshot's measured score depends on.
 
-    ``method`` is :meth:`Method.describe`; its ``name`` and ``path`` (labels, not behaviour) are
-    left out, and its device is reduced to the device type (CPU and CUDA results differ in the last
-    digits; two GPUs of one kind do not).
+    ``method`` is :meth:`Method.describe`; its ``name``, ``path`` and ``path_given`` (labels, not
+    behaviour; the files are in ``snapshot_files``) are left out, and its device is reduced to the
+    device type (CPU and CUDA results differ in the last digits; two GPUs of one kind do not).
     """
-    facts = {k: v for k, v in method.items() if k not in ("name", "path")}
+    facts = {k: v for k, v in method.items() if k not in ("name", "path", "path_given")}
     if "device" in facts:
         facts["device"] = str(facts["device"]).split(":")[0]
     payload = {

@@ -15,7 +15,10 @@ _DESCRIPTION = (
     "report.md, results.csv, results.json and a comparison PNG per image (compare/) into --out; the comparison "
     "PNGs of the previous run into the same --out (those its results.json lists) are removed, no other file. "
     "Unreadable images are reported and skipped; the exit status is then 1 (and nothing is written if no image "
-    "could be evaluated)."
+    "could be evaluated). Grayscale HR images are scored like colour ones, on the BT.601 Y of their three equal "
+    "channels (Y = 16 + 219/255 v, BasicSR's convention), which reads 1.32 dB higher in PSNR than scoring the grey "
+    "values directly as some published tables do; report.md names such images and gives their PSNR on the grey "
+    "values beside it. results.json records each bundle's absolute path, SHA-256 and size."
 )
 
 
@@ -49,7 +52,8 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--scale", type=int, choices=(2, 3, 4), help="SR factor (default: the bundles' scale)")
     parser.add_argument("--out", default="eval_out", metavar="DIR", help="output folder (default %(default)s)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default %(default)s)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N, for bicubic and every bundle "
+                        "(default %(default)s)")
     parser.add_argument(
         "--crop-border",
         type=int,
@@ -119,13 +123,12 @@ def _check_out(out: Path, hr: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from ..bundle import BundleError
     from ..evaluate import (
         TORCH_BICUBIC,
         bicubic_method,
         bundle_method,
+        check_device,
         evaluate_folder,
         list_images,
         parse_bundle_spec,
@@ -140,9 +143,10 @@ def run(args: argparse.Namespace) -> int:
         hr_dir = Path(args.hr)
         inputs = {p.resolve() for p in list_images(hr_dir, "--hr")}
         _check_out(out, hr_dir)
+        device = check_device(args.device, "--device")
         if not args.no_niqe:
             check_niqe_model()
-        options = {"device": args.device, "blend": args.blend, "batch_size": args.batch_size}
+        options = {"device": device, "blend": args.blend, "batch_size": args.batch_size}
         if args.tile_size is not None:
             options["tile_size"] = args.tile_size
         if args.overlap is not None:
@@ -192,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
             crop_border=args.crop_border,
             with_niqe=not args.no_niqe,
             limit=args.limit,
-            device=torch.device(args.device),
+            device=device,
             on_image=draw,
         )
         if not result.images:
