@@ -28,32 +28,15 @@ from mmsr.evaluate_seeds import seed_report
 from mmsr.evaluate_training import RunTimes, label_seeds, load_run, training_table
 from mmsr.models import Generator, ModelConfig
 from mmsr.train.snapshots import write_snapshot
+from test_eval_guards import _photo, hr_dir  # noqa: F401  (hr_dir is a fixture: two small colour images)
 
 CONFIG = "1-2w8"
 GREY_GAIN_DB = 20 * math.log10(255 / 219)  # Y = 16 + 219/255 v narrows the range by this much
 
 
-def _photo(height: int, width: int, seed: int) -> torch.Tensor:
-    """uint8 [3, H, W]: smooth ramps with a noisy lower half."""
-    g = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij")
-    image = torch.stack([yy, xx, 1 - yy]) * 200 + 20
-    image[:, height // 2 :] += torch.rand(3, height - height // 2, width, generator=g) * 100 - 50
-    return image.clamp(0, 255).round().to(torch.uint8)
-
-
 def _save(image: torch.Tensor, path, mode: str = "RGB") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image.permute(1, 2, 0).numpy()).convert(mode).save(path)
-
-
-@pytest.fixture(scope="module")
-def hr_dir(tmp_path_factory):
-    """Two small colour images (no NIQE: under 96x96 after the crop)."""
-    root = tmp_path_factory.mktemp("hr")
-    _save(_photo(40, 44, 0), root / "a.png")
-    _save(_photo(36, 40, 1), root / "b.png")
-    return root
 
 
 def _generator(seed: int) -> Generator:
