@@ -549,3 +549,15 @@ def test_summary_records_where_the_command_ran(data_dir, tmp_path):
     out = tmp_path / "w.safetensors"
     assert _train(data_dir, out, *ONE, "--pixel-steps", "1") == 0
     assert _summary(out)["cwd"] == os.getcwd()
+
+
+def test_an_init_bundle_is_kept_when_fine_tuning_only_made_it_worse(data_dir, tmp_path, capsys):
+    # The starting weights were never validated, so a fine-tune with too high a learning rate handed
+    # back a bundle several dB worse than the one it started from, with no word about it.
+    start = tmp_path / "start.safetensors"
+    assert _train(data_dir, start, *ONE, "--pixel-steps", "8") == 0
+    out = tmp_path / "tuned.safetensors"
+    assert _train(data_dir, out, *ONE, "--init", str(start), "--lr", "0.5") == 0
+    assert "class 0 (1-2w8): no pixel step validated better than its starting weights" in capsys.readouterr().err
+    kept, before = load_bundle(out).state_dicts[0], load_bundle(start).state_dicts[0]
+    assert all(torch.equal(kept[k], before[k]) for k in before)

@@ -595,6 +595,11 @@ class ClassTrainer:
             self.generator.load_state_dict(self.best_state)
             self._mid_update = False
             self._write({"event": "restore_best", "phase": "pixel", "best_step": self.best_step})
+            if self.best_step == 0 and self.leader:
+                self.log(
+                    f"class {self.job.index} ({self.job.config}): no pixel step validated better than its starting "
+                    f"weights ({self.best_psnr:.2f} dB); it keeps them (lower --lr, or train longer)"
+                )
         if self.settings.snapshots:
             # The final snapshot is what the phase hands on, whenever the phase ended.
             self._snapshot(self.settings.snapshots)
@@ -659,6 +664,12 @@ class ClassTrainer:
         snapshots_due = self._snapshots_due()
         if self.settings.snapshots and self.step == 0:
             self._snapshot(0)
+        if self.step == 0 and self.settings.init is not None and self.val_lr is not None and self.pixel_budget > 0:
+            # An --init bundle's weights are a candidate too: fine-tuning with too high a learning
+            # rate must not hand back something worse than it started from. (From scratch the start
+            # is no candidate: a random start can outscore the first steps and stop them early.)
+            self._last_val_step = 0
+            self._track(self.validate(), allow_stop=False)
         while self.step < self.pixel_end + self.gan_budget:
             if self._stop_agreed():
                 raise KeyboardInterrupt(self._stop_signal or "a signal to another rank of this class")
