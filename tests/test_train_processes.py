@@ -359,3 +359,21 @@ def test_torchrun_takes_the_run_lock_as_mmsr_train_does(data_dir, tmp_path):
     assert done.returncode != 0
     assert f"mmsr: error: run directory {tmp_path / 'l.run'} is in use by another mmsr train (pid {os.getpid()})" in done.stderr
     assert not out.exists() and not (tmp_path / "l.run" / "plan.json").exists()
+
+
+def test_kill_int_stops_workers_of_a_launcher_started_with_sigint_ignored(data_dir, tmp_path):
+    # A background job of a script starts with SIGINT ignored, and Python keeps it so: the launcher
+    # of several workers trained on to the end after `kill -INT` (one device stopped).
+    out = tmp_path / "bg.safetensors"
+    options = [o if o != "cpu" else "cpu,cpu" for o in TINY]
+    command = [sys.executable, "-m", "mmsr", "train", str(data_dir), "--out", str(out), *options, *LONG]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # fmt: skip
+    try:
+        _wait_for_logs(process, tmp_path / "bg.run", [0, 1])
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr[-3000:]

@@ -427,7 +427,12 @@ def _pause_with_workers(processes) -> Callable:
 
 
 def _wait(processes, results, tracker: _Tracker) -> None:
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated)}
+    previous = {
+        signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated),
+        # Python keeps SIGINT ignored when it started so (a background job of a script); an explicit
+        # `kill -INT` must still stop the run, as it does with one device (the trainer's own handler).
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+    }
     if hasattr(signal, "SIGTSTP"):
         previous[signal.SIGTSTP] = signal.signal(signal.SIGTSTP, _pause_with_workers(processes))
     try:
