@@ -377,3 +377,29 @@ def test_kill_int_stops_workers_of_a_launcher_started_with_sigint_ignored(data_d
         if process.poll() is None:
             process.kill()
     assert process.returncode == 130, stderr[-3000:]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the workers in Linux /proc")
+def test_a_worker_killed_mid_class_leaves_its_steps_and_checkpoint_in_the_summary(data_dir, tmp_path):
+    # A worker that died recorded its class with 0 steps and no checkpoint, though one was on disk.
+    out = tmp_path / "k.safetensors"
+    run_dir = tmp_path / "k.run"
+    options = [o if o != "cpu" else "cpu,cpu" for o in TINY]
+    command = [sys.executable, "-m", "mmsr", "train", str(data_dir), "--out", str(out), *options, *LONG,
+               "--checkpoint-every", "2"]  # fmt: skip
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        _wait_for_logs(process, run_dir, [0, 1], lines=4)
+        os.kill(_workers_of(process.pid)[0], signal.SIGKILL)
+        time.sleep(1)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=90)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    classes = json.loads((run_dir / "summary.json").read_text())["classes"]
+    failed = [c for c in classes if c["status"] == "failed"]
+    assert len(failed) == 1 and "died (exit code -9)" in failed[0]["error"], stderr[-3000:]
+    state, path = load_latest(class_dir(run_dir, failed[0]["index"]))
+    assert failed[0]["steps"] == state["step"] >= 2 and failed[0]["planned_steps"] > failed[0]["steps"]
+    assert failed[0]["checkpoint"] == path.relative_to(run_dir).as_posix()

@@ -59,7 +59,7 @@ from ..data import ImageSet, load_folder, sample_scores, split_holdout
 from ..models import Generator, ModelConfig
 from .calibrate import calibrate, class_fractions
 from ..atomic import write_bytes_atomically
-from .checkpoint import load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, load_latest
 from .config import ClassJob, TrainSettings
 from .guards import (
     bundle_record,
@@ -309,12 +309,31 @@ def _worker(slot: int, device: str, indices, settings, prepared, threads: Option
         pass
 
 
+def progress_from_checkpoint(entry: ClassResult, run_dir: str | os.PathLike) -> bool:
+    """Fill ``entry``'s steps and checkpoint from its class's latest checkpoint, for a class whose
+    process ended without reporting; False when there is none (or none that loads)."""
+    try:
+        loaded = load_latest(class_dir(run_dir, entry.index))
+    except CheckpointError:
+        return False
+    if loaded is None:
+        return False
+    state, path = loaded
+    entry.steps = int(state["step"])
+    pixel_end = int(state.get("pixel_end", entry.steps))
+    entry.pixel_steps, entry.gan_steps = min(entry.steps, pixel_end), max(0, entry.steps - pixel_end)
+    entry.checkpoint = path.relative_to(run_dir).as_posix()
+    return True
+
+
 class _Tracker:
     """Per-class results as worker messages arrive."""
 
-    def __init__(self, jobs: list[ClassJob], slots: list[tuple[str, list[int]]]) -> None:
+    def __init__(self, jobs: list[ClassJob], slots: list[tuple[str, list[int]]], run_dir: str) -> None:
         self.slot_of = {k: slot for slot, (_, ks) in enumerate(slots) for k in ks}
         self.results = {j.index: ClassResult(j.index, j.config, slots[self.slot_of[j.index]][0], "not run") for j in jobs}
+        self.planned = {j.index: j.pixel_steps + j.gan_steps for j in jobs}
+        self.run_dir = run_dir
         self.interrupted = False
 
     def _progress(self, k: int, payload: Optional[dict]) -> ClassResult:
@@ -344,8 +363,12 @@ class _Tracker:
         """Mark the class a worker was training when its process ended abnormally."""
         for result in self.results.values():
             if result.status == "running" and self.slot_of[result.index] == slot:
-                result.status = "failed"
+                # It sent nothing more: how far it got is what its last checkpoint says. The status
+                # changes last, so that a signal arriving in between leaves this to be done again.
+                result.planned_steps = self.planned[result.index]
+                progress_from_checkpoint(result, self.run_dir)
                 result.error = f"worker process {slot} on {result.device} died (exit code {exitcode}) while training this class"
+                result.status = "failed"
                 _note(f"class {result.index} ({result.config}) on {result.device} failed: {result.error}")
 
 
@@ -361,7 +384,7 @@ def _run_local(settings: TrainSettings, prepared: _Prepared) -> tuple[list[Class
     for device, ks in slots:
         plan = ", ".join(f"class {k} ({prepared.jobs[k].config}, {prepared.jobs[k].steps} steps)" for k in ks)
         _note(f"{device}: {plan}")
-    tracker = _Tracker(prepared.jobs, slots)
+    tracker = _Tracker(prepared.jobs, slots, settings.run_dir)
 
     if len(slots) == 1:
         device, ks = slots[0]
@@ -450,10 +473,11 @@ def _wait_for_workers(processes, results, tracker: _Tracker) -> None:
             _drain(results, tracker, timeout=0.5)
             for slot, _, process in processes:
                 if process.exitcode is not None and slot not in reported:
-                    reported.add(slot)
                     _drain(results, tracker, timeout=0.5)
                     if process.exitcode != 0:
                         tracker.died(slot, process.exitcode)
+                    # Only now: a Ctrl-C during the lines above must not leave a dead worker's class "running".
+                    reported.add(slot)
             if len(reported) == len(processes):
                 return
             if deadline is not None and time.monotonic() > deadline:

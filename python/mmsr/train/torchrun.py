@@ -43,6 +43,7 @@ from .launch import (
     _Prepared,
     _save_plan,
     _write_summary,
+    progress_from_checkpoint,
 )
 from .schedule import assign_ranks
 from .trainer import ClassResult, ClassTrainer, DDPGroup, TrainingDiverged, class_dir, stop_signals_to
@@ -288,14 +289,9 @@ def _unreported(settings: TrainSettings, job: ClassJob, ranks: list[int], reason
     divergence = _logged_divergence(settings, job.index)
     if divergence is not None:
         entry.status = "diverged"
-    if loaded is None:
+    if loaded is None or not progress_from_checkpoint(entry, settings.run_dir):
         entry.error = divergence or f"{reason}; rank 0 sees no checkpoint of it in {folder}"
         return entry
-    state, path = loaded
-    entry.steps = int(state["step"])
-    pixel_end = int(state.get("pixel_end", entry.steps))
-    entry.pixel_steps, entry.gan_steps = min(entry.steps, pixel_end), max(0, entry.steps - pixel_end)
-    entry.checkpoint = path.relative_to(settings.run_dir).as_posix()
     entry.error = divergence or f"{reason}; its last checkpoint that rank 0 sees is of step {entry.steps}"
     return entry
 
