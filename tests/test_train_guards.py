@@ -561,3 +561,10 @@ def test_an_init_bundle_is_kept_when_fine_tuning_only_made_it_worse(data_dir, tm
     assert "class 0 (1-2w8): no pixel step validated better than its starting weights" in capsys.readouterr().err
     kept, before = load_bundle(out).state_dicts[0], load_bundle(start).state_dicts[0]
     assert all(torch.equal(kept[k], before[k]) for k in before)
+
+
+def test_more_snapshots_than_pixel_steps_are_refused(tmp_path, capsys):
+    # They wrote repeated points: snapshots 1 and 2 were both step 1, with the same weights.
+    code = mmsr_main(["train", str(tmp_path), "--out", str(tmp_path / "s.safetensors"), *ONE, "--snapshots", "10"])
+    assert code == 2
+    assert "--snapshots 10 needs at least that many pixel steps per class, but class 0 (1-2w8) has 4" in capsys.readouterr().err

@@ -323,7 +323,7 @@ def _equal_quality_section(eq: Optional[dict], charts: Dict[str, str]) -> List[s
     count = len(curves["mmsr"]) - 1
     lines += [
         f"The times above compare runs that end at different quality. Here both runs kept their generators at "
-        f"{count} points of the pixel phase (`mmsr train --snapshots {count}`), each snapshot was measured on "
+        f"{count} point{'s' if count != 1 else ''} of the pixel phase (`mmsr train --snapshots {count}`), each snapshot was measured on "
         f"{eq['set']} (mean PSNR-Y, `mmsr eval`'s protocol), and each run's training time to first reach the "
         f"highest PSNR-Y both reach is read off its curve (linear between snapshots). Times are class training "
         f"times (no start-up) up to the snapshot; GAN steps are not part of the curve.",

@@ -653,6 +653,13 @@ def settings_from_args(args: argparse.Namespace, command: Sequence[str] = ()) ->
         )
     if args.overlap >= args.tile_size:
         raise ValueError(f"--overlap {args.overlap} must be below --tile-size {args.tile_size}")
+    if args.snapshots and min(pixel_steps) < args.snapshots:
+        # More snapshots than steps would repeat a step's weights as several points of the curve.
+        k = pixel_steps.index(min(pixel_steps))
+        raise ValueError(
+            f"--snapshots {args.snapshots} needs at least that many pixel steps per class, but class {k} "
+            f"({configs[k]}) has {pixel_steps[k]}"
+        )
     _check_out(args.out, source.path if source is not None else None)
     devices = parse_devices(args.devices)
     if args.amp == "bf16" and any(d == "cpu" for d in devices):
