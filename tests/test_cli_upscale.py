@@ -641,3 +641,22 @@ def test_bundle_default_names_the_shipped_bundle(tmp_path, monkeypatch):
     Image.fromarray(_rgb()[:8, :8]).save(tmp_path / "a.png")
     assert _upscale(tmp_path / "a.png", "-o", tmp_path / "b.png", "--bundle", "default") == 0
     assert Image.open(tmp_path / "b.png").size == (32, 32)  # the shipped x4 bundle
+
+
+def test_classify_into_a_closed_pipe_writes_its_map_and_no_traceback(tmp_path, bundle_path):
+    # `mmsr classify ... | head` ended in a BrokenPipeError traceback, and the map was not written.
+    import subprocess
+    import sys
+
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    target = tmp_path / "m.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mmsr", "classify", str(tmp_path / "a.png"), "--map", str(target), "--bundle", str(bundle_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    process.stdout.close()  # the reader is gone before anything is printed
+    stderr = process.stderr.read()
+    process.wait(timeout=60)
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+    assert process.returncode == 141
+    assert json.loads(target.read_text())["classes"]

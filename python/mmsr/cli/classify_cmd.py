@@ -122,11 +122,12 @@ def run(args) -> int:
         return 1
     counts = class_histogram(classes, len(names))
     height, width = image.size
-    print(f"{source}: {width}x{height}, {grid.num_tiles} tiles of {grid.tile_w}x{grid.tile_h} "
-          f"(overlap {overlap}), TVAT threshold {threshold:.6g}")
-    print(_histogram_table(counts, boundaries, names))
+    summary = (f"{source}: {width}x{height}, {grid.num_tiles} tiles of {grid.tile_w}x{grid.tile_h} "
+               f"(overlap {overlap}), TVAT threshold {threshold:.6g}\n{_histogram_table(counts, boundaries, names)}")
     if target is None:
+        print(summary)
         return 0
+    # The map first: a reader of the printout that goes away early (`| head`) must not cost the file.
     try:
         if target.suffix.lower() == ".json":
             record = {"image": str(source), "threshold": threshold, "boundaries": boundaries}
@@ -136,7 +137,9 @@ def run(args) -> int:
         else:
             write_image(target, ImageData(rgb=render_class_map(image.rgb, classes, grid, len(names))))
     except (OSError, ValueError) as err:
+        print(summary)
         print(f"mmsr classify: error: {target}: {err}", file=sys.stderr)
         return 1
+    print(summary)
     print(f"class map written to {target}")
     return 0
