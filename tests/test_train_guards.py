@@ -378,10 +378,13 @@ def test_a_second_signal_inside_a_step_checkpoints_nothing_of_that_step(data_dir
     entry = _summary(out)["classes"][0]
     assert entry["status"] == "interrupted" and entry["checkpoint"] == "checkpoints/class0/step00000002.pt"
     assert [step for step, _ in list_checkpoints(tmp_path / "g.run" / "checkpoints" / "class0")] == [2]
-    # --resume goes on from step 2 and finishes.
+    # --resume goes on from step 2 and finishes; its log says where the replay starts.
     monkeypatch.setattr(ClassTrainer, "_gan_step", gan_step)
     assert _train(data_dir, out, *ONE, *gan, "--resume") == 0
     assert _summary(out)["classes"][0]["status"] == "finished"
+    log = [json.loads(line) for line in (tmp_path / "g.run" / "logs" / "class0.jsonl").read_text().splitlines()]
+    resumes = [r for r in log if r["event"] == "resume"]
+    assert len(resumes) == 1 and resumes[0]["step"] == 2 and resumes[0]["checkpoint"] == "checkpoints/class0/step00000002.pt"
 
 
 # -- 18. calibrate computes what train calibrates -------------------------------------------------------

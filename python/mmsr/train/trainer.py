@@ -810,6 +810,11 @@ class ClassTrainer:
                     self.log(f"class {self.job.index} ({self.job.config}) finished in an earlier run; not retrained")
                 return done
         self._elapsed_before, self._session_start = self.elapsed, time.perf_counter()
+        if self.resumed_from is not None:
+            # Records a killed session wrote past this checkpoint are in the log too, and the steps after
+            # it are trained (and logged) again: the marker tells a reader to drop those earlier ones.
+            self._write({"event": "resume", "phase": "pixel" if self.step < self.pixel_end else "gan",
+                         "checkpoint": self._relative(self.last_checkpoint)})
         self._start_step = self.step
         bar = tqdm(
             total=self.pixel_end + self.gan_budget,
