@@ -384,7 +384,7 @@ class Upscaler:
             if bad:
                 raise ValueError(f"image holds {bad} NaN or inf values; mmsr upscales finite images with values in [0, 1]")
             if image.numel():
-                low, high = (float(v) for v in torch.aminmax(image.float()))
+                low, high = (float(v) for v in torch.aminmax(image))  # in its own dtype: no float32 copy
                 # Slightly outside [0, 1] (ringing from an earlier resize) is clamped by the models'
                 # output; far outside is a mistake, most often 0-255 values in a float tensor.
                 if low < -_RANGE_SLACK or high > 1 + _RANGE_SLACK:
