@@ -7,6 +7,8 @@ import struct
 
 import torch
 
+from . import _ops
+
 
 _INT64_MAX = 2**63 - 1
 
@@ -86,3 +88,27 @@ def check_boundaries(values, name: str = "boundaries") -> list:
     if any(a >= b for a, b in zip(rounded, rounded[1:])):
         raise ValueError(f"{name} must be strictly ascending (in float32), got {bounds}")
     return bounds
+
+
+def check_device(device) -> torch.device:
+    """``device`` (text or torch.device) as a device mmsr runs on here: the CPU, or a visible CUDA GPU
+    with mmsr's CUDA kernels built; ValueError naming what is missing otherwise."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
+    if device.type == "cpu":
+        return torch.device("cpu")
+    if device.type != "cuda":
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {str(device)!r}")
+    if not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r} but torch sees no CUDA GPU (torch.cuda.is_available() is False)")
+    if not _ops.CUDA_COMPILED:
+        raise ValueError(
+            f"device={str(device)!r} but mmsr was built without its CUDA kernels; "
+            "reinstall with a CUDA compiler on PATH (MMSR_CUDA=ON makes that required)"
+        )
+    index = torch.cuda.current_device() if device.index is None else device.index
+    if index >= torch.cuda.device_count():
+        raise ValueError(f"device={str(device)!r} but only {torch.cuda.device_count()} CUDA devices are visible")
+    return torch.device("cuda", index)

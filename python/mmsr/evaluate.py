@@ -63,6 +63,7 @@ from .data import IMAGE_EXTENSIONS, downsample, read_image
 from .grid import TileGrid
 from .imageio import without_path
 from .metrics import check_niqe_model, niqe, psnr, rgb_to_y, ssim
+from ._checks import check_device as _upscaler_device
 from .upscale import Upscaler
 
 __all__ = [
@@ -249,25 +250,14 @@ def check_device(text: str | torch.device, option: str = "--device") -> torch.de
         >>> check_device("mps")
         Traceback (most recent call last):
         ...
-        ValueError: --device 'mps': mmsr evaluates on cpu or cuda / cuda:N only; available here: ...
+        ValueError: --device 'mps': device must be 'cpu', 'cuda' or 'cuda:N', got 'mps'; available here: ...
     """
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     available = ", ".join(["cpu"] + [f"cuda:{i}" for i in range(count)])
     try:
-        device = torch.device(text)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"{option} {str(text)!r} is not a device; available here: {available}") from None
-    if device.type == "cpu":
-        return torch.device("cpu")
-    if device.type != "cuda":
-        raise ValueError(f"{option} {str(text)!r}: mmsr evaluates on cpu or cuda / cuda:N only; available here: "
-                         f"{available}")
-    if count == 0:
-        raise ValueError(f"{option} {str(text)!r}, but this torch sees no CUDA GPU; available here: {available}")
-    index = torch.cuda.current_device() if device.index is None else device.index
-    if index >= count:
-        raise ValueError(f"{option} {str(text)!r}, but torch sees {count} CUDA device(s); available here: {available}")
-    return torch.device("cuda", index)
+        return _upscaler_device(text)  # the Upscaler's own check
+    except ValueError as err:
+        raise ValueError(f"{option} {str(text)!r}: {err}; available here: {available}") from None
 
 
 def parse_bundle_spec(text: str) -> Tuple[str, str]:

@@ -21,8 +21,7 @@ from typing import Callable, List, Optional, Tuple, Union
 
 import torch
 
-from . import _ops
-from ._checks import check_bool, check_int
+from ._checks import check_bool, check_device, check_int
 from .bundle import Bundle, load_bundle
 from .context import WindowIndex, axis_windows, gather_windows, promote_blocks, tile_blocks
 from .grid import TileGrid, make_grid
@@ -98,28 +97,6 @@ class UpscaleResult:
         if self.models is None or self.forced is not None:
             return 0
         return int((self.models != self.classes).sum())
-
-
-def _check_device(device: Union[str, torch.device]) -> torch.device:
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
-    if device.type == "cpu":
-        return torch.device("cpu")
-    if device.type != "cuda":
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {str(device)!r}")
-    if not torch.cuda.is_available():
-        raise ValueError(f"device={str(device)!r} but torch sees no CUDA GPU (torch.cuda.is_available() is False)")
-    if not _ops.CUDA_COMPILED:
-        raise ValueError(
-            f"device={str(device)!r} but mmsr was built without its CUDA kernels; "
-            "reinstall with a CUDA compiler on PATH (MMSR_CUDA=ON makes that required)"
-        )
-    index = torch.cuda.current_device() if device.index is None else device.index
-    if index >= torch.cuda.device_count():
-        raise ValueError(f"device={str(device)!r} but only {torch.cuda.device_count()} CUDA devices are visible")
-    return torch.device("cuda", index)
 
 
 class Upscaler:
@@ -276,7 +253,7 @@ class Upscaler:
         if not isinstance(bundle, Bundle):
             raise TypeError(f"bundle must be an mmsr Bundle or a path to a bundle file, got {type(bundle).__name__}")
         self.bundle = bundle
-        self.device = _check_device(device)
+        self.device = check_device(device)
         if dtype not in _MODEL_DTYPES:
             raise TypeError(f"dtype must be torch.float32, torch.float16 or torch.bfloat16, got {dtype}")
         if dtype != torch.float32 and self.device.type == "cpu":
