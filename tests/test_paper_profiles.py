@@ -6,27 +6,36 @@ The harness lives outside the package and imports its siblings by bare name (``f
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 from pathlib import Path
 
 import pytest
 
-_PAPER = Path(__file__).resolve().parents[1] / "benchmarks" / "paper"
-_MODULES = ("profiles", "commands", "training", "report", "bins")
+PAPER = Path(__file__).resolve().parents[1] / "benchmarks" / "paper"
+_MODULES = ("profiles", "commands", "training", "report", "bins", "environment", "texture_table", "run_experiments")
 
 
-@pytest.fixture
-def paper(monkeypatch):
-    """The harness's ``profiles`` and ``training`` modules, imported from benchmarks/paper."""
-    monkeypatch.syspath_prepend(str(_PAPER))
+@contextlib.contextmanager
+def paper_imported(monkeypatch, *names: str):
+    """The harness's modules ``names``, imported from benchmarks/paper; all its modules are forgotten
+    after (and any of the same names imported before are put back)."""
+    monkeypatch.syspath_prepend(str(PAPER))
     saved = {name: sys.modules.pop(name) for name in _MODULES if name in sys.modules}
     try:
-        yield importlib.import_module("profiles"), importlib.import_module("training")
+        yield tuple(importlib.import_module(name) for name in names)
     finally:
         for name in _MODULES:
             sys.modules.pop(name, None)
         sys.modules.update(saved)
+
+
+@pytest.fixture
+def paper(monkeypatch):
+    """The harness's ``profiles`` and ``training`` modules."""
+    with paper_imported(monkeypatch, "profiles", "training") as modules:
+        yield modules
 
 
 def _profile(profiles, **changes):

@@ -7,35 +7,24 @@ redrawn from a copy of the committed cpu profile's results (report_cpu/), withou
 """
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
-
-_PAPER = Path(__file__).resolve().parents[1] / "benchmarks" / "paper"
-_MODULES = ("profiles", "commands", "training", "report", "bins", "environment", "texture_table", "run_experiments")
-
+from test_paper_profiles import PAPER, paper_imported
 
 @pytest.fixture
 def paper(monkeypatch):
     """The harness's ``report`` and ``run_experiments`` modules, imported from benchmarks/paper."""
-    monkeypatch.syspath_prepend(str(_PAPER))
-    saved = {name: sys.modules.pop(name) for name in _MODULES if name in sys.modules}
-    try:
-        yield importlib.import_module("report"), importlib.import_module("run_experiments")
-    finally:
-        for name in _MODULES:
-            sys.modules.pop(name, None)
-        sys.modules.update(saved)
+    with paper_imported(monkeypatch, "report", "run_experiments") as modules:
+        yield modules
 
 
 @pytest.fixture
 def committed(tmp_path):
     """The files report.py reads, copied from report_cpu/ (the committed cpu profile run)."""
-    source = _PAPER / "report_cpu"
+    source = PAPER / "report_cpu"
     results = json.loads((source / "results.json").read_text(encoding="utf-8"))
     for relative in [*results["quality"].values(), results["table3"]["mmsr_report"], "results.json"]:
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
