@@ -37,7 +37,7 @@ Blend as_blend(int code) {
 }
 
 mmsr::TvatParams tvat_params(uintptr_t x, uintptr_t vsp, uintptr_t score, int64_t B, int64_t C, int64_t H,
-                             int64_t W, int dtype, float threshold, int threads) {
+                             int64_t W, int dtype, double threshold, int threads) {
   return {as_ptr<const void>(x), as_ptr<float>(vsp), as_ptr<float>(score), B, C, H, W, as_dtype(dtype),
           threshold, threads};
 }
@@ -84,7 +84,7 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "tvat_cpu",
       [](uintptr_t x, uintptr_t vsp, uintptr_t score, int64_t B, int64_t C, int64_t H, int64_t W, int dtype,
-         float threshold, int threads) {
+         double threshold, int threads) {
         mmsr::cpu::tvat(tvat_params(x, vsp, score, B, C, H, W, dtype, threshold, threads));
       },
       py::arg("x"), py::arg("vsp"), py::arg("score"), py::arg("B"), py::arg("C"), py::arg("H"), py::arg("W"),
@@ -118,7 +118,7 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "tvat_cuda",
       [](uintptr_t x, uintptr_t vsp, uintptr_t score, int64_t B, int64_t C, int64_t H, int64_t W, int dtype,
-         float threshold, uintptr_t workspace, int device, uintptr_t stream) {
+         double threshold, uintptr_t workspace, int device, uintptr_t stream) {
         mmsr::cuda::tvat(tvat_params(x, vsp, score, B, C, H, W, dtype, threshold, 1), as_ptr<float>(workspace),
                          {device, stream});
       },

@@ -79,6 +79,59 @@ def test_one_large_image_uses_row_chunks_consistently(device):
     torch.testing.assert_close(mmsr.tvat(x), reference.tvat(x, THRESHOLD), rtol=1e-5, atol=1e-7)
 
 
+def _exact_uint8_vsp_levels(x: torch.Tensor) -> torch.Tensor:
+    """VSP of a uint8 [B, C, H, W] batch in grey levels^2, in int64: exact, independent of the kernels."""
+    xi = x.cpu().long()
+    B, C, H, W = xi.shape
+    padded = torch.nn.functional.pad(xi, (1, 1, 1, 1))
+    out = torch.zeros(B, H, W, dtype=torch.long)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if (dy, dx) == (0, 0):
+                continue
+            inside = torch.zeros(H + 2, W + 2, dtype=torch.bool)
+            inside[1:-1, 1:-1] = True
+            q = padded[:, :, 1 + dy : 1 + dy + H, 1 + dx : 1 + dx + W]
+            out += torch.where(inside[1 + dy : 1 + dy + H, 1 + dx : 1 + dx + W], ((xi - q) ** 2).sum(1), 0)
+    return out
+
+
+def test_uint8_vsp_on_the_threshold_counts_exactly(device):
+    # A pixel 2 levels above its 8 neighbours in 3 channels has VSP 8 * 3 * 2^2 = 96 levels^2: the
+    # default threshold exactly. It counts (VSP >= threshold), and its neighbours (12 each) do not.
+    x = torch.full((3, 5, 5), 128, dtype=torch.uint8)
+    x[:, 2, 2] = 130
+    assert THRESHOLD * 255**2 == pytest.approx(96)
+    x = x.to(device)
+    assert mmsr.vsp(x)[2, 2].item() == pytest.approx(96 / 255**2, rel=1e-7)
+    assert mmsr.tvat(x).item() == pytest.approx(96 / 255**2 / 25, rel=1e-6)
+    assert mmsr.tvat(x, 97 / 255**2).item() == 0.0
+    assert reference.tvat(x[None], THRESHOLD).item() == pytest.approx(96 / 255**2 / 25, rel=1e-6)
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4, 5])
+def test_uint8_vsp_is_exact_and_ties_are_decided_the_same_everywhere(device, channels):
+    # Low-amplitude noise: uint8 VSPs are integers in levels^2, thousands of pixels sit exactly on
+    # each threshold below. Summed in [0, 1] floats, each summation order (CPU rows, GPU warps,
+    # eager PyTorch, FMA or not) rounded such a pixel to either side; in levels it is exact.
+    g = torch.Generator().manual_seed(channels)
+    x = (128 + torch.randint(-3, 4, (2, channels, 37, 70), generator=g)).to(torch.uint8)
+    levels = _exact_uint8_vsp_levels(x)
+    x = x.to(device)
+    expected_vsp = (levels.double() / 255**2).float()
+    assert torch.equal(mmsr.vsp(x).cpu(), expected_vsp)
+    values, counts = torch.unique(levels, return_counts=True)
+    for t_levels in values[counts.argsort(descending=True)[:3]].tolist():  # the most frequent VSPs
+        assert int((levels == t_levels).sum()) > 20  # the case this test is about
+        threshold = t_levels / 255**2
+        expected = (levels * (levels >= t_levels)).double().sum(dim=(1, 2)) / (37 * 70 * 255**2)
+        torch.testing.assert_close(mmsr.tvat(x, threshold).cpu().double(), expected, rtol=1e-6, atol=0)
+        torch.testing.assert_close(reference.tvat(x, threshold).cpu().double(), expected, rtol=1e-6, atol=0)
+        # Just above the tie, those pixels drop out.
+        above = (levels * (levels > t_levels)).double().sum(dim=(1, 2)) / (37 * 70 * 255**2)
+        torch.testing.assert_close(mmsr.tvat(x, threshold * (1 + 1e-9)).cpu().double(), above, rtol=1e-6, atol=0)
+
+
 # Non-finite pixels at a corner, on an edge and inside, in images of several widths (vectorised
 # rows, partial vectors, channel counts with their own code paths).
 NON_FINITE_SHAPES = [(3, 3, 9, 13), (3, 1, 8, 64), (3, 4, 6, 33), (3, 2, 40, 7), (3, 5, 5, 5)]

@@ -154,7 +154,7 @@ RowFns row_fns(int64_t channels, bool store_vsp) {
 // Rows of one image in float, with one readable float just before and just after each row (see
 // row_pairs_impl). float32 rows are read in place, where the neighbours are the adjacent rows'
 // elements, except the very first and very last row of the whole tensor, which are copied into a
-// padded buffer; other dtypes are converted into padded buffers.
+// padded buffer; other dtypes are converted into padded buffers, uint8 as grey levels (0..255).
 class RowReader {
  public:
   RowReader(const TvatParams& p, int64_t image)
@@ -170,7 +170,11 @@ class RowReader {
         rows[c] = static_cast<const float*>(p_.x) + offset;
       } else {
         float* dst = buffers_.data() + (slot * p_.C + c) * stride_ + 1;
-        load_unit_floats(p_.x, p_.dtype, offset, p_.W, dst);
+        if (p_.dtype == DType::UInt8) {  // grey levels, where every VSP is exact (common.h)
+          uint8_to_levels(static_cast<const uint8_t*>(p_.x) + offset, p_.W, dst);
+        } else {
+          load_unit_floats(p_.x, p_.dtype, offset, p_.W, dst);
+        }
         rows[c] = dst;
       }
     }
@@ -199,9 +203,16 @@ class RowReader {
   }
 };
 
-// VSP rows [y0, y1) of one image; returns the thresholded sum in double.
+// The threshold in the units the rows are read in: levels^2 for uint8, [0, 1] units otherwise.
+float row_threshold(const TvatParams& p) {
+  return p.dtype == DType::UInt8 ? uint8_level_threshold(p.threshold) : static_cast<float>(p.threshold);
+}
+
+// VSP rows [y0, y1) of one image; returns the thresholded sum in double (in levels^2 for uint8).
 double tvat_chunk(const TvatParams& p, int64_t image, int64_t y0, int64_t y1) {
   const int64_t W = p.W, padded = W + 2;
+  const float threshold = row_threshold(p);
+  const bool levels = p.dtype == DType::UInt8;
   const RowFns fn = row_fns(p.C, p.vsp != nullptr);
   std::vector<float> scratch(6 * padded, 0.0f);
   PairRows up{scratch.data(), scratch.data() + padded, scratch.data() + 2 * padded};
@@ -215,7 +226,7 @@ double tvat_chunk(const TvatParams& p, int64_t image, int64_t y0, int64_t y1) {
   if (y0 > 0) {  // the pairs between rows y0-1 and y0 belong to this chunk's first row too
     reader.load(y0 - 1, slot, cur);
     reader.load(y0, 1 - slot, next);
-    fn.pairs(cur, next, p.C, W, down, up, p.threshold, nullptr);  // leaves its pairs in `up`
+    fn.pairs(cur, next, p.C, W, down, up, threshold, nullptr);  // leaves its pairs in `up`
     std::swap(cur, next);
     slot = 1 - slot;
   } else {
@@ -228,9 +239,12 @@ double tvat_chunk(const TvatParams& p, int64_t image, int64_t y0, int64_t y1) {
     float* vsp_row = p.vsp != nullptr ? p.vsp + (image * p.H + y) * W : nullptr;
     if (has_next) {
       reader.load(y + 1, 1 - slot, next);
-      total += fn.row(cur, next, p.C, W, up, down, p.threshold, vsp_row);
+      total += fn.row(cur, next, p.C, W, up, down, threshold, vsp_row);
     } else {
-      total += fn.last(cur, nullptr, p.C, W, up, down, p.threshold, vsp_row);
+      total += fn.last(cur, nullptr, p.C, W, up, down, threshold, vsp_row);
+    }
+    if (levels && vsp_row != nullptr) {  // exact levels^2 -> [0, 1] units, correctly rounded
+      for (int64_t x = 0; x < W; ++x) vsp_row[x] = vsp_row[x] / static_cast<float>(kUint8LevelsSquared);
     }
     std::swap(up, down);  // this row's downward pairs are the next row's upward ones
     std::swap(cur, next);
@@ -268,11 +282,13 @@ void tvat(const TvatParams& p) {
   }
 
   if (p.score == nullptr) return;
-  const double pixels = static_cast<double>(p.H) * static_cast<double>(p.W);
+  // uint8 sums are in levels^2 (see tvat_chunk).
+  const double divisor = static_cast<double>(p.H) * static_cast<double>(p.W) *
+                         (p.dtype == DType::UInt8 ? kUint8LevelsSquared : 1.0);
   for (int64_t image = 0; image < p.B; ++image) {  // fixed order: the result is deterministic
     double sum = 0.0;
     for (int64_t chunk = 0; chunk < chunks; ++chunk) sum += partial[image * chunks + chunk];
-    p.score[image] = static_cast<float>(sum / pixels);
+    p.score[image] = static_cast<float>(sum / divisor);
   }
 }
 

@@ -10,8 +10,9 @@
 //
 // Channels are the outer loop, so any C works with a fixed register budget: each channel's band is
 // loaded (kRows + 2 rows, all loads issued before use) and its squared differences are added to
-// per-pixel accumulators. Each warp writes one partial sum of thresholded VSP; a second kernel sums
-// each image's partials in a fixed order in double, so results are deterministic (no float atomics).
+// per-pixel accumulators (uint8 in grey levels, exactly: see value_of). Each warp writes one partial
+// sum of thresholded VSP; a second kernel sums each image's partials in a fixed order in double, so
+// results are deterministic (no float atomics).
 #include <algorithm>
 #include <climits>
 #include <type_traits>
@@ -59,15 +60,11 @@ Layout layout_of(int64_t H, int64_t W) {
   return l;
 }
 
-// uint8 -> v / 255 exactly as the CPU rounds it, without a division: the product with the rounded
-// reciprocal is off by one ulp for about half of the 256 values, and one Newton step on the residual
-// corrects it (checked exhaustively for every byte value).
-__device__ __forceinline__ float unit_of(uint8_t v) {
-  const float f = static_cast<float>(v), q = f * (1.0f / 255.0f);
-  return fmaf(fmaf(-q, 255.0f, f), 1.0f / 255.0f, q);
-}
+// A pixel as the kernel computes with it: uint8 as its grey level (0..255), where every VSP is an
+// exact integer whatever the FMA contraction or summation order (common.h); float types in [0, 1].
+__device__ __forceinline__ float value_of(uint8_t v) { return static_cast<float>(v); }
 template <typename T>
-__device__ __forceinline__ float unit_of(T v) {
+__device__ __forceinline__ float value_of(T v) {
   return to_unit(v);
 }
 
@@ -86,10 +83,10 @@ __device__ __forceinline__ void load_pixels(const T* __restrict__ row, bool row_
     PixVec<T> v{};
     if (row_ok && xs < W) v = *reinterpret_cast<const PixVec<T>*>(row + xs);
 #pragma unroll
-    for (int k = 0; k < kPix; ++k) out[k] = unit_of(v.e[k]);
+    for (int k = 0; k < kPix; ++k) out[k] = value_of(v.e[k]);
   } else {
 #pragma unroll
-    for (int k = 0; k < kPix; ++k) out[k] = (row_ok && xs + k < W) ? unit_of(row[xs + k]) : 0.0f;
+    for (int k = 0; k < kPix; ++k) out[k] = (row_ok && xs + k < W) ? value_of(row[xs + k]) : 0.0f;
   }
 }
 
@@ -183,7 +180,7 @@ __global__ void __launch_bounds__(kBlock, kMinBlocks<Idx>)
       for (int k = 0; k < kPix; ++k) win[i][k + 1] = px[k];
       T h{};  // zero; loaded under a predicate and converted unconditionally, so no branch
       if (row_ok && halo_ok) h = row[hx];
-      halo[i] = unit_of(h);
+      halo[i] = value_of(h);
     }
 #pragma unroll
     for (int i = 0; i < kRows + 2; ++i) {
@@ -195,7 +192,10 @@ __global__ void __launch_bounds__(kBlock, kMinBlocks<Idx>)
     add_channel<kVec>(acc, win, has_up, has_down, has_left, has_right);
   }
 
-  // Store VSP and sum the thresholded values of this lane's pixels inside the image.
+  // Store VSP (uint8: exact levels^2 -> [0, 1] units, correctly rounded) and sum the thresholded
+  // values of this lane's pixels inside the image (uint8: in levels^2, scaled by the finish kernel).
+  constexpr bool kLevels = std::is_same_v<T, uint8_t>;
+  const auto unit_vsp = [](float v) { return kLevels ? v / static_cast<float>(kUint8LevelsSquared) : v; };
   float kept = 0.0f;
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
@@ -205,13 +205,13 @@ __global__ void __launch_bounds__(kBlock, kMinBlocks<Idx>)
     if (kVec && out != nullptr) {
       PixVec<float> v;
 #pragma unroll
-      for (int k = 0; k < kPix; ++k) v.e[k] = acc[r][k];
+      for (int k = 0; k < kPix; ++k) v.e[k] = unit_vsp(acc[r][k]);
       *reinterpret_cast<PixVec<float>*>(out) = v;
     }
 #pragma unroll
     for (int k = 0; k < kPix; ++k) {
       if (!kVec && xs + k >= W) break;
-      if (!kVec && out != nullptr) out[k] = acc[r][k];
+      if (!kVec && out != nullptr) out[k] = unit_vsp(acc[r][k]);
       // VSP * [VSP >= threshold] as IEEE arithmetic has it: a NaN VSP is kept (NaN * 0 is NaN).
       kept += acc[r][k] < threshold ? 0.0f : acc[r][k];
     }
@@ -268,12 +268,15 @@ void launch_tvat(const TvatParams& p, bool vec, const Layout& l, float* partial,
   const dim3 grid(static_cast<unsigned>((tasks + kWarps - 1) / kWarps)), block(kBlock);
   const T* x = static_cast<const T*>(p.x);
   const Idx H = static_cast<Idx>(p.H), W = static_cast<Idx>(p.W);
+  // In the units the kernel computes in: levels^2 for uint8, [0, 1] units otherwise.
+  const float threshold = std::is_same_v<T, uint8_t> ? uint8_level_threshold(p.threshold)
+                                                     : static_cast<float>(p.threshold);
   if (vec) {
     tvat_kernel<T, kLanes, Idx, true><<<grid, block, 0, stream>>>(x, p.vsp, partial, tasks, l.tasks, l.strips,
-                                                                  p.C, H, W, p.threshold);
+                                                                  p.C, H, W, threshold);
   } else {
     tvat_kernel<T, kLanes, Idx, false><<<grid, block, 0, stream>>>(x, p.vsp, partial, tasks, l.tasks, l.strips,
-                                                                   p.C, H, W, p.threshold);
+                                                                   p.C, H, W, threshold);
   }
 }
 
@@ -311,7 +314,9 @@ void tvat(const TvatParams& p, float* workspace, const CudaLaunch& launch) {
   check(cudaGetLastError(), "tvat_kernel launch");
 
   if (p.score != nullptr) {
-    const double inv_pixels = 1.0 / (static_cast<double>(p.H) * static_cast<double>(p.W));
+    // uint8 partials are in levels^2 (see value_of).
+    const double inv_pixels = 1.0 / (static_cast<double>(p.H) * static_cast<double>(p.W) *
+                                     (p.dtype == DType::UInt8 ? kUint8LevelsSquared : 1.0));
     if (l.tasks > kFinishThreads) {
       tvat_finish_kernel<true><<<static_cast<unsigned>(p.B), kFinishThreads, 0, stream>>>(workspace, p.score, p.B,
                                                                                           l.tasks, inv_pixels);

@@ -9,6 +9,8 @@ beat; the references are differentiable, and the ops' gradients are tested again
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -25,21 +27,19 @@ def to_unit_float(x: torch.Tensor) -> torch.Tensor:
     return x.float()
 
 
-def vsp(x: torch.Tensor) -> torch.Tensor:
-    """Mirrors ``mmsr.vsp``: x [B, C, H, W] -> VSP [B, H, W] float32.
+# uint8 images are scored in grey levels (0..255), where every VSP is an exact integer in float32
+# (up to 32 channels): a uint8 VSP is exactly levels / 255^2 and the threshold test is exact, the
+# same on every device and in every summation order. The native kernels do the same (common.h).
+_LEVELS_SQUARED = 255.0 * 255.0
 
-    VSP(p) = sum over the in-image neighbours q of p of sum_c (x[c,p] - x[c,q])^2. Written as the
-    8 shifted differences of a zero-padded image (the eager formulation the issue's speed figures
-    describe); the terms of out-of-image neighbours are dropped with a select, not multiplied by 0
-    or NaN-padded, so NaN and inf in x propagate as IEEE arithmetic has it and nothing else turns
-    into NaN.
-    """
-    xf = to_unit_float(x)
+
+def _vsp_sum(xf: torch.Tensor) -> torch.Tensor:
+    """The 8 neighbours' squared differences of a float32 [B, C, H, W] image, summed: [B, H, W]."""
     B, C, H, W = xf.shape
     padded = F.pad(xf, (1, 1, 1, 1))
-    inside = torch.zeros(H + 2, W + 2, dtype=torch.bool, device=x.device)
+    inside = torch.zeros(H + 2, W + 2, dtype=torch.bool, device=xf.device)
     inside[1:-1, 1:-1] = True
-    out = torch.zeros(B, H, W, dtype=torch.float32, device=x.device)
+    out = torch.zeros(B, H, W, dtype=torch.float32, device=xf.device)
     for dy, dx in _NEIGHBOURS:
         q = padded[:, :, 1 + dy : 1 + dy + H, 1 + dx : 1 + dx + W]
         d2 = ((xf - q) ** 2).sum(dim=1)
@@ -47,12 +47,36 @@ def vsp(x: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def uint8_level_threshold(threshold: float) -> float:
+    """A [0, 1]-unit threshold in levels^2, rounded up: for an integer VSP v, v >= t <=> v >= ceil(t)."""
+    return float(math.ceil(threshold * _LEVELS_SQUARED))
+
+
+def vsp(x: torch.Tensor) -> torch.Tensor:
+    """Mirrors ``mmsr.vsp``: x [B, C, H, W] -> VSP [B, H, W] float32.
+
+    VSP(p) = sum over the in-image neighbours q of p of sum_c (x[c,p] - x[c,q])^2. Written as the
+    8 shifted differences of a zero-padded image (the eager formulation the issue's speed figures
+    describe); the terms of out-of-image neighbours are dropped with a select, not multiplied by 0
+    or NaN-padded, so NaN and inf in x propagate as IEEE arithmetic has it and nothing else turns
+    into NaN. uint8 is summed in grey levels (exact) and then divided by 255^2.
+    """
+    if x.dtype == torch.uint8:
+        return _vsp_sum(x.float()) / _LEVELS_SQUARED
+    return _vsp_sum(x.float())
+
+
 def tvat(x: torch.Tensor, threshold: float) -> torch.Tensor:
     """Mirrors ``mmsr.tvat``: x [B, C, H, W] -> TVAT [B] float32 (mean of thresholded VSP).
 
     VSP(p) * [VSP(p) >= threshold] as IEEE arithmetic has it: a NaN VSP is kept (NaN * 0 is NaN),
     so an image with one has TVAT NaN, never a score that quietly leaves the broken pixels out.
+    uint8 is thresholded in grey levels^2, exactly (see ``uint8_level_threshold``).
     """
+    if x.dtype == torch.uint8:
+        levels = _vsp_sum(x.float())
+        kept = torch.where(levels < uint8_level_threshold(threshold), torch.zeros_like(levels), levels)
+        return kept.mean(dim=(1, 2)) / _LEVELS_SQUARED
     v = vsp(x)
     kept = torch.where(v < threshold, torch.zeros_like(v), v)
     return kept.mean(dim=(1, 2))

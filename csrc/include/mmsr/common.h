@@ -18,6 +18,21 @@ namespace mmsr {
 // Element type of an image or tile buffer. Values are read as floats in [0, 1] (uint8 as v / 255).
 enum class DType : int32_t { UInt8 = 0, Float16 = 1, BFloat16 = 2, Float32 = 3 };
 
+// uint8 images are scored in grey levels (0..255) rather than in [0, 1]: every difference, square and
+// sum below 2^24 (any VSP of up to 32 channels) is then an exact integer in float32, so a uint8 VSP is
+// exactly levels / 255^2 whatever the summation order, FMA contraction or device, and the threshold
+// test is exact. In [0, 1] units the same pixel's VSP is rounded differently by each order, and the
+// default threshold (96 levels^2) is a value uint8 VSPs take: CPU and GPU, native and reference then
+// disagreed on the pixels sitting exactly on it.
+inline constexpr double kUint8LevelsSquared = 255.0 * 255.0;
+
+// The threshold in levels^2 for uint8 VSPs, rounded up: for an integer VSP v, v >= t <=> v >= ceil(t).
+// (Above 2^24, i.e. more than 32 channels, the float conversion rounds; the test is then as exact as
+// the float VSP sums themselves.)
+inline float uint8_level_threshold(double threshold) {
+  return static_cast<float>(std::ceil(threshold * kUint8LevelsSquared));
+}
+
 // How overlapping tiles are weighted when stitched.
 enum class Blend : int32_t {
   Mean = 0,    // every covering tile weighs 1 (the paper's plain average)

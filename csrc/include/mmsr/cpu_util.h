@@ -89,6 +89,8 @@ inline uint16_t float_to_bf16(float f) {  // round to nearest even; NaN stays Na
 
 // uint8 -> v / 255, vectorised per CPU (csrc/cpu/convert.cpp).
 void uint8_to_unit(const uint8_t* src, int64_t n, float* dst);
+// uint8 -> v as a float (grey levels; TVAT scores uint8 images in levels, see common.h).
+void uint8_to_levels(const uint8_t* src, int64_t n, float* dst);
 
 // Converts n elements of type `dtype` starting at element `offset` of `src` to floats in [0, 1].
 inline void load_unit_floats(const void* src, DType dtype, int64_t offset, int64_t n, float* dst) {
