@@ -100,7 +100,7 @@ for s in $stages; do
   build)
     stage "build (CUDA, sm_90)"
     CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=90" MMSR_CUDA=ON \
-      bounded 240 python -m pip install --no-build-isolation --no-deps -q . 2>&1 | tail -20
+      bounded 120 python -m pip install --no-build-isolation --no-deps -q . 2>&1 | tail -20
     python -c "import mmsr, json; print(json.dumps(mmsr.build_info()))" | tee "$out/build_info.json"
     ;;
   probe)
@@ -146,7 +146,7 @@ for s in $stages; do
     stage "Upscaler benchmarks: routed vs deepest"
     bench upscale_routed 100 benchmarks/test_bench_upscale.py -k routed_vs_deepest
     stage "Upscaler benchmarks: batching"
-    bench upscale_batching 60 benchmarks/test_bench_upscale.py -k batching
+    bench upscale_batching 120 benchmarks/test_bench_upscale.py -k batching
     stage "Upscaler benchmarks: inference cuts"
     bench upscale_cuts 50 benchmarks/test_bench_upscale.py -k inference_cuts
     ;;

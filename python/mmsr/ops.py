@@ -52,7 +52,9 @@ def vsp(x: torch.Tensor) -> torch.Tensor:
     """Variation of surrounding pixels per pixel.
 
     VSP(p) = sum over the 8 neighbours q of p inside the image of sum_c (x[c,p] - x[c,q])^2, with
-    values read in [0, 1] (uint8 as v / 255) and accumulated in float32.
+    values read in [0, 1] (uint8 as v / 255) and accumulated in float32. uint8 VSPs are exact:
+    summed in grey levels (integers, exact in float32 up to 32 channels), then divided by 255^2
+    with one rounding, so they are the same on every device.
 
     Args:
         x: Tensor[C, H, W] or Tensor[B, C, H, W]; uint8, float16, bfloat16 or float32; any C >= 1.
@@ -77,7 +79,9 @@ def tvat(x: torch.Tensor, threshold: float = DEFAULT_TVAT_THRESHOLD) -> torch.Te
         x: Tensor[C, H, W] or Tensor[B, C, H, W]; uint8 (read as v / 255), float16, bfloat16 or
             float32 in [0, 1]; any C >= 1; any layout (channels_last and views are fine).
         threshold: VSP values below this count as flat; see ``DEFAULT_TVAT_THRESHOLD``. A finite
-            number >= 0, compared in float32 as the VSP is.
+            number >= 0, compared in float32 as the VSP is; for uint8 input, exactly: its VSPs are
+            computed in grey levels, where each is an exact integer (up to 32 channels), and a VSP
+            equal to the threshold counts on every device.
 
     Returns:
         float32: a 0-d tensor for [C, H, W] input, Tensor[B] for [B, C, H, W]. An image with a NaN
