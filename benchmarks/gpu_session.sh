@@ -21,7 +21,7 @@
 #            bundles after round 3 on CPU, the fifth session's), CONTINUE_STEPS pixel steps per class
 #            (one number, or one per class: "400,1200,4400"; the baseline their sum), cosine lr from
 #            CONTINUE_LR: training budgets add up across sessions
-#   profile  benchmarks/profile_generator.py on CUDA, bf16, batch 64 (where inference time goes)
+#   profile  benchmarks/profile_generator.py on CUDA, bf16, batch 64, the default bundle's configs (where inference time goes)
 #   tiling   benchmarks/tiling_tradeoff.py on CUDA: the default bundle on Set14 routed (promote off/on) vs one model,
 #            a window per tile vs blocks, and whole images (needs device_data/val)
 #   curve    MMSR and the baseline from scratch (as `train`, CURVE_STEPS pixel steps per class, one
@@ -210,7 +210,7 @@ for s in $stages; do
     ;;
   profile)
     stage "generator profile (CUDA, bf16, batch 64)"
-    bounded 60 python benchmarks/profile_generator.py --device cuda --batch 64 --dtype bfloat16 | tee "$work/profile.md"
+    bounded 60 python benchmarks/profile_generator.py --device cuda --batch 64 --dtype bfloat16 --configs 4-2r,8-6r,16-8r | tee "$work/profile.md"
     ;;
   *) echo "unknown stage $s" ;;
   esac
