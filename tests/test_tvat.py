@@ -182,6 +182,14 @@ def test_bad_inputs(bad, error, match):
         mmsr.tvat(bad)
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32], ids=str)
+def test_threshold_past_float_range_drops_every_pixel(device, dtype):
+    # 1e300 (x 255^2 for uint8) is past float32's range: it must compare as +inf, not overflow.
+    x = random_image((2, 3, 9, 11), dtype, device, seed=4)
+    assert mmsr.tvat(x, 1e300).tolist() == [0.0, 0.0]
+    assert mmsr.tvat(x, 0.0).min().item() > 0
+
+
 @pytest.mark.parametrize(
     "threshold, match",
     [

@@ -203,15 +203,10 @@ class RowReader {
   }
 };
 
-// The threshold in the units the rows are read in: levels^2 for uint8, [0, 1] units otherwise.
-float row_threshold(const TvatParams& p) {
-  return p.dtype == DType::UInt8 ? uint8_level_threshold(p.threshold) : static_cast<float>(p.threshold);
-}
-
 // VSP rows [y0, y1) of one image; returns the thresholded sum in double (in levels^2 for uint8).
 double tvat_chunk(const TvatParams& p, int64_t image, int64_t y0, int64_t y1) {
   const int64_t W = p.W, padded = W + 2;
-  const float threshold = row_threshold(p);
+  const float threshold = kernel_threshold(p.dtype, p.threshold);  // levels^2 for uint8
   const bool levels = p.dtype == DType::UInt8;
   const RowFns fn = row_fns(p.C, p.vsp != nullptr);
   std::vector<float> scratch(6 * padded, 0.0f);

@@ -268,9 +268,7 @@ void launch_tvat(const TvatParams& p, bool vec, const Layout& l, float* partial,
   const dim3 grid(static_cast<unsigned>((tasks + kWarps - 1) / kWarps)), block(kBlock);
   const T* x = static_cast<const T*>(p.x);
   const Idx H = static_cast<Idx>(p.H), W = static_cast<Idx>(p.W);
-  // In the units the kernel computes in: levels^2 for uint8, [0, 1] units otherwise.
-  const float threshold = std::is_same_v<T, uint8_t> ? uint8_level_threshold(p.threshold)
-                                                     : static_cast<float>(p.threshold);
+  const float threshold = kernel_threshold(p.dtype, p.threshold);  // levels^2 for uint8
   if (vec) {
     tvat_kernel<T, kLanes, Idx, true><<<grid, block, 0, stream>>>(x, p.vsp, partial, tasks, l.tasks, l.strips,
                                                                   p.C, H, W, threshold);

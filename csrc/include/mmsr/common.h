@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -26,11 +27,15 @@ enum class DType : int32_t { UInt8 = 0, Float16 = 1, BFloat16 = 2, Float32 = 3 }
 // disagreed on the pixels sitting exactly on it.
 inline constexpr double kUint8LevelsSquared = 255.0 * 255.0;
 
-// The threshold in levels^2 for uint8 VSPs, rounded up: for an integer VSP v, v >= t <=> v >= ceil(t).
-// (Above 2^24, i.e. more than 32 channels, the float conversion rounds; the test is then as exact as
-// the float VSP sums themselves.)
-inline float uint8_level_threshold(double threshold) {
-  return static_cast<float>(std::ceil(threshold * kUint8LevelsSquared));
+// The threshold as the TVAT kernels compare it, in the units they compute in: [0, 1] units for float
+// types; levels^2 for uint8, rounded up, since for an integer VSP v, v >= t <=> v >= ceil(t). (Above
+// 2^24, i.e. more than 32 channels, the float conversion rounds; the test is then as exact as the
+// float VSP sums themselves.) Past float's range every VSP is below it: +inf (a plain cast of such a
+// double is undefined behaviour).
+inline float kernel_threshold(DType dtype, double threshold) {
+  const double t = dtype == DType::UInt8 ? std::ceil(threshold * kUint8LevelsSquared) : threshold;
+  return t < static_cast<double>(std::numeric_limits<float>::max()) ? static_cast<float>(t)
+                                                                     : std::numeric_limits<float>::infinity();
 }
 
 // How overlapping tiles are weighted when stitched.

@@ -15,7 +15,7 @@ struct TvatParams {
   float* score;      // [B] TVAT per image, or nullptr when not wanted
   int64_t B, C, H, W;
   DType dtype;       // uint8 is read as value / 255
-  double threshold;  // VSP below this does not count towards TVAT ([0, 1] units; see uint8_level_threshold)
+  double threshold;  // VSP below this does not count towards TVAT ([0, 1] units; see kernel_threshold)
   int num_threads;   // CPU only: OpenMP threads (the caller passes torch's setting)
 };
 
