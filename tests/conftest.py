@@ -1,4 +1,5 @@
-"""Shared fixtures: devices, seeded sample images, and the structured images every op is tried on."""
+"""Shared fixtures: devices, seeded sample images, the structured images every op is tried on, and
+the tiny bundle the upscale CLI tests run."""
 from __future__ import annotations
 
 import pytest
@@ -47,3 +48,14 @@ def structured_images(C: int, H: int, W: int):
         "ramp_x": (xx.float() / max(W - 1, 1)).expand(1, C, H, W).clone(),
         "ramp_y": (yy.float() / max(H - 1, 1)).expand(1, C, H, W).clone(),
     }
+
+
+@pytest.fixture(scope="session")
+def cli_bundle_path(tmp_path_factory):
+    """A tiny random x2 bundle of two classes (16-pixel tiles) for the `mmsr upscale` tests."""
+    from mmsr.bundle import Bundle, save_bundle
+
+    bundle = Bundle.random(
+        ["1-2w8", "2-2w8"], threshold=0.0, boundaries=[0.02], scale=2, tile_size=16, overlap=4, seed=1
+    )
+    return save_bundle(bundle, tmp_path_factory.mktemp("bundle") / "tiny.safetensors")

@@ -10,7 +10,6 @@ from PIL import Image
 
 from test_imageio import _write_png16
 
-from mmsr.bundle import Bundle, save_bundle
 from mmsr.cli import main
 from mmsr.cli import upscale_cmd
 
@@ -20,12 +19,9 @@ H, W = 30, 40
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def bundle_path(tmp_path_factory):
-    bundle = Bundle.random(
-        ["1-2w8", "2-2w8"], threshold=0.0, boundaries=[0.02], scale=2, tile_size=16, overlap=4, seed=1
-    )
-    return save_bundle(bundle, tmp_path_factory.mktemp("bundle") / "tiny.safetensors")
+@pytest.fixture
+def bundle_path(cli_bundle_path):
+    return cli_bundle_path
 
 
 def _rgb(seed=0) -> np.ndarray:

@@ -7,10 +7,12 @@ result back the way it came in:
 - grayscale (``L``, ``1``) images: the grey plane repeated into 3 channels; ``grayscale=True`` so the
   result is written back as one plane (the mean of the three upscaled channels);
 - 16-bit grayscale PNG/TIFF (``I;16``, ``I``): float32 in [0, 1] (value / 65535), written back as
-  16-bit PNG or TIFF, else 8-bit; 16-bit RGB(A) PNGs are read at 8 bits, as Pillow decodes them;
+  16-bit PNG or TIFF, else 8-bit; 16-bit RGB(A) PNGs and TIFFs are read at 8 bits, as Pillow
+  decodes them, and so are 16-bit grey PNGs with alpha, which stay grey (``LA``);
 - palette (``P``) images: expanded to RGB, or RGBA where the palette has transparency; written as
   RGB(A), because re-quantising an upscaled image to 256 colours would throw its detail away;
-- an alpha channel (``RGBA``, ``LA``, ``PA``, palette transparency): kept apart as ``alpha`` uint8
+- an alpha channel (``RGBA``, ``LA``, ``PA``, palette transparency, a transparent colour or grey
+  value, 16-bit grey included, which is then written back at 8 bits): kept apart as ``alpha`` uint8
   [H, W]. It is upscaled on its own with Pillow's bicubic filter (:func:`resize_alpha`), not by the
   SR models, which were trained on photographs, not masks;
 - EXIF orientation is applied on reading, so the pixels are upright and the written file needs no
@@ -50,6 +52,7 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_QUALITY",
     "alpha_supported",
+    "check_output_size",
     "exif_fits",
     "EXTENSIONS",
     "ImageData",
@@ -81,6 +84,9 @@ _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 DEFAULT_QUALITY = 95  # JPEG/WebP: visually lossless, about half the size of quality 100
 _WITH_ALPHA = ("RGBA", "LA", "PA", "RGBa", "La")
 _U16_MAX = 65535.0
+# The widest or tallest image each format can hold. The encoders refuse a larger one only once the
+# whole image is handed to them (libjpeg with a bare "broken data stream"), so callers ask first.
+_MAX_EDGE = {"WEBP": 16383, "JPEG": 65500}
 
 
 class ImageTooLargeError(ValueError):
@@ -149,6 +155,22 @@ def _check_pixels(path: Path, width: int, height: int, max_pixels: Optional[int]
         )
 
 
+def _is_grey_with_alpha_16(im: Image.Image) -> bool:
+    """Whether ``im`` (opened, not loaded) is a 16-bit grey PNG with alpha: Pillow decodes it as RGBA
+    with three equal channels, which would make it a colour image, and the SR models, run on
+    three channels apart, would give it colour fringes."""
+    return im.format == "PNG" and im.mode == "RGBA" and any(tile[3] == "LA;16B" for tile in im.tile)
+
+
+def _transparent_value(values: np.ndarray, info: dict) -> Optional[torch.Tensor]:
+    """The alpha plane of a 16-bit grey PNG whose tRNS chunk names one fully transparent value, or
+    None. Pillow keeps that value aside in ``info`` instead of decoding it into an alpha channel."""
+    key = info.get("transparency")
+    if not isinstance(key, int) or isinstance(key, bool):
+        return None
+    return torch.from_numpy(np.where(values == key, 0, 255).astype(np.uint8))
+
+
 def _plane_to_rgb(plane: np.ndarray) -> torch.Tensor:
     """A writable [H, W] array -> Tensor[3, H, W], the plane in every channel."""
     return torch.from_numpy(plane).unsqueeze(0).expand(3, -1, -1).contiguous()
@@ -187,7 +209,10 @@ def _decode(im: Image.Image) -> ImageData:
             )
         grey = torch.from_numpy(np.clip(values / _U16_MAX, 0.0, 1.0))
         icc = icc if _profile_space(icc) == b"GRAY" else None
-        return ImageData(rgb=grey.unsqueeze(0).expand(3, -1, -1).contiguous(), grayscale=True, sixteen_bit=True, icc_profile=icc)
+        return ImageData(
+            rgb=grey.unsqueeze(0).expand(3, -1, -1).contiguous(), alpha=_transparent_value(values, im.info),
+            grayscale=True, sixteen_bit=True, icc_profile=icc,
+        )
     if im.mode == "F":
         raise ValueError("32-bit floating-point images (mode F) are not supported: their value range is unknown")
     if im.mode == "P":
@@ -243,9 +268,13 @@ def read_image(
         # mmsr applies its own, documented limit below; Pillow's bomb warning would only repeat it.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            with _open_unlimited(path) as im:
+            # A file object, not the path: Pillow maps an uncompressed TIFF from a named file into
+            # memory at its upright size, which scrambles the pixels of one turned 90 degrees by its
+            # orientation tag (a grey, 16-bit or RGBA scan); a file object is read, never mapped.
+            with open(str(path), "rb") as file, _open_unlimited(file) as im:
                 _check_pixels(path, im.width, im.height, max_pixels)
                 frames = getattr(im, "n_frames", 1)
+                grey_with_alpha = _is_grey_with_alpha_16(im)  # before loading, which clears im.tile
                 if metadata:
                     # Before loading: Pillow turns a TIFF upright while loading it, then drops its EXIF.
                     found, _ = read_metadata(im)
@@ -254,6 +283,8 @@ def read_image(
                     warnings.simplefilter("ignore", UserWarning)
                 im.load()
                 upright = ImageOps.exif_transpose(im)
+                if grey_with_alpha:
+                    upright = upright.convert("LA")  # exact: the three channels are equal
                 decoded = replace(_decode(upright), frames=frames)
                 if not metadata:
                     return decoded
@@ -264,7 +295,7 @@ def read_image(
             raise FileNotFoundError(f"{path}: no such file") from None
         except (OSError, SyntaxError, EOFError, TypeError) as err:
             # TypeError: Pillow's answer to some malformed TIFF directories ("Missing dimensions").
-            raise OSError(f"{path}: cannot read image ({err})") from None
+            raise OSError(f"{path}: cannot read image ({_by_path(str(err), path)})") from None
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
 
@@ -275,13 +306,19 @@ def read_image(
 _PILLOW_LIMIT_LOCK = threading.Lock()
 
 
-def _open_unlimited(path: Path) -> Image.Image:
+def _open_unlimited(file) -> Image.Image:
     with _PILLOW_LIMIT_LOCK:
         saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
         try:
-            return Image.open(path)
+            return Image.open(file)
         finally:
             Image.MAX_IMAGE_PIXELS = saved
+
+
+def _by_path(message: str, path: Path) -> str:
+    """Pillow's message naming the file object read_image opened by the quoted path instead, as
+    it names a file it opens itself ("cannot identify image file 'a.png'")."""
+    return message.replace(f"<_io.BufferedReader name={str(path)!r}>", repr(str(path)))
 
 
 def without_path(message: str, path: Union[str, os.PathLike]) -> str:
@@ -397,7 +434,8 @@ def write_image(path: Union[str, os.PathLike], image: ImageData, quality: int = 
             of 100); other formats are lossless and ignore it.
 
     Raises:
-        ValueError: an unsupported extension, a malformed tensor, or EXIF over a JPEG's 64 KB
+        ValueError: an unsupported extension, a malformed tensor, an image too large for the
+            format (:func:`check_output_size` tells beforehand), or EXIF over a JPEG's 64 KB
             (:func:`exif_fits` tells beforehand).
         OSError: the file cannot be written.
 
@@ -406,6 +444,8 @@ def write_image(path: Union[str, os.PathLike], image: ImageData, quality: int = 
     """
     path = Path(path)
     fmt = _format_for(path)
+    if isinstance(image.rgb, torch.Tensor) and image.rgb.dim() == 3:
+        check_output_size(path, *image.rgb.shape[1:])
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
         raise ValueError(f"quality must be an int from 1 to 100, got {quality!r}")
     im = _to_pil(image, fmt)
@@ -423,6 +463,27 @@ def write_image(path: Union[str, os.PathLike], image: ImageData, quality: int = 
     if image.dpi is not None and fmt in DPI_FORMATS:
         options["dpi"] = image.dpi
     write_atomically(path, lambda f: im.save(f, format=fmt, **options))
+
+
+def check_output_size(path: Union[str, os.PathLike], height: int, width: int) -> None:
+    """Raise ValueError, naming ``path``, where its format cannot hold a ``height`` x ``width``
+    image: a WebP is at most 16383 pixels a side and a JPEG 65500 (PNG, TIFF and BMP have no such
+    limit at sizes mmsr reaches). Ask before upscaling: the encoder only fails once the result exists.
+
+    Example:
+        >>> check_output_size("out.webp", 12000, 20000)
+        Traceback (most recent call last):
+        ...
+        ValueError: out.webp: a WebP image is at most 16383 pixels wide and high, and this one is 20000x12000; write PNG or TIFF, or upscale less (--outscale)
+    """
+    fmt = _format_for(Path(path))
+    limit = _MAX_EDGE.get(fmt)
+    if limit is not None and max(height, width) > limit:
+        name = "WebP" if fmt == "WEBP" else fmt
+        raise ValueError(
+            f"{path}: a {name} image is at most {limit} pixels wide and high, and this one is {width}x{height}; "
+            "write PNG or TIFF, or upscale less (--outscale)"
+        )
 
 
 def exif_fits(path: Union[str, os.PathLike], image: ImageData, height: int, width: int) -> bool:

@@ -6,6 +6,7 @@ import math
 import os
 import re
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -27,7 +28,7 @@ animated or multi-page file only the first frame is upscaled (with a warning).
 An alpha channel is carried through, upscaled on its own with bicubic interpolation (JPEG and BMP
 outputs cannot hold it; it is dropped with a warning). Grayscale images come back grayscale,
 palette images come back as RGB(A), 16-bit grayscale PNG/TIFF stays 16-bit in PNG/TIFF, and
-16-bit colour PNG and 16-bit grey PNG with alpha are read at 8 bits (as Pillow decodes them). The ICC colour profile, the EXIF (camera, dates, GPS; the
+16-bit colour PNG/TIFF and 16-bit grey PNG with alpha are read at 8 bits (as Pillow decodes them). The ICC colour profile, the EXIF (camera, dates, GPS; the
 pixels are written upright, so without the orientation tag) and the DPI (unchanged: the print
 grows with the scale) are carried where the output format holds them; --strip-metadata drops the
 EXIF and DPI.
@@ -349,8 +350,12 @@ def _collect_inputs(names: List[str]) -> Tuple[List[Path], List[str], List[str],
                     f"{', ...' if len(earlier) > 1 else ''}: NAME_xS beside NAME); name a file to upscale it"
                 )
             candidates = [p for p in found if p not in earlier]
-        elif path.exists():
+        elif path.is_file():
             candidates = [path]
+        elif path.exists():
+            # A named pipe would block the decoder until something writes to it, a device stream forever.
+            errors.append(f"{path}: not a regular file (a pipe, socket or device); give image files or directories")
+            continue
         else:
             errors.append(f"{path}: no such file or directory")
             continue
@@ -440,7 +445,7 @@ def _clash(paths: List[Path], inputs: FileSet, written: FileSet) -> Optional[str
     if paths[0].suffix.lower() not in EXTENSIONS:
         return (
             f"cannot write {paths[0]}: unsupported output extension {paths[0].suffix!r} "
-            f"(use -o NAME.EXT with one of {', '.join(sorted(EXTENSIONS))})"
+            f"(use --format EXT, or -o NAME.EXT, with one of {', '.join(sorted(EXTENSIONS))})"
         )
     if len(paths) > 1 and paths[1] in FileSet(paths[:1]):
         return f"refusing to write the class map over the output {paths[0]}: give --class-map another path"
@@ -450,6 +455,55 @@ def _clash(paths: List[Path], inputs: FileSet, written: FileSet) -> Optional[str
         if path in written:
             return f"{path} was already written for an earlier input; give inputs distinct names"
     return None
+
+
+def _cannot_create(paths: List[Path], probed: Dict[Path, Optional[str]]) -> Optional[str]:
+    """Why one of ``paths`` cannot be created, or None: it is a directory, its folder refuses new
+    files (a read-only card or share) or its name is too long for the file system. Asked before
+    any image is read, since otherwise each image would be upscaled in full only to fail at the
+    write. ``probed`` caches each folder's answer."""
+    for path in paths:
+        parent = path.parent
+        limit = _name_max(parent)
+        if limit is not None and len(os.fsencode(path.name)) > limit:  # first: is_dir() raises on such a name
+            return f"cannot write {path}: its name is longer than the {limit} bytes the file system allows"
+        if path.is_dir():
+            return f"cannot write {path}: it is a directory"
+        if parent not in probed:
+            probed[parent] = _probe_directory(parent)
+        if probed[parent] is not None:
+            return f"cannot write {path}: {probed[parent]}"
+    return None
+
+
+def _probe_directory(directory: Path) -> Optional[str]:
+    """Why no file can be created in ``directory``, or None. A real file is tried, not os.access,
+    which misjudges read-only mounts' ACLs and network shares."""
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as err:
+        return err.strerror or str(err)
+    return None
+
+
+def _name_max(directory: Path) -> Optional[int]:
+    try:
+        return os.pathconf(directory, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # no pathconf (Windows), or no limit known
+        return None
+
+
+def _naming(source: Path, problem: str) -> str:
+    """``problem`` as a line that starts with the input it concerns. A test for the input's name
+    anywhere in it would be fooled by an output path that contains it (a.png -> out/a.png)."""
+    return problem if problem.startswith(f"{source}: ") else f"{source}: {problem}"
+
+
+def _write_failure(path: Path, err: OSError) -> OSError:
+    """An OSError from writing ``path`` as a line that says so: "cannot write out/a.png: Permission
+    denied", not Python's "[Errno 13] Permission denied: 'out/a.png'"."""
+    return err if err.strerror is None else OSError(f"cannot write {path}: {err.strerror}")
 
 
 def _build_upscaler(args, bundle):
@@ -494,7 +548,9 @@ def _upscale_file(
 ) -> str:
     from tqdm import tqdm
 
-    from ..imageio import alpha_supported, exif_fits, read_image, resize_alpha, resize_pixels, write_image
+    from ..imageio import (
+        alpha_supported, check_output_size, exif_fits, read_image, resize_alpha, resize_pixels, write_image,
+    )
 
     start = time.perf_counter()
     image = read_image(source, max_pixels=args.max_pixels, metadata=not args.strip_metadata)
@@ -505,6 +561,7 @@ def _upscale_file(
     height, width = image.size
     factor = upscaler.scale if args.outscale is None else args.outscale
     out_height, out_width = max(1, round(height * factor)), max(1, round(width * factor))
+    check_output_size(target, out_height, out_width)  # before the upscale, not after it
     if not exif_fits(target, image, out_height, out_width):
         say(f"mmsr upscale: warning: {target}: {source.name}'s EXIF is over the 64 KB a JPEG holds; it is left out")
         image = replace(image, exif=None)
@@ -520,9 +577,15 @@ def _upscale_file(
     if (out_height, out_width) != tuple(pixels.shape[1:]):
         pixels = resize_pixels(pixels, out_height, out_width)
     upscaled = image.with_pixels(pixels, None if alpha is None else resize_alpha(alpha, out_height, out_width))
-    write_image(target, upscaled, args.quality)
+    try:
+        write_image(target, upscaled, args.quality)
+    except OSError as err:
+        raise _write_failure(target, err) from None
     if class_map is not None:
-        write_class_map(class_map, image.rgb, result, upscaler.bundle, source)
+        try:
+            write_class_map(class_map, image.rgb, result, upscaler.bundle, source)
+        except OSError as err:
+            raise _write_failure(class_map, err) from None
     configs = upscaler.bundle.configs
     # Texture classes, named by their models; then which models ran, where that differs.
     histogram = "classes " + " ".join(f"{c.name}:{n}" for c, n in zip(configs, result.histogram()))
@@ -562,16 +625,17 @@ def run(args) -> int:
 
     # Every output path is judged before the first image is read: an output that would replace an
     # input, an earlier result or its own class map fails that image up front (the rest go on).
-    input_files, planned, runnable = FileSet(inputs), FileSet(), []
+    # Then whether each output can be created at all, so that no image is upscaled in vain.
+    input_files, planned, runnable, probed = FileSet(inputs), FileSet(), [], {}
     for source in inputs:
         paths = [outputs[source]] + ([class_maps[source]] if source in class_maps else [])
-        problem = _clash(paths, input_files, planned)
+        problem = _clash(paths, input_files, planned) or _cannot_create(paths, probed)
         if problem is None:
             runnable.append(source)
             for path in paths:
                 planned.add(path)
         else:
-            failures.append(problem if str(source) in problem else f"{source}: {problem}")
+            failures.append(_naming(source, problem))
     for message in failures:
         print(f"mmsr upscale: error: {message}", file=sys.stderr)
 
@@ -589,7 +653,7 @@ def run(args) -> int:
             except Exception as err:  # one bad file must not stop the batch; report its name and the cause
                 expected = isinstance(err, (OSError, ValueError))
                 problem = str(err) if expected else f"{type(err).__name__}: {err}"
-                message = problem if str(source) in problem else f"{source}: {problem}"
+                message = _naming(source, problem)
                 failures.append(message)
                 say(f"mmsr upscale: error: {message}")
             bar.update()
