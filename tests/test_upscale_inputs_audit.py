@@ -47,17 +47,23 @@ def upscaled(monkeypatch):
     return calls
 
 
-def _write_grey_alpha_png16(path, grey: np.ndarray, alpha: np.ndarray) -> None:
-    """A 16-bit grey + alpha PNG (colour type 4), which Pillow cannot write itself."""
-    h, w = grey.shape
-    samples = np.stack([grey, alpha], axis=-1).astype(">u2")
+def _write_png16(path, samples: np.ndarray, colour_type: int, trns: bytes = b"") -> None:
+    """A 16-bit PNG of [H, W, channels] samples (colour type 4: grey + alpha, 2: RGB), with a tRNS
+    chunk if given: kinds Pillow cannot write itself."""
+    h = samples.shape[0]
+    samples = samples.astype(">u2")
     raw = b"".join(b"\0" + samples[y].tobytes() for y in range(h))
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    header = struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    header = struct.pack(">IIBBBBB", samples.shape[1], h, 16, colour_type, 0, 0, 0)
+    chunks = chunk(b"IHDR", header) + (chunk(b"tRNS", trns) if trns else b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunks + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def _write_grey_alpha_png16(path, grey: np.ndarray, alpha: np.ndarray) -> None:
+    _write_png16(path, np.stack([grey, alpha], axis=-1), colour_type=4)
 
 
 def test_sixteen_bit_grey_png_with_alpha_stays_grey(tmp_path, bundle_path):
@@ -83,6 +89,20 @@ def test_a_sixteen_bit_grey_pngs_transparent_value_becomes_alpha(tmp_path, bundl
     assert _upscale(tmp_path / "key.png", "-o", tmp_path / "out.png", "--bundle", bundle_path) == 0
     out = Image.open(tmp_path / "out.png")
     assert out.mode == "LA" and np.array(out)[:, W + 3 :, 1].max() == 0  # not silently opaque
+
+
+def test_a_sixteen_bit_colour_pngs_transparent_colour_is_dropped_with_a_warning_not_misapplied(tmp_path, bundle_path, capsys):
+    # The key (100, 100, 100) in 16-bit units is no pixel's colour. Pillow reads the pixels at 8 bits
+    # and used to compare them with the key's numbers: the pixels of 8-bit value 100 (16-bit 25700)
+    # came out transparent. Which pixels the key names only the 16-bit samples can say.
+    rgb = np.full((H, W, 3), 25700)
+    rgb[:, : W // 2] = 60000
+    _write_png16(tmp_path / "key16.png", rgb, colour_type=2, trns=struct.pack(">HHH", 100, 100, 100))
+    image = read_image(tmp_path / "key16.png")
+    assert image.alpha is None and image.read_warnings and "not carried" in image.read_warnings[0]
+    assert _upscale(tmp_path / "key16.png", "-o", tmp_path / "out.png", "--bundle", bundle_path) == 0
+    assert Image.open(tmp_path / "out.png").mode == "RGB"
+    assert "transparent colour" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("mode", ["L", "I;16", "RGBA", "RGB"])

@@ -12,7 +12,8 @@ result back the way it came in:
 - palette (``P``) images: expanded to RGB, or RGBA where the palette has transparency; written as
   RGB(A), because re-quantising an upscaled image to 256 colours would throw its detail away;
 - an alpha channel (``RGBA``, ``LA``, ``PA``, palette transparency, a transparent colour or grey
-  value, 16-bit grey included, which is then written back at 8 bits): kept apart as ``alpha`` uint8
+  value, 16-bit grey included, which is then written back at 8 bits; a 16-bit colour PNG's
+  transparent colour is not carried, with a note in ``read_warnings``): kept apart as ``alpha`` uint8
   [H, W]. It is upscaled on its own with Pillow's bicubic filter (:func:`resize_alpha`), not by the
   SR models, which were trained on photographs, not masks;
 - EXIF orientation is applied on reading, so the pixels are upright and the written file needs no
@@ -108,6 +109,7 @@ class ImageData:
         exif: the EXIF an upscaled copy carries (see :mod:`mmsr.image_metadata`), or None.
         dpi: the (x, y) resolution in dots per inch the file states, or None.
         metadata_warnings: what of the file's metadata could not be carried, and why.
+        read_warnings: what of the file's pixels could not be read as stored, and why.
 
     Example:
         >>> ImageData(rgb=torch.zeros(3, 2, 2, dtype=torch.uint8)).size
@@ -123,6 +125,7 @@ class ImageData:
     exif: Optional[bytes] = None
     dpi: Optional[tuple] = None
     metadata_warnings: tuple = ()
+    read_warnings: tuple = ()
 
     @property
     def size(self) -> tuple:
@@ -160,6 +163,16 @@ def _is_grey_with_alpha_16(im: Image.Image) -> bool:
     with three equal channels, which would make it a colour image, and the SR models, run on
     three channels apart, would give it colour fringes."""
     return im.format == "PNG" and im.mode == "RGBA" and any(tile[3] == "LA;16B" for tile in im.tile)
+
+
+def _is_colour_16_with_key(im: Image.Image) -> bool:
+    """Whether ``im`` (opened, not loaded) is a 16-bit colour PNG with a transparent colour (tRNS).
+    Pillow decodes its pixels at 8 bits but keeps the 16-bit key, and then marks as transparent the
+    8-bit pixels that equal the key's numbers: the wrong ones."""
+    return (
+        im.format == "PNG" and im.mode == "RGB" and isinstance(im.info.get("transparency"), tuple)
+        and any(tile[3] == "RGB;16B" for tile in im.tile)
+    )
 
 
 def _transparent_value(values: np.ndarray, info: dict) -> Optional[torch.Tensor]:
@@ -275,6 +288,7 @@ def read_image(
                 _check_pixels(path, im.width, im.height, max_pixels)
                 frames = getattr(im, "n_frames", 1)
                 grey_with_alpha = _is_grey_with_alpha_16(im)  # before loading, which clears im.tile
+                colour_key_16 = _is_colour_16_with_key(im)
                 if metadata:
                     # Before loading: Pillow turns a TIFF upright while loading it, then drops its EXIF.
                     found, _ = read_metadata(im)
@@ -285,7 +299,14 @@ def read_image(
                 upright = ImageOps.exif_transpose(im)
                 if grey_with_alpha:
                     upright = upright.convert("LA")  # exact: the three channels are equal
-                decoded = replace(_decode(upright), frames=frames)
+                read_warnings = ()
+                if colour_key_16:
+                    # Only the 16-bit samples, which Pillow does not give, can say which pixels the key
+                    # names; at 8 bits other colours collide with it. Opaque, and said, not a wrong mask.
+                    upright.info.pop("transparency", None)
+                    read_warnings = ("its transparent colour (a 16-bit colour PNG's tRNS) is not carried: "
+                                     "Pillow reads the pixels at 8 bits; the result is opaque",)
+                decoded = replace(_decode(upright), frames=frames, read_warnings=read_warnings)
                 if not metadata:
                     return decoded
                 return replace(decoded, exif=found.exif, dpi=found.dpi, metadata_warnings=tuple(found.warnings))

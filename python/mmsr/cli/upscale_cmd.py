@@ -554,7 +554,7 @@ def _upscale_file(
 
     start = time.perf_counter()
     image = read_image(source, max_pixels=args.max_pixels, metadata=not args.strip_metadata)
-    for note in image.metadata_warnings:
+    for note in image.metadata_warnings + image.read_warnings:
         say(f"mmsr upscale: warning: {source}: {note}")
     if image.frames > 1:
         say(f"mmsr upscale: warning: {source}: only the first of its {image.frames} frames is upscaled")
