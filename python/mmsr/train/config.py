@@ -473,7 +473,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--devices",
         default="auto",
-        help="cpu | cuda:0,cuda:1,... : one worker process per entry (default: auto, every CUDA device, else cpu)",
+        help="cpu | cuda:0,cuda:1,... : one worker process per entry; with one entry (and no --concurrent) "
+        "the launcher trains in its own process (default: auto, every CUDA device, else cpu)",
     )
     group.add_argument(
         "--concurrent",

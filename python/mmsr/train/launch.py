@@ -282,16 +282,20 @@ def _where(trainer: Optional[ClassTrainer], status: str, error: Optional[str] = 
 
 
 def _die_with_parent(parent: int) -> None:
-    """Have the kernel send this worker SIGTERM when its launcher dies (even by ``kill -9``): the
+    """Have the kernel send this worker SIGHUP when its launcher dies (even by ``kill -9``): the
     worker then checkpoints at its step's end and exits, instead of training on as an orphan that a
-    ``--resume`` would race."""
+    ``--resume`` would race.
+
+    SIGHUP, not SIGTERM: the kernel can deliver the parent-death signal more than once (strace
+    showed two, as the dying launcher's threads went), and the trainer takes a second SIGTERM as
+    "stop at once", so the class was often left without its checkpoint; repeated SIGHUPs ask once."""
     if sys.platform.startswith("linux"):
         try:
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGHUP)
         except (OSError, AttributeError):
             pass
     if os.getppid() != parent:  # the launcher died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGHUP)
 
 
 def _worker(slot: int, device: str, indices, settings, prepared, threads: Optional[int], results, parent: int) -> None:

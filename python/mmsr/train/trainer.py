@@ -140,11 +140,13 @@ class ClassResult:
 
 
 @contextlib.contextmanager
-def stop_signals_to(handler) -> Iterator[None]:
-    """SIGINT and SIGTERM go to ``handler`` inside the block; the handlers before it come back after."""
+def stop_signals_to(handler, also_hangup: bool = False) -> Iterator[None]:
+    """SIGINT and SIGTERM (and SIGHUP with ``also_hangup``) go to ``handler`` inside the block; the
+    handlers before it come back after."""
     import signal
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signals = (signal.SIGINT, signal.SIGTERM) + ((signal.SIGHUP,) if also_hangup else ())
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
     try:
         yield
     finally:
@@ -765,7 +767,9 @@ class ClassTrainer:
     def _signals_stop_at_step_end(self):
         # Ctrl-C and SIGTERM end the run at the next step boundary (then checkpoint), so a checkpoint
         # never holds a half-applied optimizer step; a second signal interrupts at once, and if that
-        # is inside a step, run() writes no checkpoint (see _mid_update).
+        # is inside a step, run() writes no checkpoint (see _mid_update). SIGHUP (a worker's
+        # launcher died, or the terminal closed) asks for the same stop but never escalates: the
+        # kernel can deliver a parent-death signal more than once (launch._die_with_parent).
         import signal
         import threading
 
@@ -775,10 +779,12 @@ class ClassTrainer:
 
         def request(signum, frame):
             if self._stop_signal is not None:
+                if signum == signal.SIGHUP:
+                    return
                 raise KeyboardInterrupt(signal.Signals(signum).name)
             self._stop_signal = signal.Signals(signum).name
 
-        with stop_signals_to(request):
+        with stop_signals_to(request, also_hangup=True):
             yield
 
     @property
