@@ -231,16 +231,21 @@ def test_a_finished_run_moved_with_its_bundle_resumes(data_dir, tmp_path, capsys
     assert "already exists and is not the bundle this run wrote" in capsys.readouterr().err
 
 
+def _two_workers(data_dir: Path, tmp_path: Path, name: str, *extra: str, **popen) -> tuple[subprocess.Popen, Path]:
+    """`mmsr train` of two classes on two CPU workers, training until a signal stops them; returns the
+    launcher process (stderr piped) and its run directory."""
+    options = [o if o != "cpu" else "cpu,cpu" for o in TINY]
+    command = [sys.executable, "-m", "mmsr", "train", str(data_dir), "--out", str(tmp_path / f"{name}.safetensors"),
+               *options, *LONG, *extra]  # fmt: skip
+    return subprocess.Popen(command, stderr=subprocess.PIPE, text=True, **popen), tmp_path / f"{name}.run"
+
+
 # -- 4. SIGINT to the launcher alone ----------------------------------------------------------------------
 
 
 @pytest.mark.slow
 def test_sigint_to_the_launcher_alone_stops_the_workers_at_once(data_dir, tmp_path):
-    out = tmp_path / "i.safetensors"
-    run_dir = tmp_path / "i.run"
-    options = [o if o != "cpu" else "cpu,cpu" for o in TINY]
-    command = [sys.executable, "-m", "mmsr", "train", str(data_dir), "--out", str(out), *options, *LONG]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    process, run_dir = _two_workers(data_dir, tmp_path, "i")
     _wait_for_logs(process, run_dir, [0, 1])
     sent = time.monotonic()
     process.send_signal(signal.SIGINT)  # `kill -INT PID`: the workers get nothing from the terminal
@@ -277,11 +282,7 @@ def _until(condition, seconds: float = 30.0) -> bool:  # generous: the suite may
 def test_ctrl_z_pauses_the_workers_with_the_launcher(data_dir, tmp_path):
     # Workers have process groups of their own, so the terminal's SIGTSTP reaches the launcher alone:
     # it used to stop while its workers trained on.
-    out = tmp_path / "z.safetensors"
-    run_dir = tmp_path / "z.run"
-    options = [o if o != "cpu" else "cpu,cpu" for o in TINY]
-    command = [sys.executable, "-m", "mmsr", "train", str(data_dir), "--out", str(out), *options, *LONG]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    process, run_dir = _two_workers(data_dir, tmp_path, "z")
     try:
         _wait_for_logs(process, run_dir, [0, 1])
         workers = _workers_of(process.pid)
@@ -303,11 +304,7 @@ def test_workers_checkpoint_when_their_launcher_is_killed(data_dir, tmp_path):
     # kill -9 of the launcher: each worker stops at its step's end and checkpoints (the README's
     # promise). The race that often broke it (the parent-death signal arriving twice) is checked
     # deterministically by the two tests below; here it rarely shows, the tiny steps being short.
-    out = tmp_path / "d.safetensors"
-    run_dir = tmp_path / "d.run"
-    options = [o if o != "cpu" else "cpu,cpu" for o in TINY]
-    command = [sys.executable, "-m", "mmsr", "train", str(data_dir), "--out", str(out), *options, *LONG]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=_env())
+    process, run_dir = _two_workers(data_dir, tmp_path, "d", env=_env())
     workers = []
     try:
         _wait_for_logs(process, run_dir, [0, 1])
@@ -452,13 +449,11 @@ def test_torchrun_takes_the_run_lock_as_mmsr_train_does(data_dir, tmp_path):
 def test_kill_int_stops_workers_of_a_launcher_started_with_sigint_ignored(data_dir, tmp_path):
     # A background job of a script starts with SIGINT ignored, and Python keeps it so: the launcher
     # of several workers trained on to the end after `kill -INT` (one device stopped).
-    out = tmp_path / "bg.safetensors"
-    options = [o if o != "cpu" else "cpu,cpu" for o in TINY]
-    command = [sys.executable, "-m", "mmsr", "train", str(data_dir), "--out", str(out), *options, *LONG]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # fmt: skip
+    process, run_dir = _two_workers(
+        data_dir, tmp_path, "bg", preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)
+    )
     try:
-        _wait_for_logs(process, tmp_path / "bg.run", [0, 1])
+        _wait_for_logs(process, run_dir, [0, 1])
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
     finally:
@@ -470,12 +465,7 @@ def test_kill_int_stops_workers_of_a_launcher_started_with_sigint_ignored(data_d
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the workers in Linux /proc")
 def test_a_worker_killed_mid_class_leaves_its_steps_and_checkpoint_in_the_summary(data_dir, tmp_path):
     # A worker that died recorded its class with 0 steps and no checkpoint, though one was on disk.
-    out = tmp_path / "k.safetensors"
-    run_dir = tmp_path / "k.run"
-    options = [o if o != "cpu" else "cpu,cpu" for o in TINY]
-    command = [sys.executable, "-m", "mmsr", "train", str(data_dir), "--out", str(out), *options, *LONG,
-               "--checkpoint-every", "2"]  # fmt: skip
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=_env())
+    process, run_dir = _two_workers(data_dir, tmp_path, "k", "--checkpoint-every", "2", env=_env())
     try:
         _wait_for_logs(process, run_dir, [0, 1], lines=4)
         os.kill(_workers_of(process.pid)[0], signal.SIGKILL)
