@@ -361,7 +361,7 @@ def test_same_name_from_two_directories(tmp_path, bundle_path, capsys):
         (tmp_path / sub).mkdir()
         Image.fromarray(_rgb()).save(tmp_path / sub / "a.png")
     assert _upscale(tmp_path / "x", tmp_path / "y", "-o", tmp_path / "out", "--bundle", bundle_path) == 1
-    assert "already written for an earlier input" in capsys.readouterr().err
+    assert "is also the output of an earlier input" in capsys.readouterr().err
     assert (tmp_path / "out" / "a.png").exists()
 
 

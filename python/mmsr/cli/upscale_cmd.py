@@ -453,7 +453,7 @@ def _clash(paths: List[Path], inputs: FileSet, written: FileSet) -> Optional[str
         if path in inputs:
             return f"refusing to write {path}: it is one of the inputs"
         if path in written:
-            return f"{path} was already written for an earlier input; give inputs distinct names"
+            return f"{path} is also the output of an earlier input; give inputs distinct names"
     return None
 
 
