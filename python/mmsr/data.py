@@ -44,6 +44,7 @@ __all__ = [
     "find_images",
     "load_folder",
     "read_image",
+    "read_image_and_grayscale",
     "sample_scores",
     "split_holdout",
     "tvat_classes",
@@ -101,13 +102,24 @@ def read_image(path: str | os.PathLike) -> Tensor:
         >>> read_image("photos/a.png").shape                                # doctest: +SKIP
         torch.Size([3, 480, 640])
     """
+    return read_image_and_grayscale(path)[0]
+
+
+def read_image_and_grayscale(path: str | os.PathLike) -> tuple[Tensor, bool]:
+    """:func:`read_image`, and whether the file is grayscale (one colour plane, read as three equal
+    channels), from one decode.
+
+    Raises:
+        OSError: the file cannot be read or decoded (the message names the file).
+    """
     try:
-        rgb = imageio.read_image(path, max_pixels=None, metadata=False).rgb
+        image = imageio.read_image(path, max_pixels=None, metadata=False)
     except ValueError as err:  # an unsupported pixel format: as unusable as a broken file
         raise OSError(str(err)) from None
+    rgb = image.rgb
     if rgb.dtype != torch.uint8:
         rgb = (rgb * 255).round().to(torch.uint8)
-    return rgb
+    return rgb, image.grayscale
 
 
 @dataclass

@@ -57,9 +57,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from . import imageio
 from .bundle import Bundle, load_bundle, resolve_bundle_path
-from .data import IMAGE_EXTENSIONS, downsample, read_image
+from .data import IMAGE_EXTENSIONS, downsample, read_image_and_grayscale
 from .grid import TileGrid
 from .imageio import without_path
 from .metrics import check_niqe_model, niqe, psnr, rgb_to_y, ssim
@@ -573,14 +572,6 @@ def _warm_up(methods: Sequence[Method], scale: int, device: torch.device) -> Non
         _synchronize(method.upscaler.device)
 
 
-def _read_hr(path: Path) -> Tuple[Tensor, bool]:
-    """An HR file as uint8 Tensor[3, H, W] (:func:`mmsr.data.read_image`), and whether the file is grayscale."""
-    rgb = read_image(path)
-    # Only an image of three equal channels can have come from one plane; the decoder's flag says whether it did.
-    flat = torch.equal(rgb[0], rgb[1]) and torch.equal(rgb[1], rgb[2])
-    return rgb, flat and imageio.read_image(path, max_pixels=None, metadata=False).grayscale
-
-
 def _grey_psnr(sr: Tensor, hr: Tensor, crop_border: int) -> float:
     """PSNR on a grayscale HR's grey values: the SR's BT.601 luma back on the grey range (for three equal
     channels, their value) against the HR's plane."""
@@ -741,7 +732,7 @@ def evaluate_folder(
     for path in tqdm(paths, desc="mmsr eval", unit="image", file=sys.stderr, disable=not progress):
         name = path.relative_to(root).as_posix()
         try:
-            hr, grayscale = _read_hr(path)
+            hr, grayscale = read_image_and_grayscale(path)
             outcome = evaluate_image(
                 name, hr, methods, scale=scale, crop_border=crop_border, with_niqe=with_niqe, device=device,
                 grayscale=grayscale,

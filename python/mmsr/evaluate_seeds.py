@@ -28,6 +28,9 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from .evaluate_curve import CurvePoint, EqualQuality, QualityCurve, baseline_curve_for, equal_quality
+# The curve report's cell formats, so that both tables read alike (seconds as Table 3 writes them).
+from .evaluate_curve import _cell, _speedup
+from .evaluate_training import _seconds
 
 __all__ = ["MeanCurve", "SeedComparison", "compare_seeds", "geometric_mean", "mean_curve", "seed_report"]
 
@@ -165,20 +168,6 @@ def _ratios(values: Sequence[float], total: int, left_out: Sequence[str]) -> str
     if left_out:
         text += f"; geometric mean over {len(values)} of {total} seeds; {'; '.join(left_out)}"
     return text
-
-
-def _speedup(eq: EqualQuality, value: Optional[float]) -> str:
-    if value is not None:
-        return f"{value:.2f}×"
-    return f"— ({' and '.join(eq.at_start)} at the start)" if eq.at_start else "—"
-
-
-def _seconds(value: Optional[float]) -> str:
-    return "—" if value is None else f"{value:.1f}"
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
 
 
 def seed_report(curves: Sequence[QualityCurve], baselines: Sequence[QualityCurve]) -> str:

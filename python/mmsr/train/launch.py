@@ -322,12 +322,16 @@ def progress_from_checkpoint(entry: ClassResult, run_dir: str | os.PathLike) -> 
         return False
     if loaded is None:
         return False
-    state, path = loaded
+    fill_progress(entry, *loaded, run_dir)
+    return True
+
+
+def fill_progress(entry: ClassResult, state: dict, path: Path, run_dir: str | os.PathLike) -> None:
+    """Set ``entry``'s steps and checkpoint from a loaded checkpoint ``state`` of file ``path``."""
     entry.steps = int(state["step"])
     pixel_end = int(state.get("pixel_end", entry.steps))
     entry.pixel_steps, entry.gan_steps = min(entry.steps, pixel_end), max(0, entry.steps - pixel_end)
     entry.checkpoint = path.relative_to(run_dir).as_posix()
-    return True
 
 
 class _Tracker:

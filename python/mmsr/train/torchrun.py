@@ -43,7 +43,7 @@ from .launch import (
     _Prepared,
     _save_plan,
     _write_summary,
-    progress_from_checkpoint,
+    fill_progress,
 )
 from .schedule import assign_ranks
 from .trainer import ClassResult, ClassTrainer, DDPGroup, TrainingDiverged, class_dir, stop_signals_to
@@ -289,9 +289,10 @@ def _unreported(settings: TrainSettings, job: ClassJob, ranks: list[int], reason
     divergence = _logged_divergence(settings, job.index)
     if divergence is not None:
         entry.status = "diverged"
-    if loaded is None or not progress_from_checkpoint(entry, settings.run_dir):
+    if loaded is None:
         entry.error = divergence or f"{reason}; rank 0 sees no checkpoint of it in {folder}"
         return entry
+    fill_progress(entry, *loaded, settings.run_dir)  # the checkpoint loaded above, not read again
     entry.error = divergence or f"{reason}; its last checkpoint that rank 0 sees is of step {entry.steps}"
     return entry
 
