@@ -44,6 +44,8 @@
 #   LIMIT=400 STAGES="build probe train" bash benchmarks/gpu_session.sh              # the first session's training
 #   LIMIT=400 STAGES="build continue profile" CONTINUE_STEPS=2500 bash benchmarks/gpu_session.sh
 #   LIMIT=400 STAGES="build curve" CURVE_SEEDS="0 1" CURVE_STEPS=180,540,1680 bash benchmarks/gpu_session.sh   # needs device_data/val
+#   LIMIT=520 STAGES="build tests curve" TESTS_K=tvat CURVE_MMSR_MODES="concurrent sequential" CURVE_STEPS=360,1080,3360 \
+#     CURVE_REPORT_S=80 bash benchmarks/gpu_session.sh   # the thirteenth session's call
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 start=$SECONDS
@@ -190,22 +192,37 @@ for s in $stages; do
     configs=${CURVE_CONFIGS:-4-2r,8-6r,16-8r}
     seeds=(${CURVE_SEEDS:-0})
     specs=()
-    # The snapshots are measured here (they are too big to bring back), so the report's 90 s are kept
-    # out of the training time; MMSR is expected to take about 0.7 of the baseline.
-    train_s=$((($(left) - 100) / ${#seeds[@]}))
-    for seed in "${seeds[@]}"; do  # later --seed replaces train_common's --seed 0
-      stage "curve: MMSR ($configs) from scratch, seed $seed, $steps pixel steps per class, ${snaps[1]} snapshots (concurrent)"
-      bounded $((train_s * 4 / 10)) python -m mmsr train "${train_common[@]}" --seed "$seed" --pixel-steps "$steps" \
-        --configs "$configs" --concurrent "${snaps[@]}" --out "$work/mmsr_curve_s$seed.safetensors" \
-        --run-dir "$work/mmsr_curve_s$seed.run"
+    # The snapshots are measured here (they are too big to bring back), so the report's time
+    # (CURVE_REPORT_S) is kept out of the training's. Each seed gets an equal share of what is left;
+    # MMSR may use 45% of it (38% each with two CURVE_MMSR_MODES; it is expected to take ~0.7 of the
+    # baseline) and the baseline then gets whatever the seed's share still holds, so time MMSR does
+    # not use is not lost. CURVE_MMSR_MODES="concurrent sequential" trains MMSR both ways: its classes
+    # sharing the GPU (the one-device figure) and one after another (each class's time alone, from
+    # which the separate-devices time is computed).
+    report_s=${CURVE_REPORT_S:-100}
+    modes=(${CURVE_MMSR_MODES:-concurrent})
+    for i in "${!seeds[@]}"; do  # later --seed replaces train_common's --seed 0
+      seed=${seeds[$i]}
+      remaining=$((${#seeds[@]} - i))
+      seed_s=$((($(left) - report_s) / remaining))
+      seed_end=$((SECONDS - start + seed_s))
+      for mode in "${modes[@]}"; do
+        name=mmsr_$mode
+        ((${#modes[@]} == 1)) && name=mmsr
+        stage "curve: $name ($configs, classes $mode) from scratch, seed $seed, $steps pixel steps per class, ${snaps[1]} snapshots"
+        bounded $((seed_s * (${#modes[@]} == 1 ? 45 : 38) / 100)) python -m mmsr train "${train_common[@]}" \
+          --seed "$seed" --pixel-steps "$steps" --configs "$configs" "--${mode/sequential/no-concurrent}" "${snaps[@]}" \
+          --out "$work/${name}_curve_s$seed.safetensors" --run-dir "$work/${name}_curve_s$seed.run"
+        specs+=("$name=$work/${name}_curve_s$seed.run")
+      done
       stage "curve: the baseline (${configs##*,}) from scratch, seed $seed, $(total_steps "$steps") pixel steps"
-      bounded $((train_s * 6 / 10)) python -m mmsr train "${train_common[@]}" --seed "$seed" --pixel-steps "$steps" \
-        --configs "$configs" --baseline --baseline-config "${configs##*,}" "${snaps[@]}" \
+      bounded $((seed_end - (SECONDS - start))) python -m mmsr train "${train_common[@]}" --seed "$seed" \
+        --pixel-steps "$steps" --configs "$configs" --baseline --baseline-config "${configs##*,}" "${snaps[@]}" \
         --out "$work/baseline_curve_s$seed.safetensors" --run-dir "$work/baseline_curve_s$seed.run"
-      specs+=(mmsr="$work/mmsr_curve_s$seed.run" baseline="$work/baseline_curve_s$seed.run")
+      specs+=(baseline="$work/baseline_curve_s$seed.run")
     done
     stage "curve: every snapshot on Set14 (${#seeds[@]} seed(s))"
-    bounded 90 python -m mmsr report "${specs[@]}" --quality device_data/val/set14 --device cuda \
+    bounded $((report_s - 10)) python -m mmsr report "${specs[@]}" --quality device_data/val/set14 --device cuda \
       --out "$work/quality_curve.md" | tail -60
     ;;
   profile)
