@@ -21,6 +21,9 @@
 #            bundles after round 3 on CPU, the fifth session's), CONTINUE_STEPS pixel steps per class
 #            (one number, or one per class: "400,1200,4400"; the baseline their sum), cosine lr from
 #            CONTINUE_LR: training budgets add up across sessions
+#   paper    benchmarks/paper/run_experiments.py --profile gpu (the paper's three experiments, ~7 min; needs
+#            device_data/val): its text results come back in results.tar.gz, to unpack here and redraw
+#            with --report-only (no matplotlib on the device)
 #   profile  benchmarks/profile_generator.py on CUDA, bf16, batch 64, the default bundle's configs (where inference time goes)
 #   tiling   benchmarks/tiling_tradeoff.py on CUDA: the default bundle on Set14 routed (promote off/on) vs one model,
 #            a window per tile vs blocks, and whole images (needs device_data/val)
@@ -44,6 +47,7 @@
 #   LIMIT=400 STAGES="build probe train" bash benchmarks/gpu_session.sh              # the first session's training
 #   LIMIT=400 STAGES="build continue profile" CONTINUE_STEPS=2500 bash benchmarks/gpu_session.sh
 #   LIMIT=400 STAGES="build curve" CURVE_SEEDS="0 1" CURVE_STEPS=180,540,1680 bash benchmarks/gpu_session.sh   # needs device_data/val
+#   LIMIT=540 STAGES="build paper" bash benchmarks/gpu_session.sh     # the paper harness's gpu profile (never run yet)
 #   LIMIT=520 STAGES="build tests curve" TESTS_K=tvat CURVE_MMSR_MODES="concurrent sequential" CURVE_STEPS=360,1080,3360 \
 #     CURVE_REPORT_S=80 bash benchmarks/gpu_session.sh   # the thirteenth session's call
 set -uo pipefail
@@ -224,6 +228,12 @@ for s in $stages; do
     stage "curve: every snapshot on Set14 (${#seeds[@]} seed(s))"
     bounded $((report_s - 10)) python -m mmsr report "${specs[@]}" --quality device_data/val/set14 --device cuda \
       --out "$work/quality_curve.md" | tail -60
+    ;;
+  paper)
+    stage "the paper's experiments, gpu profile (benchmarks/paper/profiles.py)"
+    # Leaves 10 s for packing; the harness writes report.md and results.json only at its end.
+    bounded $(($(left) - 10)) python benchmarks/paper/run_experiments.py --profile gpu --data device_data/train \
+      --val device_data/val --out "$work/paper_gpu" 2>&1 | grep -v "it/s\|image/s" | tail -40
     ;;
   profile)
     stage "generator profile (CUDA, bf16, batch 64)"

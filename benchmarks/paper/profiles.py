@@ -32,17 +32,18 @@ Budgets and their estimates (see README.md for how they were sized):
   minutes of training, plus ~3 minutes of start-up and evaluation and ~6 minutes measuring the 7
   snapshots of MMSR and of the baseline on Set14. Far too short for any model to converge: 3,600
   crops per MMSR class, where SRGAN trains for ~10^6 steps of 16 crops.
-- ``gpu``: ~8 minutes of training on one H100 (bf16, channels_last, batch 64, crop 96; MMSR's
-  classes concurrently on the one GPU, the depth runs three at a time), sized from the H100
-  session's measurements: 16-8 baseline 24 ms per pixel step with validation, MMSR's three
-  concurrent classes 40 ms per step of all three, three concurrent processes 2.4x faster than one
-  after another, GAN steps 10.8 ms (4-2) and 29.5 ms (16-8). That gives ~0.145 s per per-class
-  pixel step and ~0.23 s per GAN step over all runs: 1800 + 450 steps are ~6 minutes of steps,
-  ~7-8 with start-up, plus ~1 minute of evaluation, inside the device tool's 10 minutes per
-  command. No matplotlib there: draw the charts afterwards with --report-only. Those estimates
-  predate ``mmsr_step_shares``: with MMSR's steps split 405 / 1215 / 3780, its complex class runs
-  alone after the others finish, ~100 s instead of ~70 s for MMSR by the same step times (an
-  estimate; the gpu profile has not run yet).
+- ``gpu``: ~7 minutes in all on one H100 or H200 (bf16, channels_last, batch 64, crop 96; MMSR's
+  classes concurrently on the one GPU, the depth runs three at a time), so that it fits one call of
+  the device tool (10 minutes), the CUDA build included. Sized from pixel steps measured on an H200
+  on 2026-11-27 (`gpu_session.sh` curve stage, with validation and snapshots): 4-2r 14.5 ms,
+  8-6r 19.1 ms, 16-8r 24-28 ms alone; MMSR's three classes concurrent 26 ms per step of its 16-8r,
+  which decides the run's length; three concurrent processes ~30-55 ms per step each. Per
+  per-class pixel step that is ~0.055 s for MMSR, ~0.074 s for the baseline and ~0.09 s for the
+  three depth runs together, ~0.22 s in all: 1000 pixel steps are ~3.7 minutes, 250 GAN steps
+  ~1.2 minutes (GAN steps ~40 ms), with ~1 minute of start-ups and ~1 minute measuring snapshots,
+  bins and `mmsr eval`. The first plan (1800 + 450 steps, from the H100 session's probe) would have
+  taken ~11 minutes, past the device tool's limit; it never ran. No matplotlib there: draw the
+  charts afterwards with --report-only.
 """
 from __future__ import annotations
 
@@ -217,11 +218,11 @@ PROFILES: Dict[str, Profile] = {
     ),
     "gpu": Profile(
         name="gpu",
-        purpose="the experiments at small scale on one H100 (~8 minutes of training)",
+        purpose="the experiments at small scale on one H100 or H200 (~7 minutes)",
         crop=96,
         batch=64,
-        pixel_steps=1800,
-        gan_steps=450,
+        pixel_steps=1000,
+        gan_steps=250,
         val_every=500,
         val_crops=32,
         calib_samples=4096,
@@ -232,7 +233,7 @@ PROFILES: Dict[str, Profile] = {
         parallel_depth_runs=3,
         eval_device="cuda:0",
         snapshots=8,
-        planned_minutes=9,
+        planned_minutes=7,
         mmsr_step_shares=_COMPLEX_WEIGHTED,
     ),
 }
