@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 PAPER = Path(__file__).resolve().parents[1] / "benchmarks" / "paper"
-_MODULES = ("profiles", "commands", "training", "report", "bins", "environment", "texture_table", "run_experiments")
+_MODULES = ("profiles", "commands", "training", "report", "bins", "environment", "texture_table", "run_experiments",
+            "compare_bins")
 
 
 @contextlib.contextmanager
