@@ -105,8 +105,9 @@ def step_ms(config: str, batch: int, crop: int, scale: int, device: str, *, bf16
     return (time.perf_counter() - start) / steps * 1e3
 
 
-LEVERS = {  # name -> step_ms options; each adds one lever to the row above it
+LEVERS = {  # name -> step_ms options
     "fp32 (TF32 convs), NCHW": dict(bf16=False, channels_last=False),
+    "fp32 (TF32 convs) + channels_last": dict(bf16=False, channels_last=True),
     "bf16 autocast, NCHW": dict(bf16=True, channels_last=False),
     "bf16 + channels_last": dict(bf16=True, channels_last=True),
     "bf16 + channels_last + torch.compile": dict(bf16=True, channels_last=True, compile=True),

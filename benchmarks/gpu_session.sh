@@ -13,7 +13,8 @@
 #   tests    the CUDA tests (TESTS_K narrows them with -k)
 #   upscale  the Upscaler benchmarks: routed vs deepest, then batching, then inference cuts, each
 #            with its own time bound and results file (pytest-benchmark writes one only at the end)
-#   levers   one training step under each speed lever (fp32, bf16, channels_last, torch.compile)
+#   levers   one training step under each speed lever (fp32, bf16, channels_last, torch.compile) for
+#            LEVERS_CONFIGS (default 4-2r,8-6r,16-8r)
 #   cosine   the 16-8 baseline with --lr-schedule cosine for COSINE_STEPS steps (same seed, data and
 #            validation crops as `train`, so its validation PSNR compares with that run's log)
 #   continue MMSR and the baseline go on from the bundles of earlier sessions (mmsr train --init
@@ -163,7 +164,8 @@ for s in $stages; do
     ;;
   levers)
     stage "training-speed levers"
-    bounded 90 python benchmarks/gpu_probe.py --levers --configs 4-2,16-8 --batch 64 | tee "$work/levers.md"
+    bounded 90 python benchmarks/gpu_probe.py --levers --configs "${LEVERS_CONFIGS:-4-2r,8-6r,16-8r}" --batch 64 \
+      | tee "$work/levers.md"
     ;;
   cosine)
     steps=${COSINE_STEPS:-2400}
