@@ -32,8 +32,8 @@ Budgets and their estimates (see README.md for how they were sized):
   minutes of training, plus ~3 minutes of start-up and evaluation and ~6 minutes measuring the 7
   snapshots of MMSR and of the baseline on Set14. Far too short for any model to converge: 3,600
   crops per MMSR class, where SRGAN trains for ~10^6 steps of 16 crops.
-- ``gpu``: ~7 minutes in all on one H100 or H200 (bf16, channels_last, batch 64, crop 96; MMSR's
-  classes concurrently on the one GPU, the depth runs three at a time), so that it fits one call of
+- ``gpu``: ~7 minutes in all on one H100 or H200 (fp32 with TF32 convs, channels_last, batch 64,
+  crop 96; MMSR's classes concurrently on the one GPU, the depth runs three at a time), so that it fits one call of
   the device tool (10 minutes), the CUDA build included. Sized from pixel steps measured on an H200
   on 2026-11-27 (`gpu_session.sh` curve stage, with validation and snapshots): 4-2r 14.5 ms,
   8-6r 19.1 ms, 16-8r 24-28 ms alone; MMSR's three classes concurrent 26 ms per step of its 16-8r,
@@ -42,8 +42,11 @@ Budgets and their estimates (see README.md for how they were sized):
   three depth runs together, ~0.22 s in all: 1000 pixel steps are ~3.7 minutes, 250 GAN steps
   ~1.2 minutes (GAN steps ~40 ms), with ~1 minute of start-ups and ~1 minute measuring snapshots,
   bins and `mmsr eval`. The first plan (1800 + 450 steps, from the H100 session's probe) would have
-  taken ~11 minutes, past the device tool's limit; it never ran. No matplotlib there: draw the
-  charts afterwards with --report-only.
+  taken ~11 minutes, past the device tool's limit; it never ran. Those step times were bf16 +
+  channels_last. In `gpu_probe.py --levers` on the same H200, fp32 (TF32 convs) + channels_last ran
+  a 16-8r step in 17.6 ms against bf16's 22.4 ms, a 4-2r in 11.2 ms against 8.1 ms. The 16-8r
+  decides the MMSR and baseline runs, so the profile trains in fp32 and the plan above is on the
+  safe side. No matplotlib there: draw the charts afterwards with --report-only.
 """
 from __future__ import annotations
 
@@ -227,7 +230,7 @@ PROFILES: Dict[str, Profile] = {
         val_crops=32,
         calib_samples=4096,
         devices="cuda:0",
-        amp="bf16",
+        amp="off",  # fp32 with TF32 convs: the 16-8r's fastest step on an H200 and an H100 (see above)
         channels_last=True,
         concurrent=True,
         parallel_depth_runs=3,
