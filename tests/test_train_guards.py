@@ -488,8 +488,10 @@ def test_a_signal_while_a_class_finishes_starts_no_other_class(data_dir, tmp_pat
     assert [c["status"] for c in _summary(out)["classes"]] == ["finished", "not run"]
 
 
-def test_a_worker_dies_with_its_launcher(tmp_path):
-    # kill -9 of the launcher used to leave its workers training as orphans.
+@pytest.mark.parametrize("nohup", [False, True], ids=["plain", "nohup"])
+def test_a_worker_dies_with_its_launcher(tmp_path, nohup):
+    # kill -9 of the launcher used to leave its workers training as orphans; under `nohup` too,
+    # while the parent-death signal was SIGHUP, which nohup ignores.
     import signal
     import subprocess
     import sys
@@ -508,7 +510,8 @@ def test_a_worker_dies_with_its_launcher(tmp_path):
         "    p.start(); time.sleep(60)\n"
     )
     pid_file = tmp_path / "child.pid"
-    launcher = subprocess.Popen([sys.executable, str(script), str(pid_file)])
+    ignore_hangup = (lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if nohup else None
+    launcher = subprocess.Popen([sys.executable, str(script), str(pid_file)], preexec_fn=ignore_hangup)
     try:
         for _ in range(300):
             if pid_file.exists() and pid_file.read_text():

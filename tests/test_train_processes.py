@@ -282,7 +282,10 @@ def _until(condition, seconds: float = 30.0) -> bool:  # generous: the suite may
 def test_ctrl_z_pauses_the_workers_with_the_launcher(data_dir, tmp_path):
     # Workers have process groups of their own, so the terminal's SIGTSTP reaches the launcher alone:
     # it used to stop while its workers trained on.
-    process, run_dir = _two_workers(data_dir, tmp_path, "z")
+    # A process group of its own, whose parent (pytest) is in another group of the session, as a
+    # shell's job is: the kernel discards SIGTSTP's stop in an orphaned process group, which pytest's
+    # own group is when it runs as a detached background job.
+    process, run_dir = _two_workers(data_dir, tmp_path, "z", process_group=0)
     try:
         _wait_for_logs(process, run_dir, [0, 1])
         workers = _workers_of(process.pid)
@@ -299,12 +302,18 @@ def test_ctrl_z_pauses_the_workers_with_the_launcher(data_dir, tmp_path):
             process.kill()
 
 
+_NOHUP = dict(preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # what `nohup` does
+
+
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the workers in Linux /proc")
-def test_workers_checkpoint_when_their_launcher_is_killed(data_dir, tmp_path):
+@pytest.mark.parametrize("nohup", [False, True], ids=["plain", "nohup"])
+def test_workers_checkpoint_when_their_launcher_is_killed(data_dir, tmp_path, nohup):
     # kill -9 of the launcher: each worker stops at its step's end and checkpoints (the README's
     # promise). The race that often broke it (the parent-death signal arriving twice) is checked
     # deterministically by the two tests below; here it rarely shows, the tiny steps being short.
-    process, run_dir = _two_workers(data_dir, tmp_path, "d", env=_env())
+    # Under `nohup` every process ignores SIGHUP, which was the parent-death signal: the workers
+    # trained on as orphans.
+    process, run_dir = _two_workers(data_dir, tmp_path, "d", env=_env(), **(_NOHUP if nohup else {}))
     workers = []
     try:
         _wait_for_logs(process, run_dir, [0, 1])
@@ -325,10 +334,12 @@ def test_workers_checkpoint_when_their_launcher_is_killed(data_dir, tmp_path):
     assert not list((run_dir / "checkpoints").rglob("*.tmp")), "a checkpoint was cut off mid-write"
 
 
-def test_the_parent_death_signal_is_sighup_however_often_it_comes(tmp_path):
+def test_the_parent_death_signal_is_one_that_never_escalates_however_often_it_comes(tmp_path):
     # A launcher with several threads (torch starts some) dies: the kernel delivered its worker the
-    # parent-death signal two or three times here. It must be SIGHUP, which the trainer never
-    # escalates, not SIGTERM, whose second delivery means "stop at once".
+    # parent-death signal two or three times here. It must be one the trainer never escalates, not
+    # SIGTERM, whose second delivery means "stop at once", and not SIGHUP, which `nohup` ignores.
+    from mmsr.train.trainer import PARENT_DIED_SIGNAL
+
     script = tmp_path / "launcher.py"
     script.write_text(
         "import multiprocessing as mp, os, signal, sys, threading, time\n"
@@ -339,7 +350,7 @@ def test_the_parent_death_signal_is_sighup_however_often_it_comes(tmp_path):
         "    def record(signum, frame):\n"
         "        got.append(signal.Signals(signum).name)\n"
         "        open(path, 'w').write(' '.join(got))\n"
-        "    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):\n"
+        "    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):\n"
         "        signal.signal(sig, record)\n"
         "    open(path, 'w').write('ready')\n"
         "    end = time.time() + 4\n"
@@ -361,26 +372,89 @@ def test_the_parent_death_signal_is_sighup_however_often_it_comes(tmp_path):
         assert _until(lambda: record.read_text() != "ready", 10)
         time.sleep(0.5)  # any repeats
         received = record.read_text().split()
-        assert received and set(received) == {"SIGHUP"}, received
+        assert received and set(received) == {PARENT_DIED_SIGNAL.name}, received
     finally:
         launcher.kill()
 
 
-def test_repeated_sighup_asks_the_trainer_once_and_sigterm_still_escalates():
-    from mmsr.train.trainer import ClassTrainer
+@pytest.mark.parametrize("gentle", ["SIGHUP", "SIGUSR1"])
+def test_repeated_gentle_signals_ask_the_trainer_once_and_sigterm_still_escalates(gentle):
+    # SIGHUP (the terminal closed) and SIGUSR1 (the launcher died, maybe more than once) ask for a
+    # stop at the step's end and never escalate.
+    from mmsr.train.trainer import PARENT_DIED_SIGNAL, ClassTrainer
+
+    assert PARENT_DIED_SIGNAL == signal.SIGUSR1
 
     class Trainer:  # the state _signals_stop_at_step_end keeps
         _stop_signal = None
 
     trainer = Trainer()
+    sig = signal.Signals[gentle]
     with ClassTrainer._signals_stop_at_step_end(trainer):
-        os.kill(os.getpid(), signal.SIGHUP)
-        os.kill(os.getpid(), signal.SIGHUP)  # no KeyboardInterrupt: the step finishes and checkpoints
+        os.kill(os.getpid(), sig)
+        os.kill(os.getpid(), sig)  # no KeyboardInterrupt: the step finishes and checkpoints
         time.sleep(0.01)
-        assert trainer._stop_signal == "SIGHUP"
+        assert trainer._stop_signal == gentle
         with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
             os.kill(os.getpid(), signal.SIGTERM)  # a user's second signal still stops at once
             time.sleep(0.01)
+
+
+def test_under_nohup_the_trainer_leaves_sighup_ignored():
+    from mmsr.train.trainer import ClassTrainer
+
+    class Trainer:
+        _stop_signal = None
+
+    trainer = Trainer()
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with ClassTrainer._signals_stop_at_step_end(trainer):
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.01)
+            assert trainer._stop_signal is None
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX hang-ups")
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-process", "two-workers"])
+@pytest.mark.parametrize("nohup", [False, True], ids=["plain", "nohup"])
+def test_a_hangup_stops_the_run_with_checkpoints_unless_started_under_nohup(data_dir, tmp_path, workers, nohup):
+    # `nohup mmsr train ... &` and log out: the shell's SIGHUP used to stop a one-process run, whose
+    # trainer had replaced nohup's "ignore" with its own handler. Without nohup a hang-up killed a
+    # launcher of several workers outright: no summary.
+    popen = dict(env=_env(), **(_NOHUP if nohup else {}))
+    if workers == 2:
+        process, run_dir = _two_workers(data_dir, tmp_path, "h", **popen)
+    else:
+        out = tmp_path / "h.safetensors"
+        command = [sys.executable, "-m", "mmsr", "train", str(data_dir), "--out", str(out), *TINY, *LONG,
+                   "--classes", "1", "--configs", "1-2w8"]  # fmt: skip
+        process, run_dir = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, **popen), tmp_path / "h.run"
+    classes = list(range(workers))
+    try:
+        _wait_for_logs(process, run_dir, classes)
+        process.send_signal(signal.SIGHUP)
+        if nohup:
+            logs = [run_dir / "logs" / f"class{k}.jsonl" for k in classes]
+            lines = [log.read_text().count("\n") for log in logs]
+            assert _until(lambda: all(log.read_text().count("\n") >= n + 5 for log, n in zip(logs, lines)), 30), \
+                "training stopped after SIGHUP"
+            assert process.poll() is None
+            process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for k in classes:
+        assert summary["classes"][k]["status"] == "interrupted"
+        state, _ = load_latest(class_dir(run_dir, k))
+        assert not state["finished"] and state["step"] >= 2
 
 
 def _ranks_of(agent: int) -> dict[int, int]:

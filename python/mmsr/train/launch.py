@@ -76,7 +76,7 @@ from .guards import (
 from .losses import VGG19_MIN_CROP, VGG19Features, find_vgg19_weights
 from .report import summarise, write_summary
 from .schedule import assign_slots, job_cost
-from .trainer import ClassResult, ClassTrainer, TrainingDiverged, class_dir
+from .trainer import PARENT_DIED_SIGNAL, ClassResult, ClassTrainer, TrainingDiverged, class_dir
 
 __all__ = ["is_torchrun", "run"]
 
@@ -282,20 +282,20 @@ def _where(trainer: Optional[ClassTrainer], status: str, error: Optional[str] = 
 
 
 def _die_with_parent(parent: int) -> None:
-    """Have the kernel send this worker SIGHUP when its launcher dies (even by ``kill -9``): the
-    worker then checkpoints at its step's end and exits, instead of training on as an orphan that a
-    ``--resume`` would race.
+    """Have the kernel send this worker PARENT_DIED_SIGNAL when its launcher dies (even by
+    ``kill -9``): a training worker then checkpoints at its step's end and exits, one that has not
+    started training ends at once, instead of training on as an orphan that a ``--resume`` would race.
 
-    SIGHUP, not SIGTERM: the kernel can deliver the parent-death signal more than once (strace
-    showed two, as the dying launcher's threads went), and the trainer takes a second SIGTERM as
-    "stop at once", so the class was often left without its checkpoint; repeated SIGHUPs ask once."""
+    Neither SIGTERM nor SIGHUP (see PARENT_DIED_SIGNAL): the kernel can deliver the parent-death
+    signal more than once (strace showed two, as the dying launcher's threads went), which a second
+    SIGTERM would escalate to "stop at once", and ``nohup`` makes every process ignore SIGHUP."""
     if sys.platform.startswith("linux"):
         try:
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGHUP)
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, PARENT_DIED_SIGNAL)
         except (OSError, AttributeError):
             pass
     if os.getppid() != parent:  # the launcher died before prctl took effect
-        os.kill(os.getpid(), signal.SIGHUP)
+        os.kill(os.getpid(), PARENT_DIED_SIGNAL)
 
 
 def _worker(slot: int, device: str, indices, settings, prepared, threads: Optional[int], results, parent: int) -> None:
@@ -438,6 +438,14 @@ def _raise_terminated(signum, frame) -> None:
     raise _Terminated()
 
 
+class _HungUp(KeyboardInterrupt):
+    """SIGHUP to the launcher (its terminal closed): the workers did not get it and must be told."""
+
+
+def _raise_hung_up(signum, frame) -> None:
+    raise _HungUp()
+
+
 def _pause_with_workers(processes) -> Callable:
     """A SIGTSTP handler: Ctrl-Z pauses the workers with the launcher, and ``fg`` / ``bg`` continue them.
     Their own process groups keep the terminal's SIGTSTP and SIGCONT from them."""
@@ -466,6 +474,10 @@ def _wait(processes, results, tracker: _Tracker) -> None:
     }
     if hasattr(signal, "SIGTSTP"):
         previous[signal.SIGTSTP] = signal.signal(signal.SIGTSTP, _pause_with_workers(processes))
+    # A hang-up stops the workers at their step's end and the launcher writes the summary, as SIGTERM
+    # does; by default it would kill the launcher alone. Under `nohup` (SIGHUP ignored) it stays ignored.
+    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, _raise_hung_up)
     try:
         _wait_for_workers(processes, results, tracker)
     finally:
@@ -497,8 +509,14 @@ def _wait_for_workers(processes, results, tracker: _Tracker) -> None:
             tracker.interrupted = True
             _note("interrupted: waiting for the workers to checkpoint")
             # The workers' own process groups kept the signal from them: pass it on now. They stop at their
-            # step's end; one that already did takes a second signal as "stop now", and still checkpoints.
-            signum = signal.SIGTERM if isinstance(interrupt, _Terminated) else signal.SIGINT
+            # step's end; one that already did takes a second SIGINT or SIGTERM as "stop now", and still
+            # checkpoints (a second SIGHUP asks again, gently).
+            if isinstance(interrupt, _Terminated):
+                signum = signal.SIGTERM
+            elif isinstance(interrupt, _HungUp):
+                signum = signal.SIGHUP
+            else:
+                signum = signal.SIGINT
             for _, _, process in processes:
                 if process.exitcode is None:
                     with contextlib.suppress(ProcessLookupError):

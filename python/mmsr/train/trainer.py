@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -139,13 +140,18 @@ class ClassResult:
         return asdict(self)
 
 
-@contextlib.contextmanager
-def stop_signals_to(handler, also_hangup: bool = False) -> Iterator[None]:
-    """SIGINT and SIGTERM (and SIGHUP with ``also_hangup``) go to ``handler`` inside the block; the
-    handlers before it come back after."""
-    import signal
+#: The signal a worker process gets when its launcher dies (``launch._die_with_parent``). Not SIGTERM:
+#: the kernel can deliver a parent-death signal more than once, and a second SIGTERM means "stop at
+#: once". Not SIGHUP: under ``nohup`` every process of the run ignores SIGHUP, so a worker would
+#: train on as an orphan. Until a class trains, its default action (terminate) ends the orphan.
+PARENT_DIED_SIGNAL = signal.SIGUSR1
 
-    signals = (signal.SIGINT, signal.SIGTERM) + ((signal.SIGHUP,) if also_hangup else ())
+
+@contextlib.contextmanager
+def stop_signals_to(handler, also: tuple = ()) -> Iterator[None]:
+    """SIGINT, SIGTERM and the signals ``also`` go to ``handler`` inside the block; the handlers
+    before it come back after."""
+    signals = (signal.SIGINT, signal.SIGTERM, *also)
     previous = {sig: signal.signal(sig, handler) for sig in signals}
     try:
         yield
@@ -289,7 +295,7 @@ class ClassTrainer:
         # (step, losses) of the steps since the last log line, checked for divergence when the loop syncs.
         self._pending: list[tuple[int, dict[str, Tensor]]] = []
         self._start_step = 0
-        self._stop_signal: Optional[str] = None  # set by Ctrl-C / SIGTERM during run()
+        self._stop_signal: Optional[str] = None  # the name of the signal that asked run() to stop
         # True from the first change of a step (or of the best-weights restore) until it is whole: a
         # second Ctrl-C raises at once, and the state it leaves is then no step's state.
         self._mid_update = False
@@ -767,31 +773,35 @@ class ClassTrainer:
     def _signals_stop_at_step_end(self):
         # Ctrl-C and SIGTERM end the run at the next step boundary (then checkpoint), so a checkpoint
         # never holds a half-applied optimizer step; a second signal interrupts at once, and if that
-        # is inside a step, run() writes no checkpoint (see _mid_update). SIGHUP (a worker's
-        # launcher died, or the terminal closed) asks for the same stop but never escalates: the
-        # kernel can deliver a parent-death signal more than once (launch._die_with_parent).
-        import signal
+        # is inside a step, run() writes no checkpoint (see _mid_update). The launcher's death
+        # (PARENT_DIED_SIGNAL, which the kernel may deliver more than once) and SIGHUP (the terminal
+        # closed) ask for the same stop but never escalate. SIGHUP is left alone where it is ignored:
+        # that is `nohup`, whose user asked the run to outlive the terminal.
         import threading
 
         if threading.current_thread() is not threading.main_thread():
             yield
             return
+        gentle = (PARENT_DIED_SIGNAL,)
+        if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+            gentle += (signal.SIGHUP,)
 
         def request(signum, frame):
             if self._stop_signal is not None:
-                if signum == signal.SIGHUP:
+                if signum in gentle:
                     return
                 raise KeyboardInterrupt(signal.Signals(signum).name)
             self._stop_signal = signal.Signals(signum).name
 
-        with stop_signals_to(request, also_hangup=True):
+        with stop_signals_to(request, also=gentle):
             yield
 
     @property
     def stop_requested(self) -> Optional[str]:
-        """The signal (``"SIGINT"`` / ``"SIGTERM"``) that asked this class to stop, or None. It can
-        arrive while the class finishes (last step, final validation, final checkpoint): the class
-        then ends finished, and the caller should start no other."""
+        """The name of the signal that asked this class to stop (``"SIGINT"``, ``"SIGTERM"``,
+        ``"SIGHUP"``, or ``"SIGUSR1"``: the launcher died), or None. It can arrive while the class
+        finishes (last step, final validation, final checkpoint): the class then ends finished, and
+        the caller should start no other."""
         return self._stop_signal
 
     def run(self) -> ClassResult:
