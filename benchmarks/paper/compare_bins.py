@@ -24,16 +24,15 @@ import torch
 from mmsr.bundle import read_bundle_metadata
 from mmsr.evaluate import list_images
 
+from bins import BinTotals
 from texture_table import evaluate_texture_bins
 
 __all__ = ["compare", "main"]
 
 
-def _psnr(squared_error: float, pixels: int) -> Optional[float]:
-    """PSNR in dB of 8-bit values from a summed squared error; None for no pixels, inf for none wrong."""
-    if pixels == 0:
-        return None
-    return math.inf if squared_error == 0 else 10 * math.log10(255.0 ** 2 * pixels / squared_error)
+def _whole(totals: BinTotals) -> Optional[float]:
+    """PSNR-Y in dB over every bin of ``totals``: the whole image (or set)."""
+    return BinTotals((sum(totals.squared_error),), (sum(totals.pixels),), (sum(totals.tiles),)).psnr()[0]
 
 
 def _difference(a: Optional[float], b: Optional[float]) -> str:
@@ -65,13 +64,13 @@ def compare(table: dict, names: Sequence[str]) -> str:
         + " | ".join(f"{n} − {reference}" for n in others) + " |",
         "|---" * (5 + len(names) + len(others)) + "|",
     ]
-    totals = table["totals"]
+    totals = {m: BinTotals.from_dict(table["totals"][m]) for m in ("bicubic", *names)}
+    psnrs = {m: t.psnr() for m, t in totals.items()}
     for k, bound in enumerate(bounds):
-        psnrs = {m: _psnr(totals[m]["squared_error"][k], totals[m]["pixels"][k]) for m in ("bicubic", *names)}
         lines.append(
-            f"| {k} | {bound} | {totals[reference]['tiles'][k]} | {totals[reference]['pixels'][k]} | "
-            f"{_cell(psnrs['bicubic'])} | " + " | ".join(_cell(psnrs[n]) for n in names) + " | "
-            + " | ".join(_difference(psnrs[n], psnrs[reference]) for n in others) + " |"
+            f"| {k} | {bound} | {totals[reference].tiles[k]} | {totals[reference].pixels[k]} | "
+            f"{_cell(psnrs['bicubic'][k])} | " + " | ".join(_cell(psnrs[n][k]) for n in names) + " | "
+            + " | ".join(_difference(psnrs[n][k], psnrs[reference][k]) for n in others) + " |"
         )
     lines += [
         "",
@@ -85,18 +84,15 @@ def compare(table: dict, names: Sequence[str]) -> str:
     ]
     means: Dict[str, List[float]] = {n: [] for n in others}
     for image in table["images"]:
-        per = image["totals"]
-        whole = {m: _psnr(sum(per[m]["squared_error"]), sum(per[m]["pixels"])) for m in names}
-        cells = [
-            _difference(_psnr(per[n]["squared_error"][k], per[n]["pixels"][k]),
-                        _psnr(per[reference]["squared_error"][k], per[reference]["pixels"][k]))
-            for n in others for k in range(len(bounds))
-        ]
+        per = {m: BinTotals.from_dict(image["totals"][m]) for m in names}
+        whole = {m: _whole(t) for m, t in per.items()}
+        bin_psnrs = {m: t.psnr() for m, t in per.items()}
+        cells = [_difference(bin_psnrs[n][k], bin_psnrs[reference][k]) for n in others for k in range(len(bounds))]
         for n in others:
             if whole[n] is not None and whole[reference] is not None:
                 means[n].append(whole[n] - whole[reference])
         lines.append(
-            f"| {image['set']} | {image['name']} | {' / '.join(str(t) for t in per[reference]['tiles'])} | "
+            f"| {image['set']} | {image['name']} | {' / '.join(str(t) for t in per[reference].tiles)} | "
             + " | ".join(cells) + " | " + " | ".join(_difference(whole[n], whole[reference]) for n in others) + " |"
         )
     lines.append("")

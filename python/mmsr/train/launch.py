@@ -76,7 +76,7 @@ from .guards import (
 from .losses import VGG19_MIN_CROP, VGG19Features, find_vgg19_weights
 from .report import summarise, write_summary
 from .schedule import assign_slots, job_cost
-from .trainer import PARENT_DIED_SIGNAL, ClassResult, ClassTrainer, TrainingDiverged, class_dir
+from .trainer import PARENT_DIED_SIGNAL, ClassResult, ClassTrainer, TrainingDiverged, class_dir, hangups_stop
 
 __all__ = ["is_torchrun", "run"]
 
@@ -430,20 +430,17 @@ def _drain(results, tracker: _Tracker, timeout: float) -> None:
         pass
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM to the launcher: the workers did not get it and must be told."""
+class _PassOn(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (its terminal closed) to the launcher: the workers did not get it and must be
+    told the same."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__()
+        self.signum = signum
 
 
-def _raise_terminated(signum, frame) -> None:
-    raise _Terminated()
-
-
-class _HungUp(KeyboardInterrupt):
-    """SIGHUP to the launcher (its terminal closed): the workers did not get it and must be told."""
-
-
-def _raise_hung_up(signum, frame) -> None:
-    raise _HungUp()
+def _raise_pass_on(signum, frame) -> None:
+    raise _PassOn(signum)
 
 
 def _pause_with_workers(processes) -> Callable:
@@ -467,7 +464,7 @@ def _pause_with_workers(processes) -> Callable:
 
 def _wait(processes, results, tracker: _Tracker) -> None:
     previous = {
-        signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_pass_on),
         # Python keeps SIGINT ignored when it started so (a background job of a script); an explicit
         # `kill -INT` must still stop the run, as it does with one device (the trainer's own handler).
         signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
@@ -476,8 +473,8 @@ def _wait(processes, results, tracker: _Tracker) -> None:
         previous[signal.SIGTSTP] = signal.signal(signal.SIGTSTP, _pause_with_workers(processes))
     # A hang-up stops the workers at their step's end and the launcher writes the summary, as SIGTERM
     # does; by default it would kill the launcher alone. Under `nohup` (SIGHUP ignored) it stays ignored.
-    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
-        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, _raise_hung_up)
+    if hangups_stop():
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, _raise_pass_on)
     try:
         _wait_for_workers(processes, results, tracker)
     finally:
@@ -511,12 +508,7 @@ def _wait_for_workers(processes, results, tracker: _Tracker) -> None:
             # The workers' own process groups kept the signal from them: pass it on now. They stop at their
             # step's end; one that already did takes a second SIGINT or SIGTERM as "stop now", and still
             # checkpoints (a second SIGHUP asks again, gently).
-            if isinstance(interrupt, _Terminated):
-                signum = signal.SIGTERM
-            elif isinstance(interrupt, _HungUp):
-                signum = signal.SIGHUP
-            else:
-                signum = signal.SIGINT
+            signum = interrupt.signum if isinstance(interrupt, _PassOn) else signal.SIGINT
             for _, _, process in processes:
                 if process.exitcode is None:
                     with contextlib.suppress(ProcessLookupError):

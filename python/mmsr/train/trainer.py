@@ -147,6 +147,12 @@ class ClassResult:
 PARENT_DIED_SIGNAL = signal.SIGUSR1
 
 
+def hangups_stop() -> bool:
+    """Whether a hang-up (SIGHUP: the terminal closed) should stop the run. Not where SIGHUP is
+    ignored: that is `nohup`, whose user asked the run to outlive the terminal."""
+    return hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN
+
+
 @contextlib.contextmanager
 def stop_signals_to(handler, also: tuple = ()) -> Iterator[None]:
     """SIGINT, SIGTERM and the signals ``also`` go to ``handler`` inside the block; the handlers
@@ -775,16 +781,13 @@ class ClassTrainer:
         # never holds a half-applied optimizer step; a second signal interrupts at once, and if that
         # is inside a step, run() writes no checkpoint (see _mid_update). The launcher's death
         # (PARENT_DIED_SIGNAL, which the kernel may deliver more than once) and SIGHUP (the terminal
-        # closed) ask for the same stop but never escalate. SIGHUP is left alone where it is ignored:
-        # that is `nohup`, whose user asked the run to outlive the terminal.
+        # closed) ask for the same stop but never escalate; SIGHUP only where hangups_stop() (not nohup).
         import threading
 
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        gentle = (PARENT_DIED_SIGNAL,)
-        if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
-            gentle += (signal.SIGHUP,)
+        gentle = (PARENT_DIED_SIGNAL, signal.SIGHUP) if hangups_stop() else (PARENT_DIED_SIGNAL,)
 
         def request(signum, frame):
             if self._stop_signal is not None:
