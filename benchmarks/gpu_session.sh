@@ -15,6 +15,8 @@
 #            with its own time bound and results file (pytest-benchmark writes one only at the end)
 #   levers   one training step under each speed lever (fp32, bf16, channels_last, torch.compile) for
 #            LEVERS_CONFIGS (default 4-2r,8-6r,16-8r)
+#   sampler  benchmarks/sampler_probe.py: a class's batches (rejection-sampled crops) against the
+#            baseline's, batch 64, crop 96 (is it why MMSR's 16-8r steps took 14% longer on the H200?)
 #   cosine   the 16-8 baseline with --lr-schedule cosine for COSINE_STEPS steps (same seed, data and
 #            validation crops as `train`, so its validation PSNR compares with that run's log)
 #   continue MMSR and the baseline go on from the bundles of earlier sessions (mmsr train --init
@@ -49,6 +51,7 @@
 #   LIMIT=400 STAGES="build continue profile" CONTINUE_STEPS=2500 bash benchmarks/gpu_session.sh
 #   LIMIT=400 STAGES="build curve" CURVE_SEEDS="0 1" CURVE_STEPS=180,540,1680 bash benchmarks/gpu_session.sh   # needs device_data/val
 #   LIMIT=540 STAGES="build paper" bash benchmarks/gpu_session.sh     # the paper harness's gpu profile (never run yet)
+#   LIMIT=120 STAGES="build sampler levers" bash benchmarks/gpu_session.sh   # why MMSR's class steps cost more
 #   LIMIT=520 STAGES="build tests curve" TESTS_K=tvat CURVE_MMSR_MODES="concurrent sequential" CURVE_STEPS=360,1080,3360 \
 #     CURVE_REPORT_S=80 bash benchmarks/gpu_session.sh   # the thirteenth session's call
 set -uo pipefail
@@ -166,6 +169,11 @@ for s in $stages; do
     stage "training-speed levers"
     bounded 90 python benchmarks/gpu_probe.py --levers --configs "${LEVERS_CONFIGS:-4-2r,8-6r,16-8r}" --batch 64 \
       | tee "$work/levers.md"
+    ;;
+  sampler)
+    stage "class batches: rejection-sampled crops against one class"
+    bounded 60 python benchmarks/sampler_probe.py device_data/train --device cuda --batch 64 --crop 96 \
+      | tee "$work/sampler.md"
     ;;
   cosine)
     steps=${COSINE_STEPS:-2400}

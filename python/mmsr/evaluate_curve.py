@@ -38,11 +38,13 @@ from .evaluate_training import RunTimes, baseline_for
 from .train.snapshots import SnapshotSeries, read_series, snapshot_path
 
 __all__ = [
+    "Crossing",
     "CurvePoint",
     "EqualQuality",
     "QualityCurve",
     "ShippedBundle",
     "baseline_curve_for",
+    "crossing",
     "curve_report",
     "equal_quality",
     "measure_curves",
@@ -55,6 +57,7 @@ class CurvePoint:
     """One snapshot of a run: its steps, its training cost so far and its quality.
 
     ``separate_devices_s`` is None for a ``--concurrent`` run (see :attr:`RunTimes.separate_devices_s`).
+    ``class_times`` are each class's training seconds up to the snapshot (empty when not known).
     """
 
     index: int
@@ -63,6 +66,7 @@ class CurvePoint:
     separate_devices_s: Optional[float]
     psnr_y: float
     ssim_y: float
+    class_times: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,12 +113,13 @@ class QualityCurve:
         return max(p.psnr_y for p in self.points)
 
 
-def _costs(series: SnapshotSeries, index: int, concurrent: bool) -> tuple[tuple[int, ...], float, Optional[float]]:
-    # As RunTimes.one_device_s / separate_devices_s, on the class times up to the snapshot.
+def _point(series: SnapshotSeries, index: int, concurrent: bool, psnr_y: float, ssim_y: float) -> CurvePoint:
+    # The costs as RunTimes.one_device_s / separate_devices_s, on the class times up to the snapshot.
     snaps = series.at(index)
-    times = [s.elapsed_s for s in snaps]
+    times = tuple(s.elapsed_s for s in snaps)
     one_device = max(times) if concurrent else sum(times)
-    return tuple(s.step for s in snaps), one_device, None if concurrent else max(times)
+    separate = None if concurrent else max(times)
+    return CurvePoint(index, tuple(s.step for s in snaps), one_device, separate, psnr_y, ssim_y, times)
 
 
 def _check_trained(run: RunTimes) -> None:
@@ -247,9 +252,7 @@ def measure_curves(
     for run, s in zip(runs, series):
         points = []
         for index in range(s.count + 1):
-            steps, one_device, separate = _costs(s, index, run.concurrent)
-            psnr_y, ssim_y = scores[f"{run.name}@{index}"]
-            points.append(CurvePoint(index, steps, one_device, separate, psnr_y, ssim_y))
+            points.append(_point(s, index, run.concurrent, *scores[f"{run.name}@{index}"]))
         ship = shipped.get(run.name)
         if ship is not None and ship.path is not None:
             psnr_y, ssim_y = scores[f"{run.name}@shipped"]
@@ -272,15 +275,46 @@ def time_to_quality(points: Sequence[CurvePoint], target: float, cost: str = "on
     """
     if any(getattr(point, cost) is None for point in points):
         return None
-    previous = None
-    for point in points:
+    where = crossing(points, target)
+    return None if where is None else where.of(lambda point: getattr(point, cost))
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """Where a curve first reaches a quality: ``share`` of the way from snapshot ``index - 1`` to ``index``.
+
+    ``share`` is 1 when the snapshot itself is the first to reach it (always at index 0).
+    """
+
+    points: tuple[CurvePoint, ...]
+    index: int
+    share: float
+
+    def of(self, value) -> float:
+        """``value(point)`` at the crossing, linear between the two snapshots."""
+        after = value(self.points[self.index])
+        if self.index == 0 or self.share == 1.0:
+            return after
+        before = value(self.points[self.index - 1])
+        return before + self.share * (after - before)
+
+
+def crossing(points: Sequence[CurvePoint], target: float) -> Optional[Crossing]:
+    """Where ``points`` first reach ``target`` dB, linear in PSNR-Y between snapshots; None if never.
+
+    Example:
+        >>> pts = [CurvePoint(0, (0,), 0.0, 0.0, 20.0, 0.5), CurvePoint(1, (10,), 100.0, 100.0, 26.0, 0.7)]
+        >>> where = crossing(pts, 23.0)
+        >>> where.index, where.share, where.of(lambda p: p.steps[0])
+        (1, 0.5, 5.0)
+    """
+    points = tuple(points)
+    for index, point in enumerate(points):
         if point.psnr_y >= target:
-            if previous is None:
-                return getattr(point, cost)
-            t0, t1 = getattr(previous, cost), getattr(point, cost)
-            share = (target - previous.psnr_y) / (point.psnr_y - previous.psnr_y)
-            return t0 + share * (t1 - t0)
-        previous = point
+            if index == 0:
+                return Crossing(points, 0, 1.0)
+            previous = points[index - 1]
+            return Crossing(points, index, (target - previous.psnr_y) / (point.psnr_y - previous.psnr_y))
     return None
 
 
@@ -396,6 +430,8 @@ def curve_report(
         >>> curve_report([], None, "val/set5", images=(1, 5)).splitlines()[0]
         '### Quality against training time on `val/set5` (the first 1 of its 5 images only)'
     """
+    from .evaluate_steps import step_account, step_table  # here: that module builds on this one
+
     baselines = [] if baseline is None else [baseline] if isinstance(baseline, QualityCurve) else list(baseline)
     where = f" on `{hr_dir}`" if hr_dir else ""
     if images is not None and images[0] < images[1]:
@@ -420,6 +456,7 @@ def curve_report(
     lines += ["", "What each run ships:", ""] + [_shipped_line(curve) for curve in curves] + [""]
     lines += _skipped_lines(curves)
     other_seed = []
+    accounts = []
     if not baselines:
         lines.append("No baseline run among the inputs, so no equal-quality comparison.")
     else:
@@ -441,6 +478,7 @@ def curve_report(
             if None not in (curve.run.seed, chosen.run.seed) and curve.run.seed != chosen.run.seed:
                 other_seed.append((curve, chosen))
             eq = equal_quality(curve, chosen)
+            accounts.append(step_account(curve, chosen, eq))
             lines.append(
                 f"| {_cell(eq.run)} | {eq.target_psnr:.2f} | {_cell(eq.limited_by)} | {_seconds(eq.baseline_s)} | "
                 f"{_seconds(eq.one_device_s)} | {_speedup(eq, eq.one_device_speedup)} | "
@@ -467,4 +505,5 @@ def curve_report(
         lines.append(f"- {_cell(curve.name)} has no baseline trained with its seed {curve.run.seed}: it is compared "
                      f"with {_cell(chosen.name)} (seed {chosen.run.seed}), the only baseline.")
     lines.append("")
+    lines += step_table([a for a in accounts if a is not None])
     return "\n".join(lines)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from .evaluate_curve import CurvePoint, EqualQuality, QualityCurve, baseline_curve_for, equal_quality
+from .evaluate_steps import step_account, step_table
 # The curve report's cell formats, so that both tables read alike (seconds as Table 3 writes them).
 from .evaluate_curve import _cell, _speedup
 from .evaluate_training import _seconds
@@ -42,15 +43,18 @@ class MeanCurve:
     Attributes:
         name: the setting's name.
         seeds: the seeds averaged, in the order given.
-        points: per snapshot index, the mean of the seeds' times, PSNR-Y and SSIM-Y (steps are the
-            seeds' when they agree, else empty; no separate-devices time when a seed has none).
+        points: per snapshot index, the mean of the seeds' times (also per class), PSNR-Y and SSIM-Y
+            (steps are the seeds' when they agree, else empty; no separate-devices time when a seed
+            has none).
         psnr_range: per snapshot index, the lowest and highest PSNR-Y among the seeds.
+        configs: each class's model, when the seeds agree; else empty.
     """
 
     name: str
     seeds: tuple[Optional[int], ...]
     points: tuple[CurvePoint, ...]
     psnr_range: tuple[tuple[float, float], ...]
+    configs: tuple[str, ...] = ()
 
     @property
     def best_psnr(self) -> float:
@@ -86,13 +90,16 @@ def mean_curve(curves: Sequence[QualityCurve], name: Optional[str] = None) -> Me
         at = [c.points[index] for c in curves]
         steps = at[0].steps if all(p.steps == at[0].steps for p in at) else ()
         separate = [p.separate_devices_s for p in at]
+        classes = {len(p.class_times) for p in at}
+        class_times = tuple(map(_mean, zip(*(p.class_times for p in at)))) if len(classes) == 1 else ()
         points.append(CurvePoint(
             index, steps,
             _mean([p.one_device_s for p in at]), None if None in separate else _mean(separate),
-            _mean([p.psnr_y for p in at]), _mean([p.ssim_y for p in at]),
+            _mean([p.psnr_y for p in at]), _mean([p.ssim_y for p in at]), class_times,
         ))  # fmt: skip
         ranges.append((min(p.psnr_y for p in at), max(p.psnr_y for p in at)))
-    return MeanCurve(name, tuple(c.run.seed for c in curves), tuple(points), tuple(ranges))
+    configs = curves[0].run.configs if all(c.run.configs == curves[0].run.configs for c in curves) else ()
+    return MeanCurve(name, tuple(c.run.seed for c in curves), tuple(points), tuple(ranges), tuple(configs))
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -194,7 +201,7 @@ def seed_report(curves: Sequence[QualityCurve], baselines: Sequence[QualityCurve
         "| speed-up | separate devices (s, computed) | speed-up |",
         "|" + "---|" * 10,
     ]
-    means = []
+    means, accounts = [], []
     for setting, members in groups.items():
         means.append(mean_curve(members, setting))
         finals = [m.points[-1].psnr_y for m in members]
@@ -210,6 +217,7 @@ def seed_report(curves: Sequence[QualityCurve], baselines: Sequence[QualityCurve
         per_seed = [e.one_device_speedup for e in comparison.per_seed if e.one_device_speedup is not None]
         other_seed += [(m, b) for m, b in comparison.pairs if m.run.seed != b.run.seed]
         eq = comparison.mean
+        accounts.append(step_account(comparison.run_mean, comparison.baseline_mean, eq))
         lines.append(
             f"| {_cell(setting)} | {seeds} | {final} | "
             f"{_cell(_ratios(per_seed, len(members), _left_out(members, comparison)))} | "
@@ -245,4 +253,5 @@ def seed_report(curves: Sequence[QualityCurve], baselines: Sequence[QualityCurve
         lines.append(f"- {_cell(member.name)} has no baseline trained with its seed {_seed(member)}: it is compared "
                      f"with {_cell(baseline.name)} (seed {_seed(baseline)}), the only baseline.")
     lines.append("")
+    lines += step_table([a for a in accounts if a is not None], title="Mean curves: where the speed-up comes from")
     return "\n".join(lines)
