@@ -333,6 +333,7 @@ def test_torchrun_gloo_trains_classes_on_ranks_and_the_extra_rank_joins_with_ddp
         sys.executable, "-m", "torch.distributed.run",
         "--nnodes", "1", "--nproc-per-node", "3",
         "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
+        "--log-dir", str(tmp_path / "torchrun-logs"),  # else torchrun leaves a torchelastic_* folder in /tmp
         "-m", "mmsr.train", str(data_dir), "--out", str(out), *TINY,
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -30,6 +30,8 @@ def _torchrun(ranks: int, data: Path, out: Path, *options: str) -> list[str]:
         sys.executable, "-m", "torch.distributed.run",
         "--nnodes", "1", "--nproc-per-node", str(ranks),
         "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
+        # torchrun's own logs: without --log-dir each run leaves a torchelastic_* folder in /tmp.
+        "--log-dir", str(out.parent / "torchrun-logs"),
         "-m", "mmsr.train", str(data), "--out", str(out), *options,
     ]  # fmt: skip
 
@@ -130,7 +132,7 @@ def test_torchrun_resume_with_another_rank_count_is_refused_before_training(data
     assert done.stderr.count(refusal) == 1, done.stderr[-3000:]  # rank 0 says it, every rank exits
     assert "Start torchrun with 2 ranks in all (--nnodes x --nproc-per-node; this run has 2 classes)" in done.stderr
     assert "CheckpointError" not in done.stderr and "[rank1]" not in done.stderr
-    assert done.stderr.count("exitcode  : 2") >= 1
+    assert done.stderr.count("exitcode  : 2") >= 1, done.stderr[-3000:]
     assert {k: list_checkpoints(class_dir(run_dir, k)) for k in (0, 1)} == checkpoints
     assert (run_dir / "plan.json").read_bytes() == plan
 
