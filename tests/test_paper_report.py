@@ -135,3 +135,22 @@ def test_a_concurrent_mmsr_run_has_no_computed_separate_device_curve(paper, comm
     text = _redraw(report, committed, monkeypatch)
     assert "— (classes trained concurrently: their times shared the device)" in text
     assert "(0.98×). Near their ends" in text  # the sensitivity line, one device only
+
+
+def test_the_speed_up_is_split_into_its_factors_when_the_results_hold_a_step_account(paper, committed, monkeypatch):
+    from mmsr.evaluate_steps import StepAccount
+
+    report, run_experiments = paper
+    text = _redraw(report, committed, monkeypatch)
+    assert "Where the speed-up comes from" not in text  # report_cpu's results predate the account
+    account = StepAccount(run="mmsr", target_psnr=26.6, klass=2, config="16-8r", class_steps=400.0, class_s=120.0,
+                          baseline_steps=500.0, baseline_s=100.0, one_device_s=160.0, concurrent=False)
+    results = json.loads((committed / "results.json").read_text(encoding="utf-8"))
+    results["table3"]["equal_quality"]["steps"] = run_experiments._steps_dict(account)
+    (committed / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    text = _redraw(report, committed, monkeypatch)
+    # 500 / 400 = 1.25 baseline steps per class step; (100 / 500) / (120 / 400) = 0.67; 120 / 160 = 0.75.
+    assert ("MMSR's longest class (class 2, 16-8r) reached the equal quality after 400 steps, the baseline after "
+            "500: each of the class's steps was worth **1.25** of the baseline's. Its steps cost 0.67× the "
+            "baseline's") in text
+    assert "it held 0.75 of MMSR's one-device time. On separate devices the speed-up is their product, 0.83×." in text

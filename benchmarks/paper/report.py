@@ -350,6 +350,7 @@ def _equal_quality_section(eq: Optional[dict], charts: Dict[str, str]) -> List[s
               f"(best on the curve: MMSR {_num(max(p['psnr_y'] for p in curves['mmsr']))}, baseline "
               f"{_num(max(p['psnr_y'] for p in curves['baseline']))}). Every snapshot: [{eq['report']}]({eq['report']})."]
     lines += _sensitivity(e, curves)
+    lines += _steps_text(eq.get("steps"), "MMSR")
     if "quality_time" in charts:
         lines += ["", f"![quality against training time]({charts['quality_time']})"]
     if "seeds" in eq:
@@ -420,7 +421,26 @@ def _seeds_section(eq: dict) -> List[str]:
                      "final PSNR-Y: MMSR / baseline"], rows)
     if one:
         lines += ["", f"Per seed the one-device speed-up runs from {_num(min(one))}× to {_num(max(one))}×."]
+    lines += _steps_text(seeds.get("mean_steps"), "On the mean curves, MMSR")
     return lines
+
+
+def _steps_text(steps: Optional[dict], who: str) -> List[str]:
+    """The speed-up split into its factors (mmsr.evaluate_steps), as a paragraph; nothing without an account."""
+    if not steps:
+        return []
+    separate = ("" if steps["concurrent"] else
+                f" On separate devices the speed-up is their product, {_num(steps['worth'] * steps['step_cost'])}×.")
+    return ["", (
+        f"Where the speed-up comes from: {who}'s longest class (class {steps['klass']}, {steps['config']}) reached the "
+        f"equal quality after {steps['class_steps']:.0f} steps, the baseline after {steps['baseline_steps']:.0f}: each "
+        f"of the class's steps was worth **{_num(steps['worth'])}** of the baseline's. Its steps cost "
+        f"{_num(steps['step_cost'])}× the baseline's (the baseline's seconds per step over the class's"
+        f"{', measured while the classes shared the device' if steps['concurrent'] else ''}), and it held "
+        f"{_num(steps['share'])} of MMSR's one-device time.{separate} A class that trains the baseline's model on a "
+        f"third of the crops needs a worth near {PAPER_SPEEDUP_SEPARATE_DEVICES} for the paper's "
+        f"{PAPER_SPEEDUP_SEPARATE_DEVICES}× on three devices."
+    )]
 
 
 def _speedup_text(value: Optional[float]) -> str:

@@ -35,6 +35,7 @@ from mmsr.data import find_images
 from mmsr.evaluate import list_images
 from mmsr.evaluate_curve import curve_report, equal_quality, measure_curves
 from mmsr.evaluate_seeds import compare_seeds, seed_report
+from mmsr.evaluate_steps import step_account
 from mmsr.evaluate_training import label_seeds, load_run
 from mmsr.models import ModelConfig
 
@@ -226,6 +227,7 @@ def _equal_quality(profile: Profile, sets: Dict[str, Path], trained: Dict[str, T
         "report": report_file.name,
         "curves": {name: [dataclasses.asdict(p) for p in by_name[name].points] for name in ("mmsr", "baseline")},
         "equal": _equal_dict(eq),
+        "steps": _steps_dict(step_account(by_name["mmsr"], by_name["baseline"], eq)),
     }
     if len(profile.seeds) > 1:
         seeds = compare_seeds(mmsr_curves, base_curves, "mmsr")
@@ -237,6 +239,7 @@ def _equal_quality(profile: Profile, sets: Dict[str, Path], trained: Dict[str, T
                 for (m, b), eq in zip(seeds.pairs, seeds.per_seed)
             ],
             "mean_equal": _equal_dict(seeds.mean),
+            "mean_steps": _steps_dict(step_account(seeds.run_mean, seeds.baseline_mean, seeds.mean)),
             "mean_curves": {name: [dataclasses.asdict(p) for p in m.points]
                             for name, m in (("mmsr", seeds.run_mean), ("baseline", seeds.baseline_mean))},
         }
@@ -246,6 +249,14 @@ def _equal_quality(profile: Profile, sets: Dict[str, Path], trained: Dict[str, T
 def _equal_dict(eq) -> dict:
     return {**dataclasses.asdict(eq), "one_device_speedup": eq.one_device_speedup,
             "separate_devices_speedup": eq.separate_devices_speedup}
+
+
+def _steps_dict(account) -> Optional[dict]:
+    """The step account (mmsr.evaluate_steps) with its factors, or None where there is none."""
+    if account is None:
+        return None
+    return {**dataclasses.asdict(account), "worth": account.worth, "step_cost": account.step_cost,
+            "share": account.share}
 
 
 def _summary(trained: TrainedRun, out: Path) -> dict:
