@@ -464,6 +464,26 @@ def test_a_folder_upscaled_twice_does_not_upscale_its_results(tmp_path, bundle_p
     assert "skipped 2 earlier result(s) of this command" in captured.err and "failed" not in captured.err
 
 
+def test_a_folder_names_the_image_files_it_cannot_read_instead_of_skipping_them_silently(tmp_path, bundle_path, capsys):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    Image.fromarray(_rgb()).save(folder / "a.png")
+    Image.fromarray(_rgb(1)).save(folder / "b.gif")
+    (folder / "c.HEIC").write_bytes(b"not decoded")
+    (folder / "notes.txt").write_text("not an image")
+    assert _upscale(folder, "--bundle", bundle_path) == 0
+    err = capsys.readouterr().err
+    assert "skipped 2 image file(s) of a kind mmsr does not read (b.gif, c.HEIC); it reads PNG, JPEG" in err
+    assert "notes.txt" not in err
+    assert (folder / "a_x2.png").exists() and not (folder / "b_x2.png").exists()
+    # Only unreadable kinds: the note comes with the error that the folder holds nothing to upscale.
+    (folder / "a.png").unlink()
+    (folder / "a_x2.png").unlink()
+    assert _upscale(folder, "--bundle", bundle_path) != 0
+    err = capsys.readouterr().err
+    assert "skipped 2 image file(s)" in err and "directory holds no PNG, JPEG, WebP, TIFF or BMP files" in err
+
+
 def test_outscale_resamples_the_models_result_and_names_the_output(tmp_path, bundle_path, capsys):
     from mmsr import Upscaler
     from mmsr.imageio import resize_pixels

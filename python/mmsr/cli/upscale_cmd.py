@@ -19,7 +19,8 @@ share a model window, and where a few shallow-class tiles would cut the deepest 
 they go through the deepest model instead if that is cheaper (--no-promote turns this off).
 
 Inputs are files or directories (their PNG, JPEG, WebP, TIFF and BMP files, not recursing; a
-directory's NAME_x4.EXT files beside a NAME.* are earlier results of this command and are skipped).
+directory's NAME_x4.EXT files beside a NAME.* are earlier results of this command and are skipped;
+GIF, HEIC, AVIF, raw and other image files it does not read are named on stderr).
 The output format follows the output's extension. Without -o, each result is written next to its
 input as NAME_x4.EXT (for a x4 bundle; NAME_xF.EXT with --outscale F, which resamples the model's
 result to another size); with several inputs, -o is a directory and results keep their input's name; --format picks another extension for both, --quality the JPEG/WebP quality. An input is never overwritten, and outputs are written atomically. Of an
@@ -319,6 +320,14 @@ def _scale_label(args, bundle_scale: int) -> str:
     return str(bundle_scale) if args.outscale is None else f"{args.outscale:g}"
 
 
+# Image kinds a user may keep beside their photos that mmsr does not read: a folder input names them
+# instead of passing them over in silence (GIF: palette and animation; HEIC/AVIF: phones; raw files).
+_UNREAD_IMAGE_SUFFIXES = frozenset({
+    ".gif", ".apng", ".heic", ".heif", ".avif", ".jfif", ".jpe", ".jp2", ".j2k", ".jxl", ".qoi", ".ico",
+    ".psd", ".tga", ".pnm", ".ppm", ".pgm", ".pbm", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raw",
+})  # fmt: skip
+
+
 def _collect_inputs(names: List[str]) -> Tuple[List[Path], List[str], List[str], bool]:
     """(image files, errors, notes, whether any input was a directory).
 
@@ -338,6 +347,16 @@ def _collect_inputs(names: List[str]) -> Tuple[List[Path], List[str], List[str],
                 p for p in path.iterdir()
                 if p.is_file() and p.suffix.lower() in EXTENSIONS and not p.name.startswith(".")
             )
+            unread = sorted(
+                p.name for p in path.iterdir()
+                if p.suffix.lower() in _UNREAD_IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+            )
+            if unread:
+                notes.append(
+                    f"{path}: skipped {len(unread)} image file(s) of a kind mmsr does not read ({', '.join(unread[:3])}"
+                    f"{', ...' if len(unread) > 3 else ''}); it reads PNG, JPEG, WebP, TIFF and BMP: convert them to "
+                    "upscale them"
+                )
             if not found:
                 errors.append(f"{path}: directory holds no PNG, JPEG, WebP, TIFF or BMP files")
             stems = {p.stem for p in found}
