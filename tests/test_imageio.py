@@ -216,6 +216,14 @@ def test_a_tiff_pillow_fails_with_type_error_is_an_unreadable_file(tmp_path, mon
         read_image(path)
 
 
+def test_a_file_that_is_no_image_is_named_once_in_the_error(tmp_path):
+    path = tmp_path / "bad.png"
+    path.write_bytes(b"garbage")
+    with pytest.raises(OSError) as caught:
+        read_image(path)
+    assert str(caught.value) == f"{path}: cannot read image (cannot identify image file)"
+
+
 def test_exif_orientation_is_applied(tmp_path):
     im = Image.fromarray(_pixels(h=6, w=10))
     exif = im.getexif()

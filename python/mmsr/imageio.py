@@ -316,7 +316,7 @@ def read_image(
             raise FileNotFoundError(f"{path}: no such file") from None
         except (OSError, SyntaxError, EOFError, TypeError) as err:
             # TypeError: Pillow's answer to some malformed TIFF directories ("Missing dimensions").
-            raise OSError(f"{path}: cannot read image ({_by_path(str(err), path)})") from None
+            raise OSError(f"{path}: cannot read image ({_unnamed(str(err), path)})") from None
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
 
@@ -336,10 +336,17 @@ def _open_unlimited(file) -> Image.Image:
             Image.MAX_IMAGE_PIXELS = saved
 
 
-def _by_path(message: str, path: Path) -> str:
-    """Pillow's message naming the file object read_image opened by the quoted path instead, as
-    it names a file it opens itself ("cannot identify image file 'a.png'")."""
-    return message.replace(f"<_io.BufferedReader name={str(path)!r}>", repr(str(path)))
+def _unnamed(message: str, path: Path) -> str:
+    """Pillow's message without the file it names (the file object read_image opened, or the quoted
+    path): read_image's message starts with the path already.
+
+    Example:
+        >>> _unnamed("cannot identify image file <_io.BufferedReader name='a.png'>", Path("a.png"))
+        'cannot identify image file'
+    """
+    for name in (f"<_io.BufferedReader name={str(path)!r}>", repr(str(path))):
+        message = message.replace(" " + name, "").replace(name, "")
+    return message
 
 
 def without_path(message: str, path: Union[str, os.PathLike]) -> str:
