@@ -140,6 +140,22 @@ def test_paper_bundle_fits_size_budget(tmp_path):
     assert path.stat().st_size <= 15_000_000
 
 
+def test_a_trained_bundle_is_float16_unless_a_weight_is_past_its_range(tmp_path, bundle):
+    from mmsr.bundle import WeightOverflowError, read_bundle_metadata, save_trained_bundle
+
+    assert save_trained_bundle(bundle, tmp_path / "a.safetensors") is None
+    assert read_bundle_metadata(tmp_path / "a.safetensors")["weights_dtype"] == "float16"
+    bundle.state_dicts[1]["tail.weight"][0, 0, 0, 0] = -7e4
+    overflow = save_trained_bundle(bundle, tmp_path / "b.safetensors")
+    assert isinstance(overflow, WeightOverflowError) and overflow.name == "class1.tail.weight"
+    assert overflow.largest == 7e4
+    assert read_bundle_metadata(tmp_path / "b.safetensors")["weights_dtype"] == "float32"
+    assert float(load_bundle(tmp_path / "b.safetensors").state_dicts[1]["tail.weight"][0, 0, 0, 0]) == -7e4
+    bundle.state_dicts[0]["head.0.bias"][0] = float("inf")
+    with pytest.raises(ValueError, match=r"class0\.head\.0\.bias holds NaN or inf"):
+        save_trained_bundle(bundle, tmp_path / "c.safetensors")
+
+
 def test_save_rejects_overflow_and_non_finite(tmp_path, bundle):
     bundle.state_dicts[1]["tail.weight"][0, 0, 0, 0] = 1e6
     with pytest.raises(ValueError, match=r"class1\.tail\.weight overflows float16"):

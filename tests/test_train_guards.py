@@ -574,3 +574,28 @@ def test_more_snapshots_than_pixel_steps_are_refused(tmp_path, capsys):
     code = mmsr_main(["train", str(tmp_path), "--out", str(tmp_path / "s.safetensors"), *ONE, "--snapshots", "10"])
     assert code == 2
     assert "--snapshots 10 needs at least that many pixel steps per class, but class 0 (1-2w8) has 4" in capsys.readouterr().err
+
+
+# -- weights past float16's range ------------------------------------------------------------------
+
+
+def test_weights_past_float16s_range_are_saved_in_float32_with_a_note(data_dir, tmp_path, monkeypatch, capsys):
+    # A --lr far too high can leave finite weights beyond float16's 65504. The run's bundle used to fail
+    # to save ("overflows float16; save with weights_dtype=torch.float32", an API hint) after training.
+    import mmsr.train.launch as launch
+
+    real = Bundle.from_generators
+
+    def inflated(generators, *args, **kwargs):
+        bundle = real(generators, *args, **kwargs)
+        bundle.state_dicts[0]["tail.weight"].view(-1)[0] = 1e5
+        return bundle
+
+    monkeypatch.setattr(launch.Bundle, "from_generators", staticmethod(inflated))
+    out = tmp_path / "big.safetensors"
+    assert _train(data_dir, out, *ONE) == 0
+    err = capsys.readouterr().err
+    assert "class0.tail.weight reaches 1e+05, past float16's range (65504)" in err
+    assert f"{out} stores its weights in float32, twice the size" in err
+    assert read_bundle_metadata(out)["weights_dtype"] == "float32"
+    assert float(load_bundle(out).state_dicts[0]["tail.weight"].view(-1)[0]) == 1e5

@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Optional
 
 import safetensors.torch
 import torch
@@ -47,11 +48,13 @@ __all__ = [
     "FORMAT_VERSION",
     "Bundle",
     "BundleError",
+    "WeightOverflowError",
     "default_bundle_path",
     "load_bundle",
     "resolve_bundle_path",
     "read_bundle_metadata",
     "save_bundle",
+    "save_trained_bundle",
 ]
 
 FORMAT_VERSION = 1
@@ -83,6 +86,20 @@ def default_bundle_path() -> Path | None:
 
 class BundleError(ValueError):
     """A bundle file that cannot be loaded; the message names the file and the problem."""
+
+
+class WeightOverflowError(ValueError):
+    """A finite weight past the range of the ``weights_dtype`` asked for (float16 tops out at 65504).
+
+    Attributes:
+        name: the weight's name in the bundle ("class0.body.0.conv1.weight").
+        largest: its largest magnitude.
+    """
+
+    def __init__(self, name: str, largest: float, dtype_name: str) -> None:
+        super().__init__(f"{name} overflows {dtype_name} (its largest magnitude is {largest:.4g}); save with "
+                         "weights_dtype=torch.float32")
+        self.name, self.largest = name, largest
 
 
 #: What the command line's ``--bundle`` / ``--init`` take to mean the shipped bundle.
@@ -384,7 +401,7 @@ def _stored_tensor(name: str, tensor: Tensor, weights_dtype: torch.dtype) -> Ten
     # or views of one buffer), and the file should not depend on how the caller's tensors were laid out.
     stored = tensor.detach().to(device="cpu", dtype=dtype, memory_format=torch.contiguous_format, copy=True)
     if not torch.isfinite(stored).all():
-        raise ValueError(f"{name} overflows {_WEIGHT_DTYPES[dtype]}; save with weights_dtype=torch.float32")
+        raise WeightOverflowError(name, float(tensor.detach().abs().max()), _WEIGHT_DTYPES[dtype])
     return stored
 
 
@@ -434,6 +451,32 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike, *, weights_dtype: torch
     metadata = {_METADATA_KEY: json.dumps(header, allow_nan=False)}
     write_bytes_atomically(path, safetensors.torch.save(tensors, metadata=metadata))
     return path
+
+
+def save_trained_bundle(bundle: Bundle, path: str | os.PathLike) -> Optional[WeightOverflowError]:
+    """Write a trained bundle in float16, as mmsr ships them, or in float32 (twice the size) when a
+    weight is past float16's range, so that a run's result is never lost to the file format.
+
+    Returns:
+        the overflow that made the file float32 (its weight's name and magnitude), else None.
+
+    Raises:
+        ValueError: a weight that is NaN or infinite.
+
+    Example:
+        >>> import tempfile
+        >>> b = Bundle.random(["2-2w8"], threshold=0, boundaries=[])
+        >>> b.state_dicts[0]["tail.weight"].fill_(1e5)  # doctest: +ELLIPSIS
+        tensor(...)
+        >>> save_trained_bundle(b, Path(tempfile.mkdtemp()) / "b.safetensors").name
+        'class0.tail.weight'
+    """
+    try:
+        save_bundle(bundle, path)
+        return None
+    except WeightOverflowError as overflow:
+        save_bundle(bundle, path, weights_dtype=torch.float32)
+        return overflow
 
 
 def _parse_metadata(path: Path, metadata: dict[str, str] | None) -> dict:

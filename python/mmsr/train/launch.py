@@ -54,7 +54,7 @@ from typing import Callable, Optional
 import torch
 import torch.multiprocessing as mp
 
-from ..bundle import Bundle, save_bundle
+from ..bundle import Bundle, save_trained_bundle
 from ..data import ImageSet, load_folder, sample_scores, split_holdout
 from ..models import Generator, ModelConfig
 from .calibrate import calibrate, class_fractions
@@ -659,7 +659,10 @@ def _conclude(
         provenance=_provenance(settings, prepared, results, wall),
     )
     Path(settings.out).parent.mkdir(parents=True, exist_ok=True)
-    save_bundle(bundle, settings.out)
+    overflow = save_trained_bundle(bundle, settings.out)
+    if overflow is not None:
+        _note(f"{overflow.name} reaches {overflow.largest:.4g}, past float16's range (65504): {settings.out} stores "
+              "its weights in float32, twice the size. Weights that large usually mean a --lr too high for the model")
     # The record that lets a later --resume tell its own bundle from a file it must not replace.
     summary["bundle"] = bundle_record(settings.out, settings.run_dir)
     write_summary(summary_path, summary)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from ..bundle import Bundle, BundleError, load_bundle, read_bundle_metadata, save_bundle
+from ..bundle import Bundle, BundleError, load_bundle, read_bundle_metadata, save_trained_bundle
 from ..models import Generator
 
 __all__ = ["ClassSnapshot", "SnapshotSeries", "read_series", "snapshot_path", "snapshot_steps", "write_snapshot"]
@@ -92,7 +92,9 @@ def write_snapshot(
     )
     path = snapshot_path(run_dir, klass, index)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return save_bundle(bundle, path)
+    # float32 where a weight is past float16's range: a snapshot is measured, never shipped.
+    save_trained_bundle(bundle, path)
+    return path
 
 
 @dataclass(frozen=True)
