@@ -94,6 +94,8 @@ def test_a_diverged_run_is_not_finished_and_resume_can_retrain_it_with_a_lower_l
     assert _train(data_dir, out, *TWO, "--lr", "1e-4,1e6") == 1
     err = capsys.readouterr().err
     assert "class 1 (1-2w8) on cpu diverged at step" in err and "lower --lr (it is 1e+06 for this class)" in err
+    # Its outcome line does not give a second "diverged at step": the step it stopped at is another one.
+    assert err.count("diverged at step") == 1 and "class 1 (1-2w8) on cpu: diverged; stopped at step" in err
     assert "--resume with the same options would diverge again" in err
     assert not out.exists()
     classes = _summary(out)["classes"]

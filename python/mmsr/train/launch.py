@@ -571,6 +571,10 @@ def _outcome(r: ClassResult) -> str:
     if not r.planned_steps:
         return r.status
     saved = f"checkpoint {r.checkpoint}" if r.checkpoint else "no checkpoint"
+    if r.status == "diverged":
+        # The step it diverged at is in its own line above; losses are checked only where the loop
+        # syncs, so it ran on to this step before the divergence was found.
+        return f"diverged; stopped at step {r.steps} of {r.planned_steps}, where that was found ({saved})"
     return f"{r.status} at step {r.steps} of {r.planned_steps} ({saved})"
 
 
