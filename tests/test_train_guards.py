@@ -302,8 +302,22 @@ def test_out_is_never_written_over_unless_asked_and_never_the_init_bundle(data_d
     bundle_bytes, summary_bytes = out.read_bytes(), summary_path.read_bytes()
     capsys.readouterr()
     assert _train(data_dir, out, *ONE, "--resume") == 0
-    assert "finished earlier and wrote" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "finished earlier and wrote" in err and "keeps its" not in err
     assert out.read_bytes() == bundle_bytes and summary_path.read_bytes() == summary_bytes
+    # A new tiling is not applied to the unchanged bundle, and the note says so.
+    assert _train(data_dir, out, *ONE, "--resume", "--tile-size", "48", "--overlap", "12") == 0
+    assert "the bundle keeps its --tile-size 32 and --overlap 8: `mmsr upscale --tile`" in capsys.readouterr().err
+    assert out.read_bytes() == bundle_bytes and summary_path.read_bytes() == summary_bytes
+
+    # Resumed with another --out, it writes the bundle there and the summary names it and the command.
+    second = tmp_path / "second.safetensors"
+    assert _train(data_dir, second, *ONE, "--resume", "--run-dir", str(tmp_path / "m.run")) == 0
+    assert "writing the bundle again from their checkpoints" in capsys.readouterr().err
+    summary = json.loads(summary_path.read_text())
+    # (In-process, the command recorded is this interpreter's argv.)
+    assert summary["settings"]["out"] == str(second) and isinstance(summary["bundle_command"], list)
+    assert summary["classes"] == json.loads(summary_bytes)["classes"]  # the training's record stays
 
     # Another run may not take the bundle over, and a run never replaces the bundle it starts from.
     assert _train(data_dir, out, *ONE, "--run-dir", str(tmp_path / "other.run")) == 2

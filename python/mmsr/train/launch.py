@@ -54,7 +54,7 @@ from typing import Callable, Optional
 import torch
 import torch.multiprocessing as mp
 
-from ..bundle import Bundle, save_trained_bundle
+from ..bundle import Bundle, read_bundle_metadata, save_trained_bundle
 from ..data import ImageSet, load_folder, sample_scores, split_holdout
 from ..models import Generator, ModelConfig
 from .calibrate import calibrate, class_fractions
@@ -610,9 +610,13 @@ def _write_summary(settings: TrainSettings, prepared: _Prepared, results: list[C
         previous = None
     idle = all(r.status == "finished" and r.session_steps == 0 for r in results)
     if idle and previous is not None and all(c.get("status") == "finished" for c in previous.get("classes", [])):
-        # Nothing was trained now: the summary of the sessions that trained stays, times included.
+        # Nothing was trained now: the summary of the sessions that trained stays, times included;
+        # it names the bundle this command writes, and the command, where that is another one.
         summary = previous
         _note("every class finished earlier; writing the bundle again from their checkpoints")
+        if isinstance(summary.get("settings"), dict):
+            summary["settings"]["out"] = str(settings.out)
+        summary["bundle_command"] = list(settings.command)
     else:
         summary = summarise(
             mode="baseline" if settings.baseline else "mmsr",
@@ -712,6 +716,14 @@ def _note_finished(settings: TrainSettings) -> None:
         f"the run in {settings.run_dir} finished earlier and wrote {settings.out}, which is unchanged; nothing to "
         "resume (the bundle and summary.json are left as they are)"
     )
+    # --tile-size and --overlap may differ on --resume, but an unchanged bundle keeps its own.
+    header = read_bundle_metadata(settings.out)
+    kept = [f"{option} {header[key]}" for option, key, asked in (("--tile-size", "tile_size", settings.tile_size),
+                                                                  ("--overlap", "overlap", settings.overlap))
+            if header.get(key) != asked]  # fmt: skip
+    if kept:
+        _note(f"the bundle keeps its {' and '.join(kept)}: `mmsr upscale --tile` / `--overlap` tile it otherwise, or "
+              f"move {settings.out} aside and --resume again to write it anew with the options given")
 
 
 def run(settings: TrainSettings) -> int:
