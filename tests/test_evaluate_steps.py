@@ -118,3 +118,18 @@ def test_the_seed_report_accounts_for_the_mean_curves():
     row = next(line for line in report.splitlines() if line.startswith("| w | 26.00 | 2 (16-8r) |"))
     # The mean 16-8r: 400 steps in 180 s; the baselines' mean: 533 steps, 133 s.
     assert "| 400 | 533 | 1.33 | 450 / 250 ms | 0.56 |" in row
+
+
+def test_the_worth_is_also_read_at_every_snapshot_of_the_run():
+    from mmsr.evaluate_steps import worth_along
+
+    run, base = _mmsr(), _baseline()
+    # Snapshot 1: 24 dB with 200 16-8r steps; the baseline gets there halfway from 200 to 400 steps.
+    # Snapshot 2: 26 dB with 400 steps; the baseline after 533.3.
+    assert worth_along(run, base, 2) == pytest.approx([1.5, 4 / 3])
+    assert worth_along(run, base, 0) == pytest.approx([6.0, 16 / 3])  # class 0's own steps: 50, 100
+    beyond = _mmsr(psnrs=(20.0, 24.0, 27.0))  # the baseline never reaches 27 dB
+    assert worth_along(beyond, base, 2) == [pytest.approx(1.5), None]
+    report = curve_report([run, base], base)
+    assert "| mmsr | 1.50 · 1.33 |" in report
+    assert "| mmsr | 1.50 · — |" in curve_report([beyond, base], base)

@@ -430,7 +430,7 @@ def curve_report(
         >>> curve_report([], None, "val/set5", images=(1, 5)).splitlines()[0]
         '### Quality against training time on `val/set5` (the first 1 of its 5 images only)'
     """
-    from .evaluate_steps import step_account, step_table  # here: that module builds on this one
+    from .evaluate_steps import step_account, step_table, worth_along  # here: that module builds on this one
 
     baselines = [] if baseline is None else [baseline] if isinstance(baseline, QualityCurve) else list(baseline)
     where = f" on `{hr_dir}`" if hr_dir else ""
@@ -478,7 +478,9 @@ def curve_report(
             if None not in (curve.run.seed, chosen.run.seed) and curve.run.seed != chosen.run.seed:
                 other_seed.append((curve, chosen))
             eq = equal_quality(curve, chosen)
-            accounts.append(step_account(curve, chosen, eq))
+            account = step_account(curve, chosen, eq)
+            if account is not None:
+                accounts.append((account, worth_along(curve, chosen, account.klass)))
             lines.append(
                 f"| {_cell(eq.run)} | {eq.target_psnr:.2f} | {_cell(eq.limited_by)} | {_seconds(eq.baseline_s)} | "
                 f"{_seconds(eq.one_device_s)} | {_speedup(eq, eq.one_device_speedup)} | "
@@ -505,5 +507,5 @@ def curve_report(
         lines.append(f"- {_cell(curve.name)} has no baseline trained with its seed {curve.run.seed}: it is compared "
                      f"with {_cell(chosen.name)} (seed {chosen.run.seed}), the only baseline.")
     lines.append("")
-    lines += step_table([a for a in accounts if a is not None])
+    lines += step_table([a for a, _ in accounts], along=[w for _, w in accounts])
     return "\n".join(lines)

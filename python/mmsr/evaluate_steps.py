@@ -33,7 +33,7 @@ from typing import Optional, Sequence
 
 from .evaluate_curve import EqualQuality, _cell, crossing
 
-__all__ = ["StepAccount", "step_account", "step_table"]
+__all__ = ["StepAccount", "step_account", "step_table", "worth_along"]
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,27 @@ def step_account(curve, baseline, eq: EqualQuality) -> Optional[StepAccount]:
     )
 
 
-def step_table(accounts: Sequence[StepAccount], title: str = "Where the speed-up comes from") -> list[str]:
+def worth_along(curve, baseline, klass: int) -> list[Optional[float]]:
+    """Steps' worth of class ``klass`` at each of ``curve``'s snapshots after the first: the baseline's
+    steps to reach that snapshot's PSNR-Y over the class's steps there (None where the baseline never
+    reaches it, or the class has no steps yet).
+
+    Each snapshot is read against the baseline's curve as it stands mid-schedule; only the last
+    snapshots of both have their learning rate annealed.
+    """
+    if any(len(p.steps) <= klass for p in curve.points) or any(len(p.steps) != 1 for p in baseline.points):
+        return []
+    worths: list[Optional[float]] = []
+    for point in curve.points[1:]:
+        where = crossing(baseline.points, point.psnr_y)
+        steps = point.steps[klass]
+        worths.append(None if where is None or steps <= 0 else where.of(lambda p: p.steps[0]) / steps)
+    return worths
+
+
+def step_table(
+    accounts: Sequence[StepAccount], title: str = "Where the speed-up comes from", along: Sequence[Sequence] = ()
+) -> list[str]:
     """Markdown lines: the accounts' table and what its columns mean (nothing for no accounts)."""
     if not accounts:
         return []
@@ -161,4 +181,23 @@ def step_table(accounts: Sequence[StepAccount], title: str = "Where the speed-up
         "another class was the longest at the snapshot before the crossing).",
         "",
     ]
+    if any(along):
+        lines += [
+            "Steps' worth along the way: at each of the run's snapshots, the baseline's steps to reach its PSNR-Y "
+            "over the longest class's steps there (— where the baseline never reaches it).",
+            "",
+            "| run | worth at snapshots 1, 2, … |",
+            "|---|---|",
+        ]
+        for a, worths in zip(accounts, along):
+            if worths:
+                cells = " · ".join("—" if w is None else f"{w:.2f}" for w in worths)
+                lines.append(f"| {_cell(a.run)} | {cells} |")
+        lines += [
+            "",
+            "- Each snapshot is the same share of its own run's schedule; the baseline's curve is read mid-schedule, "
+            "where its learning rate has not yet fallen. Equal quality sits at the flat end of the curves, where "
+            "the worth is read least steadily.",
+            "",
+        ]
     return lines
