@@ -33,7 +33,8 @@
 #   curve    MMSR and the baseline from scratch (as `train`, CURVE_STEPS pixel steps per class, one
 #            number or one per class, default 540,1620,5040; the baseline their sum; CURVE_CONFIGS,
 #            default the residual 4-2r,8-6r,16-8r; the baseline the last of them) with --snapshots
-#            CURVE_SNAPSHOTS, once per seed of CURVE_SEEDS (default "0"; e.g. "0 1 2" with a third of
+#            CURVE_SNAPSHOTS and CURVE_SCHEDULE (default cosine; constant reads the curves without
+#            either run's annealing), once per seed of CURVE_SEEDS (default "0"; e.g. "0 1 2" with a third of
 #            the steps), then `mmsr report --quality` on device_data/val/set14: PSNR-Y against training
 #            time, the time each needs at equal quality, and over the seeds
 # Each stage is bounded by the time left (and skipped when under half its time is left, since a cut
@@ -52,6 +53,8 @@
 #   LIMIT=400 STAGES="build curve" CURVE_SEEDS="0 1" CURVE_STEPS=180,540,1680 bash benchmarks/gpu_session.sh   # needs device_data/val
 #   LIMIT=540 STAGES="build paper" bash benchmarks/gpu_session.sh     # the paper harness's gpu profile (never run yet)
 #   LIMIT=120 STAGES="build sampler levers" bash benchmarks/gpu_session.sh   # why MMSR's class steps cost more
+#   LIMIT=520 STAGES="build sampler curve" CURVE_SCHEDULE=constant CURVE_MMSR_MODES="concurrent sequential" \
+#     CURVE_STEPS=360,1080,3360 CURVE_REPORT_S=80 bash benchmarks/gpu_session.sh   # the next session's call
 #   LIMIT=520 STAGES="build tests curve" TESTS_K=tvat CURVE_MMSR_MODES="concurrent sequential" CURVE_STEPS=360,1080,3360 \
 #     CURVE_REPORT_S=80 bash benchmarks/gpu_session.sh   # the thirteenth session's call
 set -uo pipefail
@@ -202,7 +205,9 @@ for s in $stages; do
     ;;
   curve)
     steps=${CURVE_STEPS:-540,1620,5040}  # weighted to the complex class, as on CPU (benchmarks/README)
-    snaps=(--snapshots "${CURVE_SNAPSHOTS:-8}" --lr-schedule cosine)
+    # CURVE_SCHEDULE=constant: with cosine, the run with the shorter schedule anneals first and its
+    # curve flattens where the other's still climbs, which biases the equal-quality reading.
+    snaps=(--snapshots "${CURVE_SNAPSHOTS:-8}" --lr-schedule "${CURVE_SCHEDULE:-cosine}")
     configs=${CURVE_CONFIGS:-4-2r,8-6r,16-8r}
     seeds=(${CURVE_SEEDS:-0})
     specs=()
@@ -223,7 +228,7 @@ for s in $stages; do
       for mode in "${modes[@]}"; do
         name=mmsr_$mode
         ((${#modes[@]} == 1)) && name=mmsr
-        stage "curve: $name ($configs, classes $mode) from scratch, seed $seed, $steps pixel steps per class, ${snaps[1]} snapshots"
+        stage "curve: $name ($configs, classes $mode) from scratch, seed $seed, $steps pixel steps per class, ${snaps[1]} snapshots, ${snaps[3]} lr"
         bounded $((seed_s * (${#modes[@]} == 1 ? 45 : 38) / 100)) python -m mmsr train "${train_common[@]}" \
           --seed "$seed" --pixel-steps "$steps" --configs "$configs" "--${mode/sequential/no-concurrent}" "${snaps[@]}" \
           --out "$work/${name}_curve_s$seed.safetensors" --run-dir "$work/${name}_curve_s$seed.run"
