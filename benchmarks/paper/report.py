@@ -611,6 +611,13 @@ def _differences(results: dict, out: Path) -> List[str]:
                      "this run only.")
     items.append("**Separate devices are computed** unless MMSR's classes really ran on devices of their own (see "
                  "section 2).")
+    if profile.get("lr_schedule") == "cosine":
+        items.append("**Schedules of different lengths.** Each run's learning rate falls along a cosine over its own "
+                     "budget, and MMSR's deepest class has fewer steps than the baseline, so MMSR anneals first. The "
+                     "equal-quality reading compares MMSR's annealed end with the baseline's curve mid-course, "
+                     "where at these budgets a longer schedule is ahead of a shorter one's end (in "
+                     "`benchmarks/paper/equal_steps_cpu/` a 1400-step baseline ended 0.06 dB below where a "
+                     "3000-step one stood after 1040 steps): this reading favours the baseline.")
     seeds = results["profile"].get("seeds", [0])
     if len(seeds) > 1:
         items.append(f"**{len(seeds)} seeds for MMSR and the baseline, one run for the rest.** Section 2 compares MMSR "
