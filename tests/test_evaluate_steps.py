@@ -118,6 +118,7 @@ def test_the_seed_report_accounts_for_the_mean_curves():
     row = next(line for line in report.splitlines() if line.startswith("| w | 26.00 | 2 (16-8r) |"))
     # The mean 16-8r: 400 steps in 180 s; the baselines' mean: 533 steps, 133 s.
     assert "| 400 | 533 | 1.33 | 450 / 250 ms | 0.56 |" in row
+    assert "| w | 1.50 · 1.33 |" in report  # the mean curve's worth at each snapshot
 
 
 def test_the_worth_is_also_read_at_every_snapshot_of_the_run():

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from .evaluate_curve import CurvePoint, EqualQuality, QualityCurve, baseline_curve_for, equal_quality
-from .evaluate_steps import step_account, step_table
+from .evaluate_steps import step_account, step_table, worth_along
 # The curve report's cell formats, so that both tables read alike (seconds as Table 3 writes them).
 from .evaluate_curve import _cell, _speedup
 from .evaluate_training import _seconds
@@ -217,7 +217,9 @@ def seed_report(curves: Sequence[QualityCurve], baselines: Sequence[QualityCurve
         per_seed = [e.one_device_speedup for e in comparison.per_seed if e.one_device_speedup is not None]
         other_seed += [(m, b) for m, b in comparison.pairs if m.run.seed != b.run.seed]
         eq = comparison.mean
-        accounts.append(step_account(comparison.run_mean, comparison.baseline_mean, eq))
+        account = step_account(comparison.run_mean, comparison.baseline_mean, eq)
+        if account is not None:
+            accounts.append((account, worth_along(comparison.run_mean, comparison.baseline_mean, account.klass)))
         lines.append(
             f"| {_cell(setting)} | {seeds} | {final} | "
             f"{_cell(_ratios(per_seed, len(members), _left_out(members, comparison)))} | "
@@ -253,5 +255,6 @@ def seed_report(curves: Sequence[QualityCurve], baselines: Sequence[QualityCurve
         lines.append(f"- {_cell(member.name)} has no baseline trained with its seed {_seed(member)}: it is compared "
                      f"with {_cell(baseline.name)} (seed {_seed(baseline)}), the only baseline.")
     lines.append("")
-    lines += step_table([a for a in accounts if a is not None], title="Mean curves: where the speed-up comes from")
+    lines += step_table([a for a, _ in accounts], title="Mean curves: where the speed-up comes from",
+                        along=[w for _, w in accounts])
     return "\n".join(lines)
