@@ -254,7 +254,9 @@ def test_sigint_to_the_launcher_alone_stops_the_workers_at_once(data_dir, tmp_pa
     _, stderr = process.communicate(timeout=90)
     waited = time.monotonic() - sent
     assert process.returncode == 130, stderr[-3000:]
-    assert waited < 6.0, f"the launcher took {waited:.1f} s to stop its workers"
+    # Without the pass-on the workers would train on until the launcher kills them, _KILL_AFTER_S (60 s)
+    # later. The bound leaves room for a loaded machine: 6.2 s once, with two trainings sharing the cores.
+    assert waited < 30.0, f"the launcher took {waited:.1f} s to stop its workers"
     summary = json.loads((run_dir / "summary.json").read_text())
     for k in (0, 1):
         assert summary["classes"][k]["status"] == "interrupted"
