@@ -102,7 +102,7 @@ def test_the_curve_report_shows_the_account_under_the_equal_quality_table():
     assert report.index("Training time at equal quality") < report.index("Where the speed-up comes from")
     row = next(line for line in report.splitlines() if line.startswith("| mmsr | 26.00 | 2 (16-8r) |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[3:] == ["400", "533", "1.33", "300 / 250 ms", "0.83", "0.71", "0.78×", "1.11×"]
+    assert cells[3:] == ["400", "533", "1.33", "300 ms / 250 ms", "0.83", "0.71", "0.78×", "1.11×"]
     # The same speed-ups as the equal-quality table's row.
     assert "| mmsr | 26.00 | mmsr | 133.3 | 170.0 | 0.78× | 120.0 | 1.11× |" in report
 
@@ -117,7 +117,7 @@ def test_the_seed_report_accounts_for_the_mean_curves():
     assert "#### Mean curves: where the speed-up comes from" in report
     row = next(line for line in report.splitlines() if line.startswith("| w | 26.00 | 2 (16-8r) |"))
     # The mean 16-8r: 400 steps in 180 s; the baselines' mean: 533 steps, 133 s.
-    assert "| 400 | 533 | 1.33 | 450 / 250 ms | 0.56 |" in row
+    assert "| 400 | 533 | 1.33 | 450 ms / 250 ms | 0.56 |" in row
     assert "| w | 1.50 · 1.33 |" in report  # the mean curve's worth at each snapshot
 
 

@@ -143,6 +143,10 @@ def worth_along(curve, baseline, klass: int) -> list[Optional[float]]:
     return worths
 
 
+def _per_step(seconds: float) -> str:
+    return f"{1000 * seconds:.3g} ms" if seconds < 1 else f"{seconds:.3g} s"
+
+
 def step_table(
     accounts: Sequence[StepAccount], title: str = "Where the speed-up comes from", along: Sequence[Sequence] = ()
 ) -> list[str]:
@@ -162,8 +166,8 @@ def step_table(
         shared = " (sharing)" if a.concurrent else ""
         lines.append(
             f"| {_cell(a.run)} | {a.target_psnr:.2f} | {a.klass} ({_cell(a.config)}) | {a.class_steps:.0f} | "
-            f"{a.baseline_steps:.0f} | {a.worth:.2f} | {1000 * a.class_s / a.class_steps:.3g}{shared} / "
-            f"{1000 * a.baseline_s / a.baseline_steps:.3g} ms | {a.step_cost:.2f} | {a.share:.2f} | "
+            f"{a.baseline_steps:.0f} | {a.worth:.2f} | {_per_step(a.class_s / a.class_steps)}{shared} / "
+            f"{_per_step(a.baseline_s / a.baseline_steps)} | {a.step_cost:.2f} | {a.share:.2f} | "
             f"{a.one_device_speedup:.2f}× | {separate} |"
         )
     lines += [
