@@ -24,7 +24,7 @@ import time
 import torch
 
 import mmsr
-from mmsr.data import ClassBatches, CropSampler, downsample, load_folder, sample_scores
+from mmsr.data import _ROUND_BYTES, ClassBatches, CropSampler, downsample, load_folder, sample_scores
 from mmsr.train.calibrate import quantile_boundaries
 
 
@@ -73,8 +73,9 @@ def main() -> int:
         calls = max(args.repeat, 3 * batches.prefetch)
         per_batch = _median_ms(lambda: [batches.next(args.batch) for _ in range(calls)], device, 1) / calls
         share = batches.kept / batches.drawn
-        # One round's parts, for the candidates a round of this class draws (prefetch batches / share).
-        n = min(round(batches.prefetch * args.batch / share), 2427)
+        # One round's parts, for the candidates a round of this class draws (prefetch batches / share,
+        # capped as ClassBatches caps a round).
+        n = min(round(batches.prefetch * args.batch / share), max(1, _ROUND_BYTES // (3 * args.crop * args.crop)))
         sampler = CropSampler(images, args.crop, seed=1)
         hr = sampler.sample(n)
         lr = downsample(hr, args.scale)

@@ -99,7 +99,7 @@ def step_account(curve, baseline, eq: EqualQuality) -> Optional[StepAccount]:
     if mine is None or theirs is None:
         return None
     reached = curve.points[mine.index]
-    if not reached.class_times or len(reached.steps) != len(reached.class_times) or len(baseline.points[0].steps) != 1:
+    if not reached.class_times or len(reached.steps) != len(reached.class_times):
         return None
     if any(len(p.class_times) != len(reached.class_times) or len(p.steps) != len(reached.steps) for p in curve.points):
         return None
