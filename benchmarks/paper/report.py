@@ -13,10 +13,12 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmsr.atomic import write_bytes_atomically
 from mmsr.evaluate import BICUBIC, TORCH_BICUBIC
+from mmsr.evaluate_curve import crossing
 from mmsr.evaluate_seeds import geometric_mean
 from mmsr.metrics import PI_UNAVAILABLE_REASON
 
@@ -364,15 +366,9 @@ _SENSITIVITY_DB = 0.01
 
 
 def _first_reach(points: Sequence[dict], target: float, cost: str) -> Optional[float]:
-    previous = None
-    for point in points:
-        if point["psnr_y"] >= target:
-            if previous is None:
-                return point[cost]
-            share = (target - previous["psnr_y"]) / (point["psnr_y"] - previous["psnr_y"])
-            return previous[cost] + share * (point[cost] - previous[cost])
-        previous = point
-    return None
+    """``cost`` where the results.json curve ``points`` first reach ``target`` dB, by mmsr's own crossing rule."""
+    where = crossing([SimpleNamespace(psnr_y=p["psnr_y"], cost=p[cost]) for p in points], target)
+    return None if where is None else where.of(lambda p: p.cost)
 
 
 def _sensitivity(e: dict, curves: dict) -> List[str]:

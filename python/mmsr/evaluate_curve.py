@@ -302,6 +302,8 @@ class Crossing:
 def crossing(points: Sequence[CurvePoint], target: float) -> Optional[Crossing]:
     """Where ``points`` first reach ``target`` dB, linear in PSNR-Y between snapshots; None if never.
 
+    Only each point's ``psnr_y`` is read, so other records with that attribute work too.
+
     Example:
         >>> pts = [CurvePoint(0, (0,), 0.0, 0.0, 20.0, 0.5), CurvePoint(1, (10,), 100.0, 100.0, 26.0, 0.7)]
         >>> where = crossing(pts, 23.0)
