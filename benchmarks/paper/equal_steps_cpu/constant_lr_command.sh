@@ -3,10 +3,9 @@
 # each run's curve does not depend on its own schedule's length (with cosine, the run with the shorter
 # schedule anneals first and its curve flattens where the other's still climbs).
 #
-# Run from an empty folder. SEED picks the seed (1: constant_lr_report.md). BASELINE_STEPS is the
-# baseline's budget, snapshotted every 300 steps: 1800 for seed 1; 2100 from seed 2 on, so that a
-# seed whose baseline needs more than 1800 steps to reach MMSR-d's quality still gives a crossing.
-# With a constant learning rate the first 1800 steps of a 2100-step run are those of an 1800-step run.
+# Run from an empty folder. SEED picks the seed (1: constant_lr_report.md, 2: constant_lr_seed2.md).
+# BASELINE_STEPS is the baseline's budget, snapshotted every 300 steps. Keep it at 1800 for runs that
+# `mmsr report` is to pool as seeds: it pools only runs with equal step budgets.
 set -euo pipefail
 SEED=${SEED:-1}
 BASELINE_STEPS=${BASELINE_STEPS:-1800}
