@@ -368,6 +368,7 @@ def test_an_unusable_device_is_a_clear_error(hr_dir, tmp_path, capsys, device):
     assert mmsr_main(["eval", "--hr", str(hr_dir), "--scale", "4", "--device", device, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert f"--device {device!r}" in err and "available here: cpu" in err and not out.exists()
+    assert err.count(repr(device)) == 1, err  # the value named once, not again as "device=..." or "got ..."
     run = _run_folder(tmp_path, "p")
     assert _report(run, "--quality", hr_dir, "--device", device) == 2
     assert f"--device {device!r}" in capsys.readouterr().err

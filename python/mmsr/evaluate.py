@@ -45,6 +45,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import sys
 import time
 from contextlib import contextmanager
@@ -249,14 +250,16 @@ def check_device(text: str | torch.device, option: str = "--device") -> torch.de
         >>> check_device("mps")
         Traceback (most recent call last):
         ...
-        ValueError: --device 'mps': device must be 'cpu', 'cuda' or 'cuda:N', got 'mps'; available here: ...
+        ValueError: --device 'mps': must be 'cpu', 'cuda' or 'cuda:N'; available here: ...
     """
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     available = ", ".join(["cpu"] + [f"cuda:{i}" for i in range(count)])
     try:
         return _upscaler_device(text)  # the Upscaler's own check
     except ValueError as err:
-        raise ValueError(f"{option} {str(text)!r}: {err}; available here: {available}") from None
+        # That check names the value as "device=..." or ends with "got ..."; the option names it once here.
+        reason = re.sub(r", got .*$", "", re.sub(r"^device(=\S+)? (but )?", "", str(err)))
+        raise ValueError(f"{option} {str(text)!r}: {reason}; available here: {available}") from None
 
 
 def parse_bundle_spec(text: str) -> Tuple[str, str]:
