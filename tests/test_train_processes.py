@@ -307,6 +307,9 @@ def test_ctrl_z_pauses_the_workers_with_the_launcher(data_dir, tmp_path):
 
 
 _NOHUP = dict(preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # what `nohup` does
+# A terminal's default, so that a "plain" run is plain even when the tests themselves run under nohup
+# (a child inherits an ignored SIGHUP, and the trainer rightly leaves it ignored).
+_PLAIN = dict(preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the workers in Linux /proc")
@@ -317,7 +320,7 @@ def test_workers_checkpoint_when_their_launcher_is_killed(data_dir, tmp_path, no
     # deterministically by the two tests below; here it rarely shows, the tiny steps being short.
     # Under `nohup` every process ignores SIGHUP, which was the parent-death signal: the workers
     # trained on as orphans.
-    process, run_dir = _two_workers(data_dir, tmp_path, "d", env=_env(), **(_NOHUP if nohup else {}))
+    process, run_dir = _two_workers(data_dir, tmp_path, "d", env=_env(), **(_NOHUP if nohup else _PLAIN))
     workers = []
     try:
         _wait_for_logs(process, run_dir, [0, 1])
@@ -394,14 +397,20 @@ def test_repeated_gentle_signals_ask_the_trainer_once_and_sigterm_still_escalate
 
     trainer = Trainer()
     sig = signal.Signals[gentle]
-    with ClassTrainer._signals_stop_at_step_end(trainer):
-        os.kill(os.getpid(), sig)
-        os.kill(os.getpid(), sig)  # no KeyboardInterrupt: the step finishes and checkpoints
-        time.sleep(0.01)
-        assert trainer._stop_signal == gentle
-        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
-            os.kill(os.getpid(), signal.SIGTERM)  # a user's second signal still stops at once
+    # Under nohup (pytest started by it) SIGHUP is ignored and the trainer leaves it so; this is the
+    # plain case (the next test is the nohup one).
+    before = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        with ClassTrainer._signals_stop_at_step_end(trainer):
+            os.kill(os.getpid(), sig)
+            os.kill(os.getpid(), sig)  # no KeyboardInterrupt: the step finishes and checkpoints
             time.sleep(0.01)
+            assert trainer._stop_signal == gentle
+            with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+                os.kill(os.getpid(), signal.SIGTERM)  # a user's second signal still stops at once
+                time.sleep(0.01)
+    finally:
+        signal.signal(signal.SIGHUP, before)
 
 
 def test_under_nohup_the_trainer_leaves_sighup_ignored():
@@ -430,7 +439,7 @@ def test_a_hangup_stops_the_run_with_checkpoints_unless_started_under_nohup(data
     # `nohup mmsr train ... &` and log out: the shell's SIGHUP used to stop a one-process run, whose
     # trainer had replaced nohup's "ignore" with its own handler. Without nohup a hang-up killed a
     # launcher of several workers outright: no summary.
-    popen = dict(env=_env(), **(_NOHUP if nohup else {}))
+    popen = dict(env=_env(), **(_NOHUP if nohup else _PLAIN))
     if workers == 2:
         process, run_dir = _two_workers(data_dir, tmp_path, "h", **popen)
     else:
