@@ -90,25 +90,35 @@ def check_boundaries(values, name: str = "boundaries") -> list:
     return bounds
 
 
+class DeviceError(ValueError):
+    """A device mmsr cannot run on. ``reason`` says why without naming the device, for callers that
+    name it themselves (``mmsr eval --device``); the message names it as the argument ``device``."""
+
+    def __init__(self, device, reason: str, *, wrong_kind: bool = False) -> None:
+        super().__init__(f"device {reason}, got {device!r}" if wrong_kind else f"device={device!r} but {reason}")
+        self.reason = reason
+
+
 def check_device(device) -> torch.device:
     """``device`` (text or torch.device) as a device mmsr runs on here: the CPU, or a visible CUDA GPU
-    with mmsr's CUDA kernels built; ValueError naming what is missing otherwise."""
+    with mmsr's CUDA kernels built; :class:`DeviceError` (a ValueError) naming what is missing otherwise."""
+    kinds = "must be 'cpu', 'cuda' or 'cuda:N'"
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
+        raise DeviceError(device, kinds, wrong_kind=True) from None
     if device.type == "cpu":
         return torch.device("cpu")
     if device.type != "cuda":
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {str(device)!r}")
+        raise DeviceError(str(device), kinds, wrong_kind=True)
     if not torch.cuda.is_available():
-        raise ValueError(f"device={str(device)!r} but torch sees no CUDA GPU (torch.cuda.is_available() is False)")
+        raise DeviceError(str(device), "torch sees no CUDA GPU (torch.cuda.is_available() is False)")
     if not _ops.CUDA_COMPILED:
-        raise ValueError(
-            f"device={str(device)!r} but mmsr was built without its CUDA kernels; "
-            "reinstall with a CUDA compiler on PATH (MMSR_CUDA=ON makes that required)"
+        raise DeviceError(
+            str(device),
+            "mmsr was built without its CUDA kernels; reinstall with a CUDA compiler on PATH (MMSR_CUDA=ON makes that required)",
         )
     index = torch.cuda.current_device() if device.index is None else device.index
     if index >= torch.cuda.device_count():
-        raise ValueError(f"device={str(device)!r} but only {torch.cuda.device_count()} CUDA devices are visible")
+        raise DeviceError(str(device), f"only {torch.cuda.device_count()} CUDA devices are visible")
     return torch.device("cuda", index)

@@ -45,7 +45,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import re
 import sys
 import time
 from contextlib import contextmanager
@@ -63,6 +62,7 @@ from .data import IMAGE_EXTENSIONS, downsample, read_image_and_grayscale
 from .grid import TileGrid
 from .imageio import without_path
 from .metrics import check_niqe_model, niqe, psnr, rgb_to_y, ssim
+from ._checks import DeviceError
 from ._checks import check_device as _upscaler_device
 from .upscale import Upscaler
 
@@ -256,10 +256,8 @@ def check_device(text: str | torch.device, option: str = "--device") -> torch.de
     available = ", ".join(["cpu"] + [f"cuda:{i}" for i in range(count)])
     try:
         return _upscaler_device(text)  # the Upscaler's own check
-    except ValueError as err:
-        # That check names the value as "device=..." or ends with "got ..."; the option names it once here.
-        reason = re.sub(r", got .*$", "", re.sub(r"^device(=\S+)? (but )?", "", str(err)))
-        raise ValueError(f"{option} {str(text)!r}: {reason}; available here: {available}") from None
+    except DeviceError as err:
+        raise ValueError(f"{option} {str(text)!r}: {err.reason}; available here: {available}") from None
 
 
 def parse_bundle_spec(text: str) -> Tuple[str, str]:
