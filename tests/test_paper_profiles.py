@@ -7,6 +7,7 @@ The harness lives outside the package and imports its siblings by bare name (``f
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import sys
 from pathlib import Path
@@ -76,6 +77,17 @@ def test_training_commands_carry_the_split(paper):
         assert arguments[arguments.index("--pixel-steps") + 1] == "101,304,945"
     depth = runs["depth_4-2r"].arguments
     assert depth[depth.index("--pixel-steps") + 1] == "1350"
+
+
+def test_every_run_trains_with_the_profiles_schedule(paper):
+    """Constant by default (Table 3's equal-quality reading is fair only when no curve depends on its own
+    budget); run_experiments.py --lr-schedule cosine swaps it into every run."""
+    profiles, training = paper
+    for profile in (profiles.PROFILES["cpu"], dataclasses.replace(profiles.PROFILES["cpu"], lr_schedule="cosine")):
+        arguments = training._common_arguments(profile, 0)  # what every run's command ends with
+        assert arguments[arguments.index("--lr-schedule") + 1] == profile.lr_schedule
+        assert all("--lr-schedule" not in run.arguments for run in training.plan_runs(profile))
+    assert {profile.lr_schedule for profile in profiles.PROFILES.values()} == {"constant"}
 
 
 def test_each_seed_trains_mmsr_and_the_baseline_once(paper):

@@ -614,6 +614,12 @@ def _differences(results: dict, out: Path) -> List[str]:
                      "where at these budgets a longer schedule is ahead of a shorter one's end (in "
                      "`benchmarks/paper/equal_steps_cpu/` a 1400-step baseline ended 0.06 dB below where a "
                      "3000-step one stood after 1040 steps): this reading favours the baseline.")
+    elif profile.get("lr_schedule") == "constant":
+        items.append("**One learning rate throughout the pixel phase.** SRGAN lowers its rate once, late; here it "
+                     "stays constant so that no run's curve depends on its own budget (with a cosine over each "
+                     "run's steps, MMSR's deepest class, which has fewer steps than the baseline, anneals first, and "
+                     "the equal-quality reading favoured the baseline: `benchmarks/paper/equal_steps_cpu/`). The "
+                     "final models are a little less converged than a decayed rate would leave them.")
     seeds = results["profile"].get("seeds", [0])
     if len(seeds) > 1:
         items.append(f"**{len(seeds)} seeds for MMSR and the baseline, one run for the rest.** Section 2 compares MMSR "

@@ -78,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
         help="train MMSR and the baseline once per seed and compare them seed by seed and over the seeds "
         "(default: the profile's, 0); each extra seed adds their training and snapshots (~27 min on the cpu profile)",
     )
+    parser.add_argument(
+        "--lr-schedule", choices=("constant", "cosine"),
+        help="pixel-phase learning-rate schedule of every run (default: the profile's, constant; cosine makes "
+        "Table 3's equal-quality reading favour the run with the longer schedule, see profiles.py)",
+    )
     parser.add_argument("--report-only", action="store_true", help="only redraw report.md and charts from --out")
     return parser
 
@@ -370,6 +375,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         profile = dataclasses.replace(profile, threads=args.threads)
     if args.seeds is not None:
         profile = dataclasses.replace(profile, seeds=tuple(int(part) for part in args.seeds.split(",")))
+    if args.lr_schedule is not None:
+        profile = dataclasses.replace(profile, lr_schedule=args.lr_schedule)
     print(f"paper: profile {profile.name}: {profile.purpose}; planned ~{profile.planned_minutes:g} min",
           file=sys.stderr, flush=True)
     try:
