@@ -12,7 +12,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from mmsr.bundle import Bundle, BundleError, load_bundle, read_bundle_metadata, save_bundle
+from mmsr.bundle import Bundle, BundleError, default_bundle_path, load_bundle, read_bundle_metadata, save_bundle
 from mmsr.models import PAPER_CONFIGS, Generator, ModelConfig
 
 CONFIGS = ("1-2w8", "2-4w8", "2-6w12")
@@ -44,6 +44,8 @@ def _rewrite(path: Path, edit_tensors=None, edit_header=None) -> Path:
     tensors, header = _read_raw(path)
     if edit_tensors is not None:
         edit_tensors(tensors)
+        # Written as a bundle from before the digest, so that the checks on the tensors themselves speak.
+        header.pop("tensors_sha256", None)
     if edit_header is not None:
         edit_header(header)
     save_file(tensors, path, metadata={"mmsr": json.dumps(header)})
@@ -473,6 +475,9 @@ def _drop(key):
         ),
         (_set("configs", ["1-2w8", "2-4w8"]), "unexpected tensor 'class2"),
         (_set("scale", 2), r"class 0 \(1-2w8\): 3 unexpected tensors: class0\.upsample\.1\."),
+        (_set("tensors_sha256", "abc"), "tensors_sha256 must be 64 hex digits"),
+        (_set("tensors_sha256", 12), "tensors_sha256 must be 64 hex digits"),
+        (_set("tensors_sha256", "0" * 64), r"do not match the SHA-256 in its header \(tensors_sha256\); the file is damaged"),
     ],
     ids=lambda value: value if isinstance(value, str) else "",
 )
@@ -480,6 +485,46 @@ def test_load_bad_header(saved, edit, match):
     _rewrite(saved, edit_header=edit)
     with pytest.raises(BundleError, match=_error_about(saved, match)):
         load_bundle(saved)
+
+
+def _flip_a_weight_bit(path: Path) -> None:
+    """One bit flipped halfway through the tensor data, past the JSON header (whose length the first
+    8 bytes give): the file stays a well-formed safetensors file of finite weights."""
+    data = bytearray(path.read_bytes())
+    start = 8 + int.from_bytes(data[:8], "little")
+    data[start + (len(data) - start) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_a_flipped_bit_in_the_weights_is_refused_by_its_digest(saved):
+    assert re.fullmatch(r"[0-9a-f]{64}", read_bundle_metadata(saved)["tensors_sha256"])
+    _flip_a_weight_bit(saved)
+    with pytest.raises(BundleError, match=_error_about(saved, r"weights do not match the SHA-256 .*damaged")):
+        load_bundle(saved)
+    read_bundle_metadata(saved)  # the header alone is intact, and reading it stays cheap
+
+
+def test_a_bundle_written_before_the_digest_loads_unchecked(saved, bundle):
+    _rewrite(saved, edit_header=_drop("tensors_sha256"))
+    loaded = load_bundle(saved)
+    assert torch.allclose(loaded.state_dicts[0]["tail.weight"], bundle.state_dicts[0]["tail.weight"], atol=1e-3)
+    _flip_a_weight_bit(saved)
+    load_bundle(saved)  # nothing to check a weight against: only the structural checks apply
+
+
+def test_the_digest_covers_names_dtypes_and_shapes_not_only_bytes(tmp_path, bundle):
+    plain = read_bundle_metadata(save_bundle(bundle, tmp_path / "a.safetensors"))["tensors_sha256"]
+    assert read_bundle_metadata(save_bundle(bundle, tmp_path / "b.safetensors"))["tensors_sha256"] == plain
+    as_bf16 = save_bundle(bundle, tmp_path / "c.safetensors", weights_dtype=torch.bfloat16)
+    assert read_bundle_metadata(as_bf16)["tensors_sha256"] != plain
+    load_bundle(as_bf16)  # bfloat16 bytes are hashed too (numpy has no bfloat16)
+
+
+def test_the_shipped_default_bundle_carries_a_matching_digest():
+    path = default_bundle_path()
+    assert path is not None, "the package ships weights/default.safetensors"
+    assert re.fullmatch(r"[0-9a-f]{64}", read_bundle_metadata(path)["tensors_sha256"])
+    load_bundle(path)
 
 
 def _delete(name):

@@ -2,6 +2,7 @@
 directories that move. Tiny models on 32-pixel crops; each torchrun here costs a few seconds of startup."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -233,6 +234,17 @@ def test_a_finished_run_moved_with_its_bundle_resumes(data_dir, tmp_path, capsys
     assert "already exists and is not the bundle this run wrote" in capsys.readouterr().err
 
 
+@contextlib.contextmanager
+def _reaped(process: subprocess.Popen):
+    """Whatever the block asserts, the launcher it watches is not left running (its workers follow it)."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def _two_workers(data_dir: Path, tmp_path: Path, name: str, *extra: str, **popen) -> tuple[subprocess.Popen, Path]:
     """`mmsr train` of two classes on two CPU workers, training until a signal stops them; returns the
     launcher process (stderr piped) and its run directory."""
@@ -290,7 +302,7 @@ def test_ctrl_z_pauses_the_workers_with_the_launcher(data_dir, tmp_path):
     # shell's job is: the kernel discards SIGTSTP's stop in an orphaned process group, which pytest's
     # own group is when it runs as a detached background job.
     process, run_dir = _two_workers(data_dir, tmp_path, "z", process_group=0)
-    try:
+    with _reaped(process):
         _wait_for_logs(process, run_dir, [0, 1])
         workers = _workers_of(process.pid)
         assert len(workers) == 2
@@ -301,9 +313,6 @@ def test_ctrl_z_pauses_the_workers_with_the_launcher(data_dir, tmp_path):
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=90)
         assert process.returncode == 130, stderr[-3000:]
-    finally:
-        if process.poll() is None:
-            process.kill()
 
 
 _NOHUP = dict(preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # what `nohup` does
@@ -322,19 +331,18 @@ def test_workers_checkpoint_when_their_launcher_is_killed(data_dir, tmp_path, no
     # trained on as orphans.
     process, run_dir = _two_workers(data_dir, tmp_path, "d", env=_env(), **(_NOHUP if nohup else _PLAIN))
     workers = []
-    try:
-        _wait_for_logs(process, run_dir, [0, 1])
-        workers = _workers_of(process.pid)
-        assert len(workers) == 2
-        process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=30)
-        assert _until(lambda: not any(Path(f"/proc/{w}").exists() and _state(w) != "Z" for w in workers))
-    finally:
-        if process.poll() is None:
-            process.kill()
-        for w in workers:
-            if Path(f"/proc/{w}").exists():
-                os.kill(w, signal.SIGKILL)
+    with _reaped(process):
+        try:
+            _wait_for_logs(process, run_dir, [0, 1])
+            workers = _workers_of(process.pid)
+            assert len(workers) == 2
+            process.send_signal(signal.SIGKILL)
+            process.communicate(timeout=30)
+            assert _until(lambda: not any(Path(f"/proc/{w}").exists() and _state(w) != "Z" for w in workers))
+        finally:
+            for w in workers:
+                if Path(f"/proc/{w}").exists():
+                    os.kill(w, signal.SIGKILL)
     for k in (0, 1):
         state, _ = load_latest(class_dir(run_dir, k))
         assert not state["finished"] and state["step"] >= 2
@@ -448,7 +456,7 @@ def test_a_hangup_stops_the_run_with_checkpoints_unless_started_under_nohup(data
                    "--classes", "1", "--configs", "1-2w8"]  # fmt: skip
         process, run_dir = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, **popen), tmp_path / "h.run"
     classes = list(range(workers))
-    try:
+    with _reaped(process):
         _wait_for_logs(process, run_dir, classes)
         process.send_signal(signal.SIGHUP)
         if nohup:
@@ -459,9 +467,6 @@ def test_a_hangup_stops_the_run_with_checkpoints_unless_started_under_nohup(data
             assert process.poll() is None
             process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
     assert process.returncode == 130, stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     for k in classes:
@@ -490,14 +495,11 @@ def test_ranks_training_one_class_stop_together_when_one_gets_the_signal(data_di
     run_dir = tmp_path / "g.run"
     options = [*TINY, *LONG, "--classes", "1", "--configs", "2-2w8", "--log-every", "2"]
     process = subprocess.Popen(_torchrun(2, data_dir, out, *options), stderr=subprocess.PIPE, text=True, env=_env())
-    try:
+    with _reaped(process):
         _wait_for_logs(process, run_dir, [0], lines=3)
         assert _until(lambda: len(_ranks_of(process.pid)) == 2)
         os.kill(_ranks_of(process.pid)[1], signal.SIGINT)  # rank 1 alone, not rank 0 (which writes the summary)
         _, stderr = process.communicate(timeout=90)
-    finally:
-        if process.poll() is None:
-            process.kill()
     entry = json.loads((run_dir / "summary.json").read_text())["classes"][0]
     assert entry["status"] == "interrupted" and entry["ranks"] == 2, (entry, stderr[-3000:])
     state, path = load_latest(class_dir(run_dir, 0))
@@ -539,13 +541,10 @@ def test_kill_int_stops_workers_of_a_launcher_started_with_sigint_ignored(data_d
     process, run_dir = _two_workers(
         data_dir, tmp_path, "bg", preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)
     )
-    try:
+    with _reaped(process):
         _wait_for_logs(process, run_dir, [0, 1])
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
     assert process.returncode == 130, stderr[-3000:]
 
 
@@ -553,15 +552,12 @@ def test_kill_int_stops_workers_of_a_launcher_started_with_sigint_ignored(data_d
 def test_a_worker_killed_mid_class_leaves_its_steps_and_checkpoint_in_the_summary(data_dir, tmp_path):
     # A worker that died recorded its class with 0 steps and no checkpoint, though one was on disk.
     process, run_dir = _two_workers(data_dir, tmp_path, "k", "--checkpoint-every", "2", env=_env())
-    try:
+    with _reaped(process):
         _wait_for_logs(process, run_dir, [0, 1], lines=4)
         os.kill(_workers_of(process.pid)[0], signal.SIGKILL)
         time.sleep(1)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=90)
-    finally:
-        if process.poll() is None:
-            process.kill()
     classes = json.loads((run_dir / "summary.json").read_text())["classes"]
     failed = [c for c in classes if c["status"] == "failed"]
     assert len(failed) == 1 and "died (exit code -9)" in failed[0]["error"], stderr[-3000:]

@@ -11,7 +11,11 @@ tile and overlap, and provenance. On disk it is a single safetensors file:
   float16's normal range (6e-5) would lose most of its digits, and it divides the activations;
 - the header metadata key ``"mmsr"`` holds JSON with ``format_version`` (1), ``mmsr_version``,
   ``weights_dtype``, ``scale``, ``threshold``, ``boundaries``, ``configs`` (names), ``tile_size``,
-  ``overlap`` and ``provenance``.
+  ``overlap`` and ``provenance``, and ``tensors_sha256``: a SHA-256 over every stored tensor (name,
+  dtype, shape and bytes, in name order). safetensors itself notices a truncated file but not a
+  flipped bit in the weights, which would upscale into wrong pixels without a word; loading
+  recomputes the digest and refuses a file that does not match. Bundles written before the
+  digest existed have none and load unchecked.
 
 Loading reads only tensors and JSON, never pickles, so an untrusted bundle cannot run code.
 
@@ -25,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -405,6 +410,17 @@ def _stored_tensor(name: str, tensor: Tensor, weights_dtype: torch.dtype) -> Ten
     return stored
 
 
+def _tensors_digest(tensors: dict[str, Tensor]) -> str:
+    """SHA-256 over the tensors as stored: each one's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        # A uint8 view reads the stored bytes of any dtype, bfloat16 included (numpy has none).
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def save_bundle(bundle: Bundle, path: str | os.PathLike, *, weights_dtype: torch.dtype = torch.float16) -> Path:
     """Write ``bundle`` to one safetensors file, atomically.
 
@@ -447,6 +463,7 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike, *, weights_dtype: torch
         "tile_size": bundle.tile_size,
         "overlap": bundle.overlap,
         "provenance": bundle.provenance,
+        "tensors_sha256": _tensors_digest(tensors),
     }
     metadata = {_METADATA_KEY: json.dumps(header, allow_nan=False)}
     write_bytes_atomically(path, safetensors.torch.save(tensors, metadata=metadata))
@@ -505,6 +522,9 @@ def _parse_metadata(path: Path, metadata: dict[str, str] | None) -> dict:
         raise BundleError(f"{path}: malformed '{_METADATA_KEY}' metadata: boundaries must be numbers")
     if not all(isinstance(c, str) for c in header["configs"]):
         raise BundleError(f"{path}: malformed '{_METADATA_KEY}' metadata: configs must be strings like '8-6'")
+    digest = header.get("tensors_sha256")  # optional: bundles written before it existed have none
+    if digest is not None and not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
+        raise BundleError(f"{path}: malformed '{_METADATA_KEY}' metadata: tensors_sha256 must be 64 hex digits")
     return header
 
 
@@ -550,8 +570,9 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
 
     Raises:
         BundleError: naming the file, when it is missing, not a (complete) safetensors file, has
-            missing or malformed ``"mmsr"`` metadata or an unknown ``format_version``, or when its
-            routing data or any class's tensors do not fit its configs.
+            missing or malformed ``"mmsr"`` metadata or an unknown ``format_version``, when its
+            tensors do not match its ``tensors_sha256``, or when its routing data or any class's
+            tensors do not fit its configs.
 
     Example:
         >>> import tempfile
@@ -563,6 +584,9 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     with _reading(path) as f:
         header = _parse_metadata(path, f.metadata())
         tensors = {name: f.get_tensor(name) for name in f.keys()}
+    if header.get("tensors_sha256") is not None and _tensors_digest(tensors) != header["tensors_sha256"]:
+        raise BundleError(f"{path}: its weights do not match the SHA-256 in its header (tensors_sha256); the file is "
+                          "damaged: copy or download it again, or retrain")
 
     num_classes = len(header["configs"])
     state_dicts: list[dict[str, Tensor]] = [{} for _ in range(num_classes)]
