@@ -3,7 +3,8 @@
 # each run's curve does not depend on its own schedule's length (with cosine, the run with the shorter
 # schedule anneals first and its curve flattens where the other's still climbs).
 #
-# Run from an empty folder. SEED picks the seed (1: constant_lr_report.md, 2: constant_lr_seed2.md).
+# Run from an empty folder. SEED picks the seed (1: constant_lr_report.md, 2: constant_lr_seed2.md,
+# 3: constant_lr_seed3.md). A run cut off part-way continues with the same two commands plus --resume.
 # BASELINE_STEPS is the baseline's budget, snapshotted every 300 steps. Keep it at 1800 for runs that
 # `mmsr report` is to pool as seeds: it pools only runs with equal step budgets.
 set -euo pipefail
