@@ -3,7 +3,9 @@ over, no conclusions from the smoke profile, and files written atomically.
 
 The harness imports its siblings by bare name, so the tests put its folder on sys.path only while
 they import it, and forget those modules after (as tests/test_paper_profiles.py does). The report is
-redrawn from a copy of the committed cpu profile's results (report_cpu/), without charts.
+redrawn, without charts, from a frozen copy of the cpu profile's results of 2026-11-27 (the files
+report.py reads, in tests/data/), so that rerunning the profile into report_cpu/ does not change what
+these tests check.
 """
 from __future__ import annotations
 
@@ -12,7 +14,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_paper_profiles import PAPER, paper_imported
+from test_paper_profiles import paper_imported
+
+# report_cpu/ as the cpu profile wrote it on 2026-11-27 (cosine schedule, no step account): results.json
+# and the files it names that report.py reads.
+FROZEN_RUN = Path(__file__).resolve().parent / "data" / "paper_report_cpu_2026-11-27"
 
 @pytest.fixture
 def paper(monkeypatch):
@@ -23,8 +29,8 @@ def paper(monkeypatch):
 
 @pytest.fixture
 def committed(tmp_path):
-    """The files report.py reads, copied from report_cpu/ (the committed cpu profile run)."""
-    source = PAPER / "report_cpu"
+    """The files report.py reads, copied from the frozen cpu profile run of 2026-11-27."""
+    source = FROZEN_RUN
     results = json.loads((source / "results.json").read_text(encoding="utf-8"))
     for relative in [*results["quality"].values(), results["table3"]["mmsr_report"], "results.json"]:
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +63,7 @@ def test_a_measuring_profile_still_answers_the_depth_question(paper, committed, 
 
 def test_gains_say_which_bicubic_they_are_over(paper, committed, monkeypatch):
     report, _ = paper
-    # report_cpu predates the torch-bicubic row: the report says what it did not measure.
+    # The frozen run predates the torch-bicubic row: the report says what it did not measure.
     text = _redraw(report, committed, monkeypatch)
     assert "Gain over bicubic (Keys a = −0.5, the SR literature's bicubic)" in text
     assert "torch's bicubic (a = −0.75), not measured in this run" in text
@@ -117,7 +123,7 @@ def test_the_gan_phases_effect_is_read_from_the_logs_not_assumed(paper, committe
 def test_an_equal_quality_ratio_that_a_hundredth_of_a_db_overturns_says_so(paper, committed, monkeypatch):
     report, _ = paper
     text = _redraw(report, committed, monkeypatch)
-    # report_cpu: 1.25x at 26.642 dB, but the baseline passes 26.632 dB at 214 s, MMSR at 219 s.
+    # The frozen run: 1.25x at 26.642 dB, but the baseline passes 26.632 dB at 214 s, MMSR at 219 s.
     assert "**These ratios hang on a hundredth of a dB**: at 26.632 dB" in text and "(0.98×)" in text
     assert "PSNR-Y on set14 at the end of the pixel phase (the last snapshot" in text
 
@@ -142,7 +148,7 @@ def test_the_speed_up_is_split_into_its_factors_when_the_results_hold_a_step_acc
 
     report, run_experiments = paper
     text = _redraw(report, committed, monkeypatch)
-    assert "Where the speed-up comes from" not in text  # report_cpu's results predate the account
+    assert "Where the speed-up comes from" not in text  # the frozen results predate the account
     account = StepAccount(run="mmsr", target_psnr=26.6, klass=2, config="16-8r", class_steps=400.0, class_s=120.0,
                           baseline_steps=500.0, baseline_s=100.0, one_device_s=160.0, concurrent=False)
     results = json.loads((committed / "results.json").read_text(encoding="utf-8"))
