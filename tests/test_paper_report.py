@@ -160,3 +160,14 @@ def test_the_speed_up_is_split_into_its_factors_when_the_results_hold_a_step_acc
             "500: each of the class's steps was worth **1.25** of the baseline's. Its steps cost 0.67× the "
             "baseline's") in text
     assert "it held 0.75 of MMSR's one-device time. On separate devices the speed-up is their product, 0.83×." in text
+
+
+def test_the_report_names_the_schedules_effect_on_the_equal_quality_reading(paper, committed, monkeypatch):
+    report, _ = paper
+    cosine = _redraw(report, committed, monkeypatch)  # the frozen run trained on cosine schedules
+    assert "**Schedules of different lengths.**" in cosine and "this reading favours the baseline" in cosine
+    assert "One learning rate throughout" not in cosine
+    constant = _redraw(report, committed, monkeypatch, lr_schedule="constant")
+    assert "**One learning rate throughout the pixel phase.**" in constant
+    assert "Schedules of different lengths" not in constant
+    assert "lr 0.0002 (constant)" in constant
