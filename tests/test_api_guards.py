@@ -5,19 +5,17 @@ band sizes that changed results, and image writes that ruined data without an er
 """
 from __future__ import annotations
 
-import json
 import warnings
 
 import numpy as np
 import pytest
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 import mmsr
 from mmsr import Upscaler, upscale as upscale_module
 from mmsr.bundle import Bundle, BundleError, load_bundle, save_bundle
 from mmsr.imageio import ImageData, read_image, write_image
+from test_bundle import _rewrite  # saves a bundle file again with its tensors or header changed
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -25,18 +23,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def bundle():
     return Bundle.random(["1-2w8", "2-2w8"], threshold=0.0, boundaries=[0.02], scale=2, tile_size=16, overlap=4, seed=1)
-
-
-def _rewrite(path, change_tensors=None, change_header=None):
-    """Save ``path`` again with its tensors and/or its mmsr header changed (as a damaged or tampered file)."""
-    with safe_open(str(path), "pt") as f:
-        tensors = {name: f.get_tensor(name) for name in f.keys()}
-        header = json.loads(f.metadata()["mmsr"])
-    if change_tensors:
-        change_tensors(tensors)
-    if change_header:
-        change_header(header)
-    save_file(tensors, str(path), metadata={"mmsr": json.dumps(header)})
 
 
 # -- integer arguments -------------------------------------------------------------------------
@@ -62,7 +48,7 @@ def test_torch_jit_trace_of_tile_works_for_the_traced_size():
 
 def test_a_bundle_naming_a_huge_tile_size_is_refused_by_name(bundle, tmp_path):
     path = save_bundle(bundle, tmp_path / "t.safetensors")
-    _rewrite(path, change_header=lambda h: h.update(tile_size=10**30))
+    _rewrite(path, edit_header=lambda h: h.update(tile_size=10**30))
     with pytest.raises(BundleError, match=r"t\.safetensors: tile_size must be at most 1048576"):
         load_bundle(path)
 
@@ -79,7 +65,7 @@ def test_a_negative_batchnorm_variance_is_refused_at_load(bundle, tmp_path):
             if name.endswith(".running_var"):
                 tensors[name] = -torch.ones_like(tensors[name])
 
-    _rewrite(path, change_tensors=negative)
+    _rewrite(path, edit_tensors=negative)
     with pytest.raises(BundleError, match=r"running_var' holds negative variances; the file is damaged"):
         load_bundle(path)
 
