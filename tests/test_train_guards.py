@@ -135,7 +135,8 @@ def test_resume_refuses_changed_options_listing_each_and_accepts_harmless_ones(d
               "--crop: 32 (the run) vs 48"]  # fmt: skip
     for line in listed:
         assert line in err, line
-    harmless = ["--threads", "2", "--log-every", "3", "--checkpoint-every", "5", "--keep-checkpoints", "3"]
+    harmless = ["--threads", "2", "--log-every", "3", "--checkpoint-every", "5", "--keep-checkpoints", "3",
+                "--checkpoint-minutes", "0"]
     assert _train(data_dir, out, *ONE, *harmless, "--resume") == 0
     entry = _summary(out)["classes"][0]
     assert entry["resumed_from"] == 2 and entry["steps"] == 4
@@ -615,3 +616,24 @@ def test_weights_past_float16s_range_are_saved_in_float32_with_a_note(data_dir, 
     assert f"{out} stores its weights in float32, twice the size" in err
     assert read_bundle_metadata(out)["weights_dtype"] == "float32"
     assert float(load_bundle(out).state_dicts[0]["tail.weight"].view(-1)[0]) == 1e5
+
+
+# -- time-based checkpoints ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("minutes, kept", [("1e-9", [1, 2, 3, 4]), ("0", [4])], ids=["every-step", "off"])
+def test_checkpoint_minutes_checkpoints_between_the_step_interval(data_dir, tmp_path, minutes, kept):
+    # The seed-3 CPU run lost 300 steps (a quarter of an hour) to a killed session: 1000 steps of a
+    # 16-8 take most of an hour on a CPU. With a minimum time between checkpoints of ~0 every step is
+    # one; with 0 only --checkpoint-every (far off here) and the end write them.
+    out = tmp_path / "t.safetensors"
+    options = [*ONE, "--checkpoint-every", "1000", "--keep-checkpoints", "10", "--checkpoint-minutes", minutes]
+    assert _train(data_dir, out, *options) == 0
+    assert sorted(step for step, _ in list_checkpoints(tmp_path / "t.run" / "checkpoints" / "class0")) == kept
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "soon"])
+def test_a_bad_checkpoint_minutes_is_refused_by_name(value, capsys):
+    with pytest.raises(SystemExit):
+        _settings("--checkpoint-minutes", value)
+    assert "--checkpoint-minutes" in capsys.readouterr().err

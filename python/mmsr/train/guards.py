@@ -68,6 +68,7 @@ _RESUME_FREE = frozenset(
         "compile",
         "log_every",
         "checkpoint_every",
+        "checkpoint_minutes",
         "keep_checkpoints",
         "tile_size",
         "overlap",

@@ -10,8 +10,8 @@ Two phases, as SRGAN:
    step on ``pixel_weight * pixel + perceptual_weight * VGG19 + adv_weight * adversarial``; the VGG19
    term only when weights were found (see :mod:`mmsr.train.losses`).
 
-Checkpoints (see :mod:`mmsr.train.checkpoint`) are written every ``checkpoint_every`` steps, on
-Ctrl-C / SIGTERM (at the end of the running step), and at the end, where the state is marked
+Checkpoints (see :mod:`mmsr.train.checkpoint`) are written every ``checkpoint_every`` steps or
+``checkpoint_minutes`` of training after the last one, whichever comes first, on Ctrl-C / SIGTERM (at the end of the running step), and at the end, where the state is marked
 finished; a finished class is not retrained by ``--resume``. A second Ctrl-C stops at once; when
 it lands inside a step, nothing is checkpointed and ``--resume`` continues from the last checkpoint. Under DDP only the group's first rank writes logs and checkpoints.
 
@@ -391,7 +391,15 @@ class ClassTrainer:
             self.dir, self.step, self._state(finished, result), keep=self.settings.keep_checkpoints
         )
         self.checkpoint_step = self.step
+        self._checkpointed_at = time.perf_counter()
         return self.last_checkpoint
+
+    def _checkpoint_overdue(self) -> bool:
+        """Whether ``checkpoint_minutes`` of this session have passed since the last checkpoint. Only the
+        first rank of a DDP group writes checkpoints, and writing one needs no other rank, so it alone
+        decides."""
+        minutes = self.settings.checkpoint_minutes
+        return self.leader and minutes > 0 and time.perf_counter() - self._checkpointed_at >= minutes * 60
 
     def _relative(self, path: Optional[Path]) -> Optional[str]:
         return None if path is None else Path(path).relative_to(self.settings.run_dir).as_posix()
@@ -718,7 +726,7 @@ class ClassTrainer:
                         self._write({"event": "early_stop", "phase": "pixel", "best_step": self.best_step})
                 else:
                     self._write({"event": "val", "phase": "gan", "val_psnr": self.validate()})
-            if self.step % s.checkpoint_every == 0:
+            if self.step % s.checkpoint_every == 0 or self._checkpoint_overdue():
                 self._check_finite()
                 self.elapsed = self._now()
                 self._checkpoint()
@@ -829,6 +837,7 @@ class ClassTrainer:
                     self.log(f"class {self.job.index} ({self.job.config}) finished in an earlier run; not retrained")
                 return done
         self._elapsed_before, self._session_start = self.elapsed, time.perf_counter()
+        self._checkpointed_at = self._session_start  # a session's first time-based checkpoint counts from its start
         if self.resumed_from is not None:
             # Records a killed session wrote past this checkpoint are in the log too, and the steps after
             # it are trained (and logged) again: the marker tells a reader to drop those earlier ones.
