@@ -637,3 +637,14 @@ def test_a_bad_checkpoint_minutes_is_refused_by_name(value, capsys):
     with pytest.raises(SystemExit):
         _settings("--checkpoint-minutes", value)
     assert "--checkpoint-minutes" in capsys.readouterr().err
+
+
+def test_time_based_checkpoints_do_not_change_what_is_trained(data_dir, tmp_path):
+    # Writing a checkpoint reads the RNG states and the pending losses; it must not move either.
+    bundles = []
+    for minutes in ("1e-9", "0"):
+        out = tmp_path / f"m{minutes}.safetensors"
+        assert _train(data_dir, out, *ONE, "--checkpoint-every", "1000", "--checkpoint-minutes", minutes) == 0
+        bundles.append(load_bundle(out))
+    every, never = (bundle.state_dicts[0] for bundle in bundles)
+    assert every.keys() == never.keys() and all(torch.equal(every[k], never[k]) for k in every)
