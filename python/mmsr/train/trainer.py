@@ -11,9 +11,11 @@ Two phases, as SRGAN:
    term only when weights were found (see :mod:`mmsr.train.losses`).
 
 Checkpoints (see :mod:`mmsr.train.checkpoint`) are written every ``checkpoint_every`` steps or
-``checkpoint_minutes`` of training after the last one, whichever comes first, on Ctrl-C / SIGTERM (at the end of the running step), and at the end, where the state is marked
-finished; a finished class is not retrained by ``--resume``. A second Ctrl-C stops at once; when
-it lands inside a step, nothing is checkpointed and ``--resume`` continues from the last checkpoint. Under DDP only the group's first rank writes logs and checkpoints.
+``checkpoint_minutes`` of training after the last one, whichever comes first, on Ctrl-C / SIGTERM
+(at the end of the running step), and at the end, where the state is marked finished; a finished
+class is not retrained by ``--resume``. A second Ctrl-C stops at once; when it lands inside a step,
+nothing is checkpointed and ``--resume`` continues from the last checkpoint. Under DDP only the
+group's first rank writes logs and checkpoints.
 
 A loss, a generator weight or a validation PSNR that is not finite ends the class with
 :class:`TrainingDiverged`, naming the step, the loss and the option to lower. Losses are checked
@@ -298,6 +300,7 @@ class ClassTrainer:
         self.resumed_from: Optional[int] = None
         self.last_checkpoint: Optional[Path] = None
         self.checkpoint_step: Optional[int] = None
+        self._checkpointed_at = time.perf_counter()  # reset when a session starts and at each checkpoint
         # (step, losses) of the steps since the last log line, checked for divergence when the loop syncs.
         self._pending: list[tuple[int, dict[str, Tensor]]] = []
         self._start_step = 0
