@@ -24,14 +24,17 @@ Budgets and their estimates (see README.md for how they were sized):
 
 - ``smoke``: a few steps of everything on 2 images per set, to check that the harness works
   end to end (~1 minute on the 2-core CPU machines). Its numbers mean nothing.
-- ``cpu``: ~30 minutes on the 2-core CPU machines, 1 thread per process (see ``threads``). Step
+- ``cpu``: ~25 minutes on the 2-core CPU machines, 1 thread per process (see ``threads``). Step
   costs were measured here as CPU time of `mmsr train` with 1 thread, batch 8, crop 64: pixel step
   0.16 / 0.17 / 0.20 / 0.23 s, GAN step 0.28 / 0.31 / 0.60 / 0.91 s for 2-2 / 4-2 / 8-6 / 16-8. MMSR
   then the baseline alone: 1.27 s per per-class pixel step and 4.5 s per GAN step; the depth runs,
   two at a time: 1.34 s per pixel step with the GAN steps at a fifth. 450 + 90 steps are ~26
   minutes of training, plus ~3 minutes of start-up and evaluation and ~6 minutes measuring the 7
   snapshots of MMSR and of the baseline on Set14. Far too short for any model to converge: 3,600
-  crops per MMSR class, where SRGAN trains for ~10^6 steps of 16 crops.
+  crops per MMSR class, where SRGAN trains for ~10^6 steps of 16 crops. The run of 2026-11-27,
+  with MMSR and the baseline one after another, took 29.2 minutes (MMSR 429 s, baseline 562 s,
+  depths 619 s); the one of 2026-11-28 took 56.8 on a slower day (884 / 1033 / 1162 s). With the
+  two side by side (``timed_side_by_side``) the plan drops MMSR's window: ~25 minutes.
 - ``gpu``: ~7 minutes in all on one H100 or H200 (fp32 with TF32 convs, channels_last, batch 64,
   crop 96; MMSR's classes concurrently on the one GPU, the depth runs three at a time), so that it fits one call of
   the device tool (10 minutes), the CUDA build included. Sized from pixel steps measured on an H200
@@ -92,7 +95,14 @@ class Profile:
             machine 2 threads were 1.8x faster). `--threads 2` overrides it on a machine known quiet.
         depth_threads: torch threads of each Table 1 depth run.
         parallel_depth_runs: how many Table 1 depth runs train at once. They are not timed, so two
-            1-thread runs use both cores; MMSR and the baseline, which Table 3 times, run alone.
+            1-thread runs use both cores.
+        timed_side_by_side: MMSR and the baseline of each seed, which Table 3 times, train at the same
+            time (one process each) instead of one after another. Side by side both run beside the
+            same neighbour, as the real-size CPU comparisons do (benchmarks/paper/equal_steps_cpu/):
+            one after another, a change in the machine's load between the two windows goes straight
+            into the ratio (the cpu profile's 16-8r steps cost 0.35 s on one day and 0.46 s on the
+            next). It also halves that stage's wall time. On one GPU it stays off: the two runs would
+            share the device and MMSR's classes already do.
         eval_device: where the Upscaler runs for evaluation.
         eval_limit: evaluate only the first N images of each validation set (None: all).
         snapshots: MMSR and the baseline keep their generators at this many points of the pixel
@@ -103,8 +113,8 @@ class Profile:
             seed by seed and over the seeds (`run_experiments.py --seeds` overrides). At these budgets
             the seed moves a run's final Set14 score by ~0.15 dB, as much as the gap measured
             (benchmarks/README.md), so one seed is one draw. Table 1 and section 3 use the first
-            seed's runs. Every extra seed adds MMSR's and the baseline's training and snapshots
-            (~27 minutes of the cpu profile's 36).
+            seed's runs. Every extra seed adds MMSR's and the baseline's training (side by side in
+            the cpu profile) and snapshots: ~12 minutes of the cpu profile's 25.
         planned_minutes: the estimated wall time of the whole profile with one seed.
         checks_only: the profile only checks that the pipeline runs (a few steps on a few images),
             so its report draws no conclusion about the paper's claims from its numbers.
@@ -132,6 +142,7 @@ class Profile:
     threads: Optional[int] = None
     depth_threads: Optional[int] = None
     parallel_depth_runs: int = 1
+    timed_side_by_side: bool = False
     eval_device: str = "cpu"
     eval_limit: Optional[int] = None
     snapshots: int = 6
@@ -202,6 +213,7 @@ PROFILES: Dict[str, Profile] = {
         threads=1,
         depth_threads=1,
         parallel_depth_runs=2,
+        timed_side_by_side=True,
         eval_limit=2,
         snapshots=1,  # its smooth class trains 1 pixel step; mmsr train refuses more snapshots than steps
         planned_minutes=1.5,
@@ -210,7 +222,7 @@ PROFILES: Dict[str, Profile] = {
     ),
     "cpu": Profile(
         name="cpu",
-        purpose="the experiments at toy scale on a 2-core CPU (~36 minutes)",
+        purpose="the experiments at toy scale on a 2-core CPU (~25 minutes)",
         crop=64,
         batch=8,
         pixel_steps=450,
@@ -221,7 +233,8 @@ PROFILES: Dict[str, Profile] = {
         threads=1,
         depth_threads=1,
         parallel_depth_runs=2,
-        planned_minutes=36,
+        timed_side_by_side=True,
+        planned_minutes=25,
         mmsr_step_shares=_COMPLEX_WEIGHTED,
     ),
     "gpu": Profile(

@@ -296,6 +296,12 @@ def _time_section(results: dict, out: Path, charts: Dict[str, str]) -> List[str]
     if table3["mmsr_concurrent"]:
         notes.append("The classes trained concurrently on one device, so each class's time includes waiting for the "
                      "others: the computed separate-device time is an upper bound.")
+    if results["profile"].get("timed_side_by_side"):
+        notes.append("MMSR and the baseline trained side by side, one process each on the same machine, so both ran "
+                     "beside the same neighbour; the one that finished first left the other alone for its last stretch.")
+    else:
+        notes.append("MMSR and the baseline trained one after another, each alone on the machine: a change in the "
+                     "machine's load between the two windows goes straight into the ratios.")
     if any(row.computed for row in _time_rows(table3)):
         notes.append("Only one device was used, so \"separate devices\" is **computed** from the per-class timings "
                      "(the longest class), not measured; it ignores start-up and data loading.")

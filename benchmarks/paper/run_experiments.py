@@ -44,7 +44,7 @@ from environment import describe_machine, load_average, now_utc
 from profiles import PROFILES, Profile
 from report import RESULTS_FILE, write_report
 from texture_table import evaluate_texture_bins, quantile_edges, table_rows
-from training import LOGS_DIR, RUNS_DIR, TrainedRun, mmsr_report, plan_runs, run_training
+from training import LOGS_DIR, RUNS_DIR, TrainedRun, TrainingRun, mmsr_report, plan_runs, run_training
 
 _MMSR_NAME = "MMSR"
 
@@ -160,14 +160,33 @@ def _evaluate_quality(profile: Profile, sets: Dict[str, Path], bundles: Dict[str
     return files
 
 
-def _train_all(profile: Profile, data: Path, out: Path, reuse: bool, stages: Dict[str, float]) -> Dict[str, TrainedRun]:
-    """MMSR and the baseline one after another and alone (Table 3 times them), then the depth runs."""
-    runs = plan_runs(profile)
+def _train_timed(profile: Profile, runs: Sequence[TrainingRun], data: Path, out: Path, reuse: bool,
+                 stages: Dict[str, float]) -> Dict[str, TrainedRun]:
+    """MMSR and the baseline, which Table 3 times: seed by seed, each seed's two side by side when the
+    profile says so (both then run beside the same neighbour), otherwise one after another."""
     trained: Dict[str, TrainedRun] = {}
-    for run in runs:
-        if run.role != "depth":
+    if not profile.timed_side_by_side:
+        for run in runs:
             trained[run.name] = run_training(run, profile, data, out, threads=profile.threads, reuse=reuse)
             stages[f"train {run.name}"] = trained[run.name].seconds
+        return trained
+    for seed in dict.fromkeys(run.seed for run in runs):  # seeds in plan order
+        pair = [run for run in runs if run.seed == seed]
+        begin = time.perf_counter()
+        # One seed at a time, so a pair never shares the machine with another seed's run.
+        with ThreadPoolExecutor(max_workers=len(pair)) as pool:
+            futures = {run.name: pool.submit(run_training, run, profile, data, out, threads=profile.threads, reuse=reuse)
+                       for run in pair}
+            for name, future in futures.items():
+                trained[name] = future.result()
+        stages[f"train {' + '.join(futures)} (side by side)"] = time.perf_counter() - begin
+    return trained
+
+
+def _train_all(profile: Profile, data: Path, out: Path, reuse: bool, stages: Dict[str, float]) -> Dict[str, TrainedRun]:
+    """MMSR and the baseline (Table 3 times them), then the depth runs."""
+    runs = plan_runs(profile)
+    trained = _train_timed(profile, [run for run in runs if run.role != "depth"], data, out, reuse, stages)
     # Deepest first, so the longest run does not start last and leave the other workers idle.
     depth = sorted((r for r in runs if r.role == "depth"), key=lambda r: -ModelConfig.parse(r.configs[0]).blocks)
     begin = time.perf_counter()
