@@ -34,7 +34,8 @@ Budgets and their estimates (see README.md for how they were sized):
   crops per MMSR class, where SRGAN trains for ~10^6 steps of 16 crops. The run of 2026-11-27,
   with MMSR and the baseline one after another, took 29.2 minutes (MMSR 429 s, baseline 562 s,
   depths 619 s); the one of 2026-11-28 took 56.8 on a slower day (884 / 1033 / 1162 s). With the
-  two side by side (``timed_side_by_side``) the plan drops MMSR's window: ~25 minutes.
+  two side by side (``timed_side_by_side``) the plan drops MMSR's window: ~25 minutes. Measured
+  side by side later that day, as slow: 43.3 minutes (MMSR + baseline 1039 s, depths 1202 s).
 - ``gpu``: ~7 minutes in all on one H100 or H200 (fp32 with TF32 convs, channels_last, batch 64,
   crop 96; MMSR's classes concurrently on the one GPU, the depth runs three at a time), so that it fits one call of
   the device tool (10 minutes), the CUDA build included. Sized from pixel steps measured on an H200

@@ -163,7 +163,8 @@ def run_training(
     if not (reuse and complete):
         if reuse and (run_dir / "plan.json").is_file():
             command.append("--resume")  # an interrupted run: continue what is unfinished
-        print(f"paper: training {run.name} ({' · '.join(run.configs)}); log: {log}", file=sys.stderr, flush=True)
+        # One write with its newline: runs started side by side print from two threads at once.
+        print(f"paper: training {run.name} ({' · '.join(run.configs)}); log: {log}\n", end="", file=sys.stderr, flush=True)
         run_logged(command, log, f"mmsr train ({run.name})", threads=threads)
     seconds = time.perf_counter() - start
     return TrainedRun(
