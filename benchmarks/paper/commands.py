@@ -25,8 +25,8 @@ def mmsr_command(*arguments: str) -> list:
 def run_logged(command: Sequence[str], log: Path, what: str, *, threads: Optional[int] = None) -> None:
     """Run ``command`` with stdout and stderr written to ``log`` (after a ``$ command`` line).
 
-    ``threads`` sets OMP_NUM_THREADS, which torch takes as its thread count at start-up: `mmsr eval`
-    has no option for it.
+    ``threads`` sets OMP_NUM_THREADS, which torch takes as its thread count at start-up: one way that
+    sizes every command alike, whatever its own options (`mmsr train --threads` is per worker).
 
     Raises:
         RuntimeError: a non-zero exit status; the message holds the end of the log.

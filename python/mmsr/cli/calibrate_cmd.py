@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .threads import add_threads_option, apply_threads
+
 
 def add_parser(subparsers) -> None:
     import mmsr
@@ -50,6 +52,7 @@ def add_parser(subparsers) -> None:
         default=0,
         help="seeds the hold-out split and the crop positions, as train's --seed does (default: %(default)s)",
     )
+    add_threads_option(parser, "TVAT scoring")
     parser.set_defaults(run=run)
 
 
@@ -60,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data import load_folder, split_holdout
     from ..train.calibrate import calibrate, check_crop, format_histogram
+
+    apply_threads(args)  # before any work: it sizes torch's and mmsr's CPU kernels
 
     try:
         if args.classes < 1 or args.samples < 1 or args.bins < 1:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .upscale_cmd import CommandError, FileSet, add_image_limit_argument, resolve_bundle
+from .threads import add_threads_option, apply_threads
 
 _DESCRIPTION = """\
 Cut an image into tiles, score each by TVAT and assign its texture class, as `mmsr upscale` routes
@@ -43,6 +44,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--tile", type=int, metavar="N", help="LR tile edge (default: the bundle's, else 32)")
     parser.add_argument("--overlap", type=int, metavar="N", help="LR tile overlap (default: the bundle's, else 8)")
     add_image_limit_argument(parser)
+    add_threads_option(parser, "TVAT scoring")
     parser.set_defaults(run=run)
 
 
@@ -100,6 +102,8 @@ def run(args) -> int:
     from ..classmap import class_histogram, class_map_record, record_to_json, render_class_map, tile_classes
     from ..atomic import write_bytes_atomically
     from ..imageio import EXTENSIONS, ImageData, read_image, write_image
+
+    apply_threads(args)  # before any work: it sizes torch's and mmsr's CPU kernels
 
     try:
         threshold, boundaries, tile, overlap, names = _routing(args)

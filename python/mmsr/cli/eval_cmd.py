@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Dict, Set
 
+from .threads import add_threads_option, apply_threads
+
 _DESCRIPTION = (
     "Make LR images from the HR images in --hr with the training down-sampler, upscale them with bicubic and "
     "each --bundle, and measure PSNR-Y, SSIM-Y and NIQE (lower is better) and the upscaling time. Two bicubic "
@@ -83,6 +85,7 @@ def add_parser(subparsers) -> None:
         metavar="N",
         help="HR side of the comparison crops (default %(default)s)",
     )
+    add_threads_option(parser, "the evaluation")
     parser.set_defaults(run=run)
 
 
@@ -136,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
     )
     from ..evaluate_report import mean_table, timing_text, write_comparison, write_reports
     from ..metrics import check_niqe_model
+
+    apply_threads(args)  # before any work: it sizes torch's and mmsr's CPU kernels
 
     out = Path(args.out)
     try:

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .threads import add_threads_option, apply_threads
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -41,6 +43,7 @@ def add_parser(subparsers) -> None:
     group.add_argument("--no-cache", action="store_true",
                        help="measure every snapshot again instead of reading the scores kept in each run folder "
                        "(RUN/quality_cache.json, keyed by the snapshot and image files and the settings)")
+    add_threads_option(parser, "measuring snapshots (--quality)")
     parser.set_defaults(run=run)
 
 
@@ -75,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     from ..bundle import BundleError
     from ..evaluate import check_device, list_images
     from ..evaluate_training import find_baselines, label_seeds, load_run, training_table
+
+    apply_threads(args)  # before any work: it sizes torch's and mmsr's CPU kernels
 
     skipped = {}
     try:

@@ -12,6 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from .threads import add_threads_option, apply_threads
+
 _DESCRIPTION = """\
 Upscale images with a model bundle: every LR tile is scored by TVAT and goes through the generator
 of its texture class; the SR tiles are blended back into one image. Neighbouring tiles of one class
@@ -277,6 +279,7 @@ def add_parser(subparsers) -> None:
     )
     add_image_limit_argument(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or per-image lines")
+    add_threads_option(parser, "the upscaling")
     parser.set_defaults(run=run)
 
 
@@ -622,6 +625,8 @@ def _upscale_file(
 
 def run(args) -> int:
     from tqdm import tqdm
+
+    apply_threads(args)  # before any work: it sizes torch's and mmsr's CPU kernels
 
     try:
         bundle = resolve_bundle(args.bundle)
