@@ -10,10 +10,10 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from . import build_info_cmd, calibrate_cmd, classify_cmd, eval_cmd, report_cmd, train_cmd, upscale_cmd
+from . import build_info_cmd, calibrate_cmd, classify_cmd, eval_cmd, inspect_cmd, report_cmd, train_cmd, upscale_cmd
 
 # Order here is the order in `mmsr --help`.
-COMMANDS = [upscale_cmd, classify_cmd, eval_cmd, report_cmd, train_cmd, calibrate_cmd, build_info_cmd]
+COMMANDS = [upscale_cmd, classify_cmd, eval_cmd, report_cmd, train_cmd, calibrate_cmd, inspect_cmd, build_info_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:
