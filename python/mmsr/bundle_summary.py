@@ -141,7 +141,7 @@ def format_summary(summary: dict) -> str:
     digest = summary["tensors_sha256"]
     weights = (f"verified against the SHA-256 in its header ({digest[:16]}...)" if summary["weights_check"] == "verified"
                else "not checked: the file has no SHA-256 of its weights (written before mmsr recorded one; "
-               "load and save it again to add one)")
+               "mmsr.bundle.save_bundle(mmsr.bundle.load_bundle(path), new_path) writes a copy with one)")
     lines = [
         f"{summary['path']}: mmsr bundle, format {summary['format_version']}, written by {summary['written_by']}, "
         f"{summary['bytes'] / 1e6:.1f} MB",
