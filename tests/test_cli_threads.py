@@ -6,6 +6,8 @@ after) and asks for 2, so a command that ignored the option would leave 1 behind
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -70,6 +72,8 @@ def test_eval_runs_with_the_threads_asked_for(tmp_path, cli_bundle_path, capsys)
                  "--threads", "2"])
     assert code == 0, capsys.readouterr().err
     assert torch.get_num_threads() == 2
+    # results.json records the threads the upscaling ran with, so its timings say what they measured.
+    assert json.loads((tmp_path / "eval" / "results.json").read_text())["torch_threads"] == 2
 
 
 def test_calibrate_scores_with_the_threads_asked_for(tmp_path, tvat_threads, capsys):
