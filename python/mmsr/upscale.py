@@ -176,7 +176,7 @@ class Upscaler:
     the work of one whole-image pass at 32 / 8 / 4; blocks win back most of it, routing to
     shallower models another part. With the default bundle on Set14 (CPU, 2 threads, one
     interleaved run, ``benchmarks/tiling_tradeoff.py``): pure routing 3.50 s with blocks, every
-    tile through its 16-8r 2.84 s, the 16-8r on each whole image 2.6 s; PSNR-Y 27.41 routed, 27.48
+    tile through its 16-8r 2.84 s, the 16-8r on each whole image 2.5 s; PSNR-Y 27.41 routed, 27.48
     for the 16-8r alone. Routing cuts blocks wherever the class changes, so with 26% of the tiles
     on shallower models it costs time instead of saving it. Promotion sends 112 of those 126
     tiles to the 16-8r: 2.79 s, as fast as the 16-8r alone, at 27.46 dB; a bundle whose shallow
