@@ -25,6 +25,8 @@ from .bundle import load_bundle, read_bundle_metadata
 
 __all__ = ["format_summary", "summarize_bundle", "training_rounds"]
 
+_BN_STATISTICS = (".running_mean", ".running_var")
+
 
 def training_rounds(provenance: dict) -> List[dict]:
     """The `mmsr train` runs behind a bundle, oldest first: each one's provenance without its ``init``
@@ -76,7 +78,8 @@ def summarize_bundle(path: str | os.PathLike) -> dict:
             "class": k,
             "config": config.name,
             "tvat": ranges[k],
-            "parameters": sum(t.numel() for t in state_dict.values()),
+            # Trainable weights only: BatchNorm's running statistics are stored too, but are not parameters.
+            "parameters": sum(t.numel() for name, t in state_dict.items() if not name.endswith(_BN_STATISTICS)),
         }
         if k < len(last) and isinstance(last[k], dict):
             entry["last_round"] = {key: last[k].get(key) for key in ("pixel_steps", "gan_steps", "wall_time_s",
