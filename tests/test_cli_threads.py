@@ -94,8 +94,8 @@ def test_report_sets_threads_before_it_reads_anything(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("command", _COMMANDS)
-@pytest.mark.parametrize("value, message", [("0", "at least 1 CPU thread, got 0"),
-                                            ("two", "whole number of CPU threads, got 'two'")])
+@pytest.mark.parametrize("value, message", [("0", "expected at least 1 CPU thread, got '0'"),
+                                            ("two", "expected an integer, got 'two'")])
 def test_bad_threads_are_refused_by_name(command, value, message, capsys):
     # argparse checks options before the positional arguments are looked at, so none are needed.
     with pytest.raises(SystemExit) as exit_info:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 from .bundle import load_bundle, read_bundle_metadata
 
@@ -32,14 +32,11 @@ def training_rounds(provenance: dict) -> List[dict]:
     """The `mmsr train` runs behind a bundle, oldest first: each one's provenance without its ``init``
     (which is the round before). Empty for a bundle with no training record (``Bundle.random``'s)."""
     rounds = []
-    seen = 0
+    # Provenance comes from JSON, a tree: the chain ends.
     while isinstance(provenance, dict) and "command" in provenance:
         rounds.append({key: value for key, value in provenance.items() if key != "init"})
         init = provenance.get("init")
         provenance = init.get("provenance") if isinstance(init, dict) else None
-        seen += 1
-        if seen > 1000:  # a hand-edited cycle cannot loop forever; no real chain is this long
-            break
     return rounds[::-1]
 
 
@@ -128,7 +125,7 @@ def _round_lines(number: int, record: dict) -> List[str]:
     images = record.get("images")
     split = f" ({record.get('train_images', '?')} trained on, {record.get('val_images', '?')} held out)" \
         if images is not None else ""
-    lines = [
+    return [
         f"  round {number}: {record.get('mode', '?')}, {record.get('created', 'date not recorded')}",
         f"    data: {record.get('data', '?')}, {images if images is not None else '?'} images{split}",
         f"    steps (pixel+GAN per class): {steps or '?'}; crop {record.get('crop', '?')}, batch {_per_class(record.get('batch'))}",
@@ -136,7 +133,6 @@ def _round_lines(number: int, record: dict) -> List[str]:
         f"torch {record.get('torch_version', '?')}, mmsr {record.get('mmsr_version', '?')}",
         f"    command: {record.get('command', '?')}",
     ]
-    return lines
 
 
 def format_summary(summary: dict) -> str:
@@ -174,7 +170,7 @@ def format_summary(summary: dict) -> str:
         for number, record in enumerate(rounds, 1):
             lines += _round_lines(number, record)
     else:
-        source: Optional[str] = summary.get("source")
+        source = summary.get("source")
         lines.append("training: no record of `mmsr train` in this bundle"
                      + (f" (its provenance says: {source})" if source else ""))
     return "\n".join(lines)

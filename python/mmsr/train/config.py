@@ -277,6 +277,8 @@ _positive_int = _at_least(_integer, 1, above=False, what="a positive integer")
 _count = _at_least(_integer, 0, above=False, what="an integer >= 0")
 _positive_float = _at_least(_number, 0, above=True, what="a positive number")
 _weight = _at_least(_number, 0, above=False, what="a number >= 0")
+#: ``--threads`` of every command that takes it (`mmsr train`'s per worker; mmsr.cli.threads for the others).
+threads_option = _at_least(_integer, 1, above=False, what="at least 1 CPU thread")
 
 
 def seed_option(text: str) -> int:
@@ -492,7 +494,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--channels-last", action="store_true", help="channels_last memory format (default: off)")
     group.add_argument("--compile", action="store_true", help="torch.compile the models (default: off)")
-    group.add_argument("--threads", type=_positive_int, help="CPU threads per worker (default: cores / CPU workers)")
+    group.add_argument("--threads", type=threads_option, help="CPU threads per worker (default: cores / CPU workers)")
 
     group = parser.add_argument_group("run")
     group.add_argument(
