@@ -25,8 +25,8 @@
 #            (one number, or one per class: "400,1200,4400"; the baseline their sum), cosine lr from
 #            CONTINUE_LR: training budgets add up across sessions
 #   paper    benchmarks/paper/run_experiments.py --profile gpu (the paper's three experiments, ~7 min; needs
-#            device_data/val): its text results come back in results.tar.gz, to unpack here and redraw
-#            with --report-only (no matplotlib on the device)
+#            device_data/val): its text results come back in results.tar.gz, to unpack here (the H200
+#            image of 2026-11-28 had matplotlib and drew the charts; without it, redraw with --report-only)
 #   profile  benchmarks/profile_generator.py on CUDA, bf16, batch 64, the default bundle's configs (where inference time goes)
 #   tiling   benchmarks/tiling_tradeoff.py on CUDA: the default bundle on Set14 routed (promote off/on) vs one model,
 #            a window per tile vs blocks, and whole images (needs device_data/val)
@@ -51,10 +51,11 @@
 #   LIMIT=400 STAGES="build probe train" bash benchmarks/gpu_session.sh              # the first session's training
 #   LIMIT=400 STAGES="build continue profile" CONTINUE_STEPS=2500 bash benchmarks/gpu_session.sh
 #   LIMIT=400 STAGES="build curve" CURVE_SEEDS="0 1" CURVE_STEPS=180,540,1680 bash benchmarks/gpu_session.sh   # needs device_data/val
-#   LIMIT=540 STAGES="build paper" bash benchmarks/gpu_session.sh     # the paper harness's gpu profile (never run yet)
+#   LIMIT=500 STAGES="build paper" bash benchmarks/gpu_session.sh     # the paper harness's gpu profile (406 s on an
+#                                                                     # H200, 2026-11-28): the next session's call
 #   LIMIT=120 STAGES="build sampler levers" bash benchmarks/gpu_session.sh   # why MMSR's class steps cost more
 #   LIMIT=520 STAGES="build sampler curve" CURVE_SCHEDULE=constant CURVE_MMSR_MODES="concurrent sequential" \
-#     CURVE_STEPS=360,1080,3360 CURVE_REPORT_S=80 bash benchmarks/gpu_session.sh   # the next session's call
+#     CURVE_STEPS=360,1080,3360 CURVE_REPORT_S=80 bash benchmarks/gpu_session.sh   # bf16 curves, constant rate
 #   LIMIT=520 STAGES="build tests curve" TESTS_K=tvat CURVE_MMSR_MODES="concurrent sequential" CURVE_STEPS=360,1080,3360 \
 #     CURVE_REPORT_S=80 bash benchmarks/gpu_session.sh   # the thirteenth session's call
 set -uo pipefail

@@ -143,6 +143,20 @@ def test_a_concurrent_mmsr_run_has_no_computed_separate_device_curve(paper, comm
     assert "(0.98×). Near their ends" in text  # the sensitivity line, one device only
 
 
+@pytest.mark.parametrize("concurrent, gan_steps, warns", [(True, 90, True), (True, 0, False), (False, 90, False)])
+def test_a_concurrent_run_with_gan_phases_is_said_to_charge_mmsr_for_them(paper, committed, monkeypatch, concurrent,
+                                                                          gan_steps, warns):
+    # On the H200 (2026-11-28) the 16-8r class's pixel phase shared the GPU with the shorter classes'
+    # GAN phases: its curve carried their work, the baseline's never does.
+    report, _ = paper
+    results = json.loads((committed / "results.json").read_text(encoding="utf-8"))
+    results["table3"]["mmsr_concurrent"] = concurrent
+    (committed / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    text = _redraw(report, committed, monkeypatch, gan_steps=gan_steps)
+    assert ("shared the device with the shorter classes' GAN phases" in text) is warns
+    assert ("includes waiting for the others" in text) is concurrent
+
+
 def test_the_speed_up_is_split_into_its_factors_when_the_results_hold_a_step_account(paper, committed, monkeypatch):
     from mmsr.evaluate_steps import StepAccount
 

@@ -37,20 +37,26 @@ Budgets and their estimates (see README.md for how they were sized):
   two side by side (``timed_side_by_side``) the plan drops MMSR's window: ~25 minutes. Measured
   side by side later that day, as slow: 43.3 minutes (MMSR + baseline 1039 s, depths 1202 s).
 - ``gpu``: ~7 minutes in all on one H100 or H200 (fp32 with TF32 convs, channels_last, batch 64,
-  crop 96; MMSR's classes concurrently on the one GPU, the depth runs three at a time), so that it fits one call of
-  the device tool (10 minutes), the CUDA build included. Sized from pixel steps measured on an H200
-  on 2026-11-27 (`gpu_session.sh` curve stage, with validation and snapshots): 4-2r 14.5 ms,
-  8-6r 19.1 ms, 16-8r 24-28 ms alone; MMSR's three classes concurrent 26 ms per step of its 16-8r,
-  which decides the run's length; three concurrent processes ~30-55 ms per step each. Per
-  per-class pixel step that is ~0.055 s for MMSR, ~0.074 s for the baseline and ~0.09 s for the
-  three depth runs together, ~0.22 s in all: 1000 pixel steps are ~3.7 minutes, 250 GAN steps
-  ~1.2 minutes (GAN steps ~40 ms), with ~1 minute of start-ups and ~1 minute measuring snapshots,
-  bins and `mmsr eval`. The first plan (1800 + 450 steps, from the H100 session's probe) would have
-  taken ~11 minutes, past the device tool's limit; it never ran. Those step times were bf16 +
-  channels_last. In `gpu_probe.py --levers` on the same H200, fp32 (TF32 convs) + channels_last ran
-  a 16-8r step in 17.6 ms against bf16's 22.4 ms, a 4-2r in 11.2 ms against 8.1 ms. The 16-8r
-  decides the MMSR and baseline runs, so the profile trains in fp32 and the plan above is on the
-  safe side. No matplotlib there: draw the charts afterwards with --report-only.
+  crop 96; MMSR's classes one after another, the depth runs three at a time), so that it fits one
+  call of the device tool (10 minutes), the CUDA build included. Sized from pixel steps measured on
+  an H200 on 2026-11-27 (`gpu_session.sh` curve stage, bf16, with validation and snapshots): 4-2r
+  14.5 ms, 8-6r 19.1 ms, 16-8r 24-28 ms alone; three concurrent processes ~30-55 ms per step each:
+  1000 pixel steps ~3.7 minutes, 250 GAN steps ~1.2 minutes, ~1 minute of start-ups and ~1 minute
+  measuring snapshots, bins and `mmsr eval`. The first plan (1800 + 450 steps, from the H100
+  session's probe) would have taken ~11 minutes, past the device tool's limit. In `gpu_probe.py
+  --levers` on the same H200, fp32 (TF32 convs) + channels_last ran a 16-8r step in 17.6 ms against
+  bf16's 22.4 ms, so the profile trains in fp32.
+  First run, 2026-11-28 on an H200 (`report_gpu/`): 406 s in all (MMSR 97 s, baseline 81 s, depth
+  runs 170 s), with MMSR's classes concurrent. In fp32 the three class processes gained nothing
+  from sharing the GPU: the 16-8r class stepped at 21-52 ms while the others ran and at 16.4 ms
+  once alone, the baseline's 16-8r at 16.6 ms, and the classes' work alone adds up to about the
+  50 s they took together. Worse for Table 3, the 16-8r's pixel-phase curve then paid for the
+  other classes' GAN phases, which the baseline's curve never carries. So the classes now train one
+  after another (``concurrent=False``): each class's time is its own, the one-device curve adds the
+  classes' pixel phases, and the separate-devices column can be computed. (With bf16 on the same
+  GPU, sharing did help: 100.9 s concurrent against 121.6 s one after another, in
+  `benchmarks/README.md`.) The 2026-11-28 run drew its charts on the device, whose image had
+  matplotlib; where one has none, redraw with --report-only.
 """
 from __future__ import annotations
 
@@ -251,7 +257,7 @@ PROFILES: Dict[str, Profile] = {
         devices="cuda:0",
         amp="off",  # fp32 with TF32 convs: the 16-8r's fastest step on an H200 and an H100 (see above)
         channels_last=True,
-        concurrent=True,
+        concurrent=False,  # fp32 gains nothing from sharing the GPU, and sharing skews Table 3 (see above)
         parallel_depth_runs=3,
         eval_device="cuda:0",
         snapshots=8,
