@@ -487,7 +487,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="one worker process per class, sharing the devices (default: on when every device is a GPU and "
         "there are more classes than devices: small models leave a GPU idle, and three classes on one H100 did "
-        "2.1x the work of one; off on CPU, where the cores are already shared)",
+        "2.1x the work of one with --amp bf16; in fp32 with --channels-last three on an H200 did no more than one, so "
+        "try --no-concurrent there; off on CPU, where the cores are already shared)",
     )
     group.add_argument(
         "--amp", choices=AMP_MODES, default="off", help="bf16 autocast, CUDA only (default: %(default)s)"
