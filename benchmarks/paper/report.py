@@ -297,9 +297,9 @@ def _time_section(results: dict, out: Path, charts: Dict[str, str]) -> List[str]
         notes.append("The classes trained concurrently on one device, so each class's time includes waiting for the "
                      "others: the computed separate-device time is an upper bound.")
         if results["profile"].get("gan_steps"):
-            notes.append("The longest class's pixel phase also shared the device with the shorter classes' GAN phases, "
-                         "so the equal-quality reading below charges MMSR for work that the baseline's curve, which "
-                         "ends before its own GAN phase, does not hold.")
+            notes.append("The longest class's pixel phase also shared the device with the shorter classes' GAN phases "
+                         "wherever they ran before it ended, so the equal-quality reading below charges MMSR for work "
+                         "that the baseline's curve, which ends before its own GAN phase, does not hold.")
     if results["profile"].get("timed_side_by_side"):
         notes.append("MMSR and the baseline trained side by side, one process each on the same machine, so both ran "
                      "beside the same neighbour; the one that finished first left the other alone for its last stretch.")
