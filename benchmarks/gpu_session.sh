@@ -17,6 +17,8 @@
 #            LEVERS_CONFIGS (default 4-2r,8-6r,16-8r)
 #   sampler  benchmarks/sampler_probe.py: a class's batches (rejection-sampled crops) against the
 #            baseline's, batch 64, crop 96 (is it why MMSR's 16-8r steps took 14% longer on the H200?)
+#   concurrency benchmarks/concurrency_probe.py: pixel steps of 4-2r, 8-6r and 16-8r alone, then one process
+#            each sharing the GPU for 10 s, in fp32 and in bf16: does `mmsr train --concurrent` gain? (~1 min)
 #   cosine   the 16-8 baseline with --lr-schedule cosine for COSINE_STEPS steps (same seed, data and
 #            validation crops as `train`, so its validation PSNR compares with that run's log)
 #   continue MMSR and the baseline go on from the bundles of earlier sessions (mmsr train --init
@@ -178,6 +180,11 @@ for s in $stages; do
     stage "class batches: rejection-sampled crops against one class"
     bounded 60 python benchmarks/sampler_probe.py device_data/train --device cuda --batch 64 --crop 96 \
       | tee "$work/sampler.md"
+    ;;
+  concurrency)
+    stage "MMSR's class configs alone, then sharing the GPU (fp32 and bf16)"
+    bounded 150 python benchmarks/concurrency_probe.py --device cuda:0 --configs 4-2r,8-6r,16-8r --batch 64 --crop 96 \
+      --window 10 | tee "$work/concurrency.md"
     ;;
   cosine)
     steps=${COSINE_STEPS:-2400}
