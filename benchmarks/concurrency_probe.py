@@ -1,8 +1,8 @@
 """Do MMSR's class processes gain from sharing one GPU? Pixel steps alone, then all at once.
 
-`mmsr train --concurrent` (its default when classes outnumber GPUs) trains each class in a process of
-its own on the shared device. That pays only where one process leaves the GPU idle. This probe
-measures it directly for each precision mode:
+`mmsr train --concurrent` (its default with --amp bf16 when classes outnumber GPUs) trains each class
+in a process of its own on the shared device. That pays only where one process leaves the GPU idle.
+This probe measures it directly for each precision mode:
 
 1. alone: each config's pixel step (L1, fused Adam, random data, as `gpu_probe.py --levers`) in this
    process, nothing else on the device;
@@ -13,6 +13,9 @@ The gain is the work the processes did together, priced at their alone step time
 1.0 means sharing did exactly what one process would have done in that time, above 1 it gained.
 
     python benchmarks/concurrency_probe.py --device cuda:0 --configs 4-2r,8-6r,16-8r --batch 64 --crop 96
+
+On an H200 (2026-11-28): fp32 0.90x, fp32 + channels_last 0.93x, bf16 + channels_last 1.55x
+(`benchmarks/README.md`), which is why `mmsr train` shares a GPU by default only in bf16.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from mmsr.models import Generator, ModelConfig
 MODES = {  # --modes key -> (title, bf16 autocast, channels_last)
     "fp32": ("fp32 (TF32 convs) + channels_last", False, True),
     "bf16": ("bf16 autocast + channels_last", True, True),
+    "fp32-nchw": ("fp32 (TF32 convs), NCHW (mmsr train's defaults)", False, False),
 }
 
 

@@ -348,12 +348,14 @@ def test_lr_schedule_option_is_checked(tmp_path):
         parser.parse_args([str(tmp_path), "--out", "m.safetensors", "--lr-schedule", "step"])
 
 
-def test_concurrent_defaults_to_on_for_gpus_and_off_for_cpu(tmp_path):
+def test_concurrent_defaults_to_on_for_gpus_in_bf16_and_off_in_fp32_and_on_cpu(tmp_path):
     from mmsr.train.config import default_concurrent
 
-    assert default_concurrent(("cuda:0",), 3) and default_concurrent(("cuda:0", "cuda:1"), 3)
-    assert not default_concurrent(("cuda:0", "cuda:1", "cuda:2"), 3)  # a device per class already
-    assert not default_concurrent(("cpu",), 3) and not default_concurrent(("cuda:0", "cpu"), 3)
+    assert default_concurrent(("cuda:0",), 3, "bf16") and default_concurrent(("cuda:0", "cuda:1"), 3, "bf16")
+    assert not default_concurrent(("cuda:0", "cuda:1", "cuda:2"), 3, "bf16")  # a device per class already
+    assert not default_concurrent(("cpu",), 3, "bf16") and not default_concurrent(("cuda:0", "cpu"), 3, "bf16")
+    # fp32 (the default --amp off): three processes sharing an H200 did 0.90x the work of one
+    assert not default_concurrent(("cuda:0",), 3, "off") and not default_concurrent(("cuda:0",), 3)
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     base = [str(tmp_path), "--out", "m.safetensors", "--devices", "cpu"]

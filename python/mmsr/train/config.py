@@ -192,17 +192,23 @@ def parse_devices(text: str) -> tuple[str, ...]:
     return tuple(devices)
 
 
-def default_concurrent(devices: Sequence[str], classes: int) -> bool:
+def default_concurrent(devices: Sequence[str], classes: int, amp: str = "off") -> bool:
     """Whether classes train in concurrent workers when ``--concurrent`` is not given.
 
-    On GPUs, yes when classes outnumber devices: the models are small and launch-bound, so one
-    process leaves a GPU mostly idle. On CPU, no: concurrent workers would only split the cores.
+    Only on GPUs, only when classes outnumber devices, and only with bf16 autocast: that is where
+    one process leaves a GPU idle. Measured on an H200 (``benchmarks/concurrency_probe.py``, the
+    4-2r, 8-6r and 16-8r at batch 64, 2026-11-28), three class processes sharing it did 1.55x the
+    work of one in bf16 (2.1x on an H100), but 0.90x in fp32 and 0.93x in fp32 with channels_last:
+    fp32 steps keep the GPU busy, and sharing only adds switching. On CPU, never: concurrent workers
+    would only split the cores.
 
     Example:
-        >>> default_concurrent(("cuda:0",), 3), default_concurrent(("cpu",), 3), default_concurrent(("cuda:0",), 1)
-        (True, False, False)
+        >>> default_concurrent(("cuda:0",), 3, "bf16"), default_concurrent(("cuda:0",), 3, "off")
+        (True, False)
+        >>> default_concurrent(("cpu",), 3, "bf16"), default_concurrent(("cuda:0",), 1, "bf16")
+        (False, False)
     """
-    return all(d.startswith("cuda") for d in devices) and classes > len(devices)
+    return amp == "bf16" and all(d.startswith("cuda") for d in devices) and classes > len(devices)
 
 
 def _check_discriminator_fits(configs, gan_steps, batch, crop: int) -> None:
@@ -485,10 +491,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--concurrent",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="one worker process per class, sharing the devices (default: on when every device is a GPU and "
-        "there are more classes than devices: small models leave a GPU idle, and three classes on one H100 did "
-        "2.1x the work of one with --amp bf16; in fp32 with --channels-last three on an H200 did no more than one, so "
-        "try --no-concurrent there; off on CPU, where the cores are already shared)",
+        help="one worker process per class, sharing the devices (default: on with --amp bf16 when every device "
+        "is a GPU and there are more classes than devices, where three classes on one GPU did 1.55-2.1x the work of "
+        "one; off in fp32, where they did 0.90x on an H200, and on CPU, where the cores are already shared)",
     )
     group.add_argument(
         "--amp", choices=AMP_MODES, default="off", help="bf16 autocast, CUDA only (default: %(default)s)"
@@ -718,7 +723,7 @@ def settings_from_args(args: argparse.Namespace, command: Sequence[str] = ()) ->
         snapshots=args.snapshots,
         seed=args.seed,
         devices=devices,
-        concurrent=default_concurrent(devices, len(configs)) if args.concurrent is None else args.concurrent,
+        concurrent=default_concurrent(devices, len(configs), args.amp) if args.concurrent is None else args.concurrent,
         amp=args.amp,
         channels_last=bool(args.channels_last),
         compile=bool(args.compile),

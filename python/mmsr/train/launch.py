@@ -6,7 +6,7 @@ Two ways in, one set of options (:mod:`mmsr.train.config`):
   once and starts one worker process per device entry (``torch.multiprocessing``, spawn); the
   images reach the workers through shared memory, not a copy per worker. Classes go to workers
   longest-first (:mod:`mmsr.train.schedule`); a worker runs its classes one after another.
-  ``--concurrent`` (the default on GPUs when classes outnumber devices) gives every class its own
+  ``--concurrent`` (the default with ``--amp bf16`` on GPUs when classes outnumber devices) gives every class its own
   worker instead. With a single worker, training runs
   in this process.
 - ``torchrun ... -m mmsr.train DATA --out B``: every rank runs :mod:`mmsr.train.torchrun`, which
