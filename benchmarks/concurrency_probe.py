@@ -135,7 +135,7 @@ def probe(configs: Sequence[str], *, scale: int, batch: int, crop: int, device: 
         lines += [f"**{title}**", "", "| config | alone ms/step | together ms/step | steps together |", "|---|---|---|---|"]
         for config, (done, seconds) in zip(configs, shared):
             lines.append(f"| {config} | {alone[config]:.2f} | {seconds / max(done, 1) * 1e3:.2f} | {done} |")
-        lines += ["", f"Work done together, at the alone step times: {work_s:.1f} s in {window:.1f} s: "
+        lines += ["", f"Work done together, at the alone step times: {work_s:.2f} s in {window:.2f} s: "
                   f"**{work_s / window:.2f}×** what one process does in that time.", ""]
     return "\n".join(lines)
 

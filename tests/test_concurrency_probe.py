@@ -36,9 +36,10 @@ def test_every_config_steps_alone_and_together_and_the_gain_is_their_work_over_t
     steps = {c: int(n) for c, _, _, n in rows}
     assert all(n >= 1 for n in steps.values()) and all(a > 0 for a in alone.values())
     work, window, gain = re.search(r"alone step times: ([0-9.]+) s in ([0-9.]+) s: \*\*([0-9.]+)×\*\*", text).groups()
-    assert float(work) == pytest.approx(sum(steps[c] * alone[c] / 1e3 for c in alone), abs=0.06)
+    assert float(work) == pytest.approx(sum(steps[c] * alone[c] / 1e3 for c in alone), abs=0.01)
     assert float(window) >= 0.5
-    assert float(gain) == pytest.approx(float(work) / float(window), rel=0.05, abs=0.01)
+    # work and window are printed to 0.01 s, the gain to 0.01: the rounding bounds the difference
+    assert float(gain) == pytest.approx(float(work) / float(window), abs=0.03)
     assert "**fp32 (TF32 convs) + channels_last**" in text and "bf16" not in text
 
 
