@@ -59,3 +59,20 @@ def cli_bundle_path(tmp_path_factory):
         ["1-2w8", "2-2w8"], threshold=0.0, boundaries=[0.02], scale=2, tile_size=16, overlap=4, seed=1
     )
     return save_bundle(bundle, tmp_path_factory.mktemp("bundle") / "tiny.safetensors")
+
+
+@pytest.fixture
+def val_folder(tmp_path):
+    """A validation folder of two small HR images, half flat and half noise, so that their TVAT tiles fall
+    in both classes of a two-class bundle (the paper harness's per-class comparisons)."""
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "tiny_set"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i, (h, w) in enumerate(((40, 48), (36, 52))):
+        pixels = np.full((h, w, 3), 120, dtype=np.uint8)
+        pixels[:, w // 2 :] = rng.integers(0, 256, (h, w - w // 2, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"im{i}.png")
+    return folder

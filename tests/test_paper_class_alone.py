@@ -5,19 +5,13 @@ Imported through test_paper_profiles' ``paper_imported`` (the harness imports it
 """
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
-from PIL import Image
 
 from mmsr.evaluate_curve import CurvePoint
-from mmsr.models import Generator, ModelConfig
-from mmsr.train.snapshots import write_snapshot
 
+from test_paper_class_curves import snapshot_run
 from test_paper_profiles import paper_imported
 
 
@@ -49,33 +43,10 @@ def test_curves_that_start_at_the_equal_quality_have_no_speed_up(class_alone):
     assert "no training time to compare" in text and "Speed-up" not in text
 
 
-def _mmsr_run(folder: Path, count: int = 2) -> Path:
-    folder.mkdir()
-    plan = {"mode": "mmsr", "configs": ["1-2w8r", "2-2w8r"], "boundaries": [0.02], "threshold": 0.0, "scale": 2}
-    (folder / "plan.json").write_text(json.dumps(plan))
-    torch.manual_seed(0)
-    for k, config in enumerate(plan["configs"]):
-        for index in range(count + 1):
-            generator = Generator.from_config(ModelConfig.parse(config), 2)
-            write_snapshot(folder, klass=k, config=plan["configs"][k], generator=generator, index=index,
-                           count=count, step=5 * index, elapsed_s=2.0 * index, threshold=0.0, tile_size=8, overlap=2)
-    return folder
-
-
-@pytest.fixture
-def val_folder(tmp_path):
-    folder = tmp_path / "tiny_set"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 256, (24, 28, 3), dtype=np.uint8)).save(folder / f"im{i}.png")
-    return folder
-
-
 def test_every_snapshot_of_the_class_is_measured_alone(class_alone, tmp_path, val_folder):
-    run = _mmsr_run(tmp_path / "mmsr.run")
+    run = snapshot_run(tmp_path / "mmsr.run", "mmsr", ("1-2w8r", "2-2w8r"), (0.02,), 2, seed=0)
     points = class_alone.alone_points(run, 1, val_folder, device="cpu", limit=None)
-    assert [(p.index, p.steps, p.one_device_s) for p in points] == [(0, (0,), 0.0), (1, (5,), 2.0), (2, (10,), 4.0)]
+    assert [(p.index, p.steps, p.one_device_s) for p in points] == [(0, (0,), 0.0), (1, (10,), 1.0), (2, (20,), 2.0)]
     assert all(math.isfinite(p.psnr_y) and 0 < p.ssim_y <= 1 for p in points)
 
 
@@ -86,7 +57,7 @@ def test_every_snapshot_of_the_class_is_measured_alone(class_alone, tmp_path, va
     ("baseline_without_summary", "--baseline: "),
 ])
 def test_bad_arguments_name_what_is_wrong(class_alone, tmp_path, val_folder, capsys, case, message):
-    run = _mmsr_run(tmp_path / "mmsr.run")
+    run = snapshot_run(tmp_path / "mmsr.run", "mmsr", ("1-2w8r", "2-2w8r"), (0.02,), 2, seed=0)
     args = {"--mmsr": str(run), "--class": "1", "--baseline": str(tmp_path / "base.run"), "--val": str(val_folder)}
     if case == "no_images":
         args["--val"] = str(tmp_path / "nowhere")

@@ -11,12 +11,10 @@ import math
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from mmsr.models import Generator
+from mmsr.models import Generator, ModelConfig
 from mmsr.train.snapshots import ClassSnapshot, SnapshotSeries, write_snapshot
 
 from test_paper_profiles import paper_imported
@@ -72,36 +70,24 @@ def test_a_class_the_baseline_never_reaches_shows_a_dash_and_an_empty_class_no_w
     assert "| MMSR | 1/1 | 10 · 30 | 35.00 | — |" in text
 
 
-def _run(folder: Path, mode, configs, boundaries, count, seed):
+def snapshot_run(folder: Path, mode, configs, boundaries, count, seed):
+    """A run folder with plan.json and snapshots 0..count of every class (random generators; class k's
+    snapshot i at step 10 i and i seconds), as `mmsr train --snapshots` leaves it."""
     folder.mkdir()
     plan = {"mode": mode, "configs": list(configs), "boundaries": list(boundaries), "threshold": 0.0, "scale": 2}
     (folder / "plan.json").write_text(json.dumps(plan))
     torch.manual_seed(seed)
     for k, config in enumerate(configs):
-        blocks, _ = (int(v) for v in config.split("w")[0].split("-"))
         for index in range(count + 1):
-            write_snapshot(folder, klass=k, config=config, generator=Generator(scale=2, blocks=blocks, channels=8),
+            write_snapshot(folder, klass=k, config=config, generator=Generator.from_config(ModelConfig.parse(config), 2),
                            index=index, count=count, step=10 * index, elapsed_s=float(index), threshold=0.0,
                            tile_size=8, overlap=2)
     return folder
 
 
-@pytest.fixture
-def val_folder(tmp_path):
-    """Two small HR images, half flat and half noise, so their tiles fall in both classes."""
-    folder = tmp_path / "tiny_set"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i, (h, w) in enumerate(((40, 48), (36, 52))):
-        pixels = np.full((h, w, 3), 120, dtype=np.uint8)
-        pixels[:, w // 2:] = rng.integers(0, 256, (h, w - w // 2, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(folder / f"im{i}.png")
-    return folder
-
-
 def test_the_script_scores_every_snapshot_of_real_runs(class_curves, tmp_path, val_folder, capsys):
-    mmsr = _run(tmp_path / "mmsr.run", "mmsr", ("1-2w8", "2-2w8"), (0.02,), 2, seed=1)
-    base = _run(tmp_path / "base.run", "baseline", ("2-2w8",), (), 3, seed=2)
+    mmsr = snapshot_run(tmp_path / "mmsr.run", "mmsr", ("1-2w8", "2-2w8"), (0.02,), 2, seed=1)
+    base = snapshot_run(tmp_path / "base.run", "baseline", ("2-2w8",), (), 3, seed=2)
     assert class_curves.main(["--mmsr", str(mmsr), "--baseline", str(base), "--val", str(val_folder)]) == 0
     text = capsys.readouterr().out
     rows = [line.split("|") for line in text.splitlines() if line.startswith(("| MMSR |", "| baseline |"))]
@@ -120,8 +106,8 @@ def test_the_script_scores_every_snapshot_of_real_runs(class_curves, tmp_path, v
     ("not_images", "is not a folder of images"),
 ])
 def test_bad_arguments_name_what_is_wrong(class_curves, tmp_path, val_folder, capsys, case, message):
-    mmsr = _run(tmp_path / "mmsr.run", "mmsr", ("1-2w8", "2-2w8"), (0.02,), 1, seed=1)
-    base = _run(tmp_path / "base.run", "baseline", ("2-2w8",), (), 1, seed=2)
+    mmsr = snapshot_run(tmp_path / "mmsr.run", "mmsr", ("1-2w8", "2-2w8"), (0.02,), 1, seed=1)
+    base = snapshot_run(tmp_path / "base.run", "baseline", ("2-2w8",), (), 1, seed=2)
     args = {"mmsr": mmsr, "baseline": base, "val": val_folder}
     if case == "not_a_run":
         args["mmsr"] = tmp_path

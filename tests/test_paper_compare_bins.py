@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from mmsr.bundle import Bundle, save_bundle
 from mmsr.metrics import psnr
@@ -27,19 +25,6 @@ def _bundle(folder, name, seed, scale=2, configs=("1-2w8", "2-2w8"), boundaries=
     bundle = Bundle.random(list(configs), threshold=0.0, boundaries=list(boundaries), scale=scale, tile_size=8,
                            overlap=2, seed=seed)
     return save_bundle(bundle, folder / f"{name}.safetensors")
-
-
-@pytest.fixture
-def val_folder(tmp_path):
-    """Two small HR images, half flat and half noise, so their tiles fall in both classes."""
-    folder = tmp_path / "tiny_set"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i, (h, w) in enumerate(((40, 48), (36, 52))):
-        pixels = np.full((h, w, 3), 120, dtype=np.uint8)
-        pixels[:, w // 2 :] = rng.integers(0, 256, (h, w - w // 2, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(folder / f"im{i}.png")
-    return folder
 
 
 def test_pooled_and_per_image_differences_come_from_the_summed_errors(compare_bins):

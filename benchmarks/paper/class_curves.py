@@ -26,13 +26,12 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from mmsr.bundle import save_bundle
-from mmsr.evaluate import list_images
 from mmsr.evaluate_curve import CurvePoint
 from mmsr.evaluate_steps import worth_along
 from mmsr.train.snapshots import SnapshotSeries, read_series
 
 from bins import BinTotals
-from texture_table import evaluate_texture_bins
+from texture_table import evaluate_texture_bins, validation_sets
 
 __all__ = ["class_curves", "main", "per_class_worth"]
 
@@ -148,13 +147,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"--baseline is x{baseline.scale}, --mmsr x{mmsr.scale}: compare runs of one scale")
     if args.limit is not None and args.limit < 1:
         parser.error(f"--limit must be at least 1, got {args.limit}")
-    sets = {}
-    for folder in args.val:
-        if not folder.is_dir() or not list_images(folder):
-            parser.error(f"--val {str(folder)!r} is not a folder of images")
-        if folder.name in sets:
-            parser.error(f"--val {str(folder)!r}: two folders named {folder.name!r}")
-        sets[folder.name] = folder
+    sets = validation_sets(parser, args.val)
     with tempfile.TemporaryDirectory(prefix="mmsr-class-curves-") as scratch:
         bundles = {}
         for run, series in (("mmsr", mmsr), ("baseline", baseline)):

@@ -22,10 +22,9 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from mmsr.bundle import read_bundle_metadata
-from mmsr.evaluate import list_images
 
 from bins import BinTotals
-from texture_table import evaluate_texture_bins
+from texture_table import evaluate_texture_bins, validation_sets
 
 __all__ = ["compare", "main"]
 
@@ -135,13 +134,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     bundles = _bundles(parser, args.bundle)
-    sets = {}
-    for folder in args.val:
-        if not folder.is_dir() or not list_images(folder):
-            parser.error(f"--val {str(folder)!r} is not a folder of images")
-        if folder.name in sets:
-            parser.error(f"--val {str(folder)!r}: two folders named {folder.name!r}")
-        sets[folder.name] = folder
+    sets = validation_sets(parser, args.val)
     if args.limit is not None and args.limit < 1:
         parser.error(f"--limit must be at least 1, got {args.limit}")
     metas = {}

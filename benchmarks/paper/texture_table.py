@@ -13,6 +13,7 @@ Example:
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
@@ -25,7 +26,20 @@ from mmsr.upscale import Upscaler
 
 from bins import BinTotals, measure_bins, tile_bins
 
-__all__ = ["evaluate_texture_bins", "quantile_edges", "table_rows"]
+__all__ = ["evaluate_texture_bins", "quantile_edges", "table_rows", "validation_sets"]
+
+
+def validation_sets(parser: argparse.ArgumentParser, folders: Sequence[Path]) -> Dict[str, Path]:
+    """The ``--val`` folders by name (their rows' label); a parser error names a folder that holds no
+    images or repeats another's name."""
+    sets: Dict[str, Path] = {}
+    for folder in folders:
+        if not folder.is_dir() or not list_images(folder):
+            parser.error(f"--val {str(folder)!r} is not a folder of images")
+        if folder.name in sets:
+            parser.error(f"--val {str(folder)!r}: two folders named {folder.name!r}")
+        sets[folder.name] = folder
+    return sets
 
 
 def _validation_images(sets: Mapping[str, Path], limit: Optional[int]) -> List[Tuple[str, Path]]:
