@@ -4,7 +4,7 @@
 in a process of its own on the shared device. That pays only where one process leaves the GPU idle.
 This probe measures it directly for each precision mode:
 
-1. alone: each config's pixel step (L1, fused Adam, random data, as `gpu_probe.py --levers`) in this
+1. alone: each config's pixel step (L1, fused Adam, random data: `gpu_probe.step_ms`) in this
    process, nothing else on the device;
 2. together: one process per config, all stepping for the same window after a shared barrier; each
    counts its steps.
@@ -26,9 +26,9 @@ from typing import Dict, List, Sequence
 
 import torch
 import torch.multiprocessing as mp
-import torch.nn.functional as F
 
-from mmsr.models import Generator, ModelConfig
+from gpu_probe import pixel_stepper, step_ms, sync
+from mmsr.models import ModelConfig
 
 MODES = {  # --modes key -> (title, bf16 autocast, channels_last)
     "fp32": ("fp32 (TF32 convs) + channels_last", False, True),
@@ -37,56 +37,28 @@ MODES = {  # --modes key -> (title, bf16 autocast, channels_last)
 }
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
-
-
-def _stepper(config: str, scale: int, batch: int, crop: int, device: str, bf16: bool, channels_last: bool):
-    """One pixel-phase training step of ``config`` on random data, as a callable."""
-    torch.manual_seed(0)
-    if device.startswith("cuda"):
+def _allow_tf32(device: str) -> None:
+    if device.startswith("cuda"):  # as mmsr train on a GPU: TF32 matmuls and convs in fp32
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    layout = torch.channels_last if channels_last else torch.contiguous_format
-    model = Generator.from_config(ModelConfig.parse(config), scale).to(device, memory_format=layout)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused=device.startswith("cuda"))
-    lr = torch.rand(batch, 3, crop // scale, crop // scale, device=device).contiguous(memory_format=layout)
-    hr = torch.rand(batch, 3, crop, crop, device=device).contiguous(memory_format=layout)
-    device_type = "cuda" if device.startswith("cuda") else "cpu"
-
-    def step() -> None:
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-            sr = model(lr)
-        loss = F.l1_loss(sr.float(), hr)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    return step
 
 
 def alone_ms(config: str, scale: int, batch: int, crop: int, device: str, bf16: bool, channels_last: bool,
              steps: int, warmup: int) -> float:
     """Milliseconds per step of ``config`` with nothing else on the device."""
-    step = _stepper(config, scale, batch, crop, device, bf16, channels_last)
-    for _ in range(warmup):
-        step()
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync(device)
-    return (time.perf_counter() - start) / steps * 1e3
+    _allow_tf32(device)
+    return step_ms(config, batch, crop, scale, device, bf16=bf16, channels_last=channels_last, steps=steps,
+                   warmup=warmup)
 
 
 def _together_worker(rank: int, config: str, settings: dict, barrier, results) -> None:
     torch.set_num_threads(settings["threads"])
-    step = _stepper(config, settings["scale"], settings["batch"], settings["crop"], settings["device"],
-                    settings["bf16"], settings["channels_last"])
+    _allow_tf32(settings["device"])
+    step = pixel_stepper(config, settings["batch"], settings["crop"], settings["scale"], settings["device"],
+                         bf16=settings["bf16"], channels_last=settings["channels_last"])
     for _ in range(settings["warmup"]):
         step()
-    _sync(settings["device"])
+    sync(settings["device"])
     barrier.wait()
     start = time.perf_counter()
     done = 0
@@ -94,8 +66,8 @@ def _together_worker(rank: int, config: str, settings: dict, barrier, results) -
         step()
         done += 1
         if done % 5 == 0:
-            _sync(settings["device"])  # keep the count honest: no more than a few steps queued ahead
-    _sync(settings["device"])
+            sync(settings["device"])  # keep the count honest: no more than a few steps queued ahead
+    sync(settings["device"])
     results[rank] = (done, time.perf_counter() - start)
 
 

@@ -76,32 +76,46 @@ def smoke(device: str) -> list[str]:
     return failures
 
 
-def step_ms(config: str, batch: int, crop: int, scale: int, device: str, *, bf16: bool = True,
-            channels_last: bool = True, compile: bool = False, steps: int = 30) -> float:
-    """Milliseconds per pixel-phase step, after a warm-up, as the trainer runs it on CUDA."""
+def sync(device: str) -> None:
+    """Wait for ``device``'s queued work (nothing to wait for on the CPU)."""
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def pixel_stepper(config: str, batch: int, crop: int, scale: int, device: str, *, bf16: bool = True,
+                  channels_last: bool = True, compile: bool = False):
+    """One pixel-phase training step of ``config`` (L1, Adam, random data), as the trainer runs it, as a callable."""
     torch.manual_seed(0)
+    on_cuda = str(device).startswith("cuda")
     layout = torch.channels_last if channels_last else torch.contiguous_format
     model = Generator.from_config(ModelConfig.parse(config), scale).to(device, memory_format=layout)
     forward = torch.compile(model) if compile else model
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused=on_cuda)
     lr = torch.rand(batch, 3, crop // scale, crop // scale, device=device).contiguous(memory_format=layout)
     hr = torch.rand(batch, 3, crop, crop, device=device).contiguous(memory_format=layout)
 
-    def one():
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+    def one() -> None:
+        with torch.autocast("cuda" if on_cuda else "cpu", dtype=torch.bfloat16, enabled=bf16):
             sr = forward(lr)
         loss = F.l1_loss(sr.float(), hr)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
-    for _ in range(10):
+    return one
+
+
+def step_ms(config: str, batch: int, crop: int, scale: int, device: str, *, bf16: bool = True,
+            channels_last: bool = True, compile: bool = False, steps: int = 30, warmup: int = 10) -> float:
+    """Milliseconds per pixel-phase step, after ``warmup`` untimed steps, as the trainer runs it."""
+    one = pixel_stepper(config, batch, crop, scale, device, bf16=bf16, channels_last=channels_last, compile=compile)
+    for _ in range(warmup):
         one()
-    torch.cuda.synchronize()
+    sync(device)
     start = time.perf_counter()
     for _ in range(steps):
         one()
-    torch.cuda.synchronize()
+    sync(device)
     return (time.perf_counter() - start) / steps * 1e3
 
 

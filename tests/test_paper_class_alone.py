@@ -10,6 +10,7 @@ import math
 import pytest
 
 from mmsr.evaluate_curve import CurvePoint
+from mmsr.train.snapshots import read_series
 
 from test_paper_class_curves import snapshot_run
 from test_paper_profiles import paper_imported
@@ -45,7 +46,7 @@ def test_curves_that_start_at_the_equal_quality_have_no_speed_up(class_alone):
 
 def test_every_snapshot_of_the_class_is_measured_alone(class_alone, tmp_path, val_folder):
     run = snapshot_run(tmp_path / "mmsr.run", "mmsr", ("1-2w8r", "2-2w8r"), (0.02,), 2, seed=0)
-    points = class_alone.alone_points(run, 1, val_folder, device="cpu", limit=None)
+    points = class_alone.alone_points(read_series(run), 1, val_folder, device="cpu", limit=None)
     assert [(p.index, p.steps, p.one_device_s) for p in points] == [(0, (0,), 0.0), (1, (10,), 1.0), (2, (20,), 2.0)]
     assert all(math.isfinite(p.psnr_y) and 0 < p.ssim_y <= 1 for p in points)
 

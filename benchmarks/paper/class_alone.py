@@ -27,14 +27,14 @@ import torch
 from mmsr.evaluate import bundle_method, evaluate_folder, list_images
 from mmsr.evaluate_curve import CurvePoint, crossing, measure_curves, time_to_quality
 from mmsr.evaluate_training import load_run
-from mmsr.train.snapshots import read_series
+from mmsr.train.snapshots import SnapshotSeries, read_series
 
 __all__ = ["alone_points", "equal_quality_lines", "main"]
 
 
-def alone_points(mmsr_run: Path, klass: int, hr_dir: Path, *, device: str, limit: Optional[int]) -> List[CurvePoint]:
-    """Class ``klass``'s snapshots of ``mmsr_run``, each alone on every tile, as curve points."""
-    series = read_series(mmsr_run)
+def alone_points(series: SnapshotSeries, klass: int, hr_dir: Path, *, device: str,
+                 limit: Optional[int]) -> List[CurvePoint]:
+    """Class ``klass``'s snapshots of an MMSR run's ``series``, each alone on every tile, as curve points."""
     snaps = [series.classes[klass][i] for i in range(series.count + 1) if i in series.classes[klass]]
     methods = [bundle_method(f"class{klass}@{s.index}", s.path, device=device) for s in snaps]
     result = evaluate_folder(hr_dir, methods, scale=series.scale, with_niqe=False, limit=limit, device=device,
@@ -99,7 +99,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"--baseline: {args.baseline} is an {baseline_run.mode} run, not a one-class baseline")
     try:
         (base_curve,) = measure_curves([baseline_run], args.val, device=args.device, limit=args.limit, progress=False)
-        alone = alone_points(args.mmsr, args.klass, args.val, device=args.device, limit=args.limit)
+        alone = alone_points(series, args.klass, args.val, device=args.device, limit=args.limit)
     except (OSError, ValueError) as err:
         parser.error(str(err))
     config = series.configs[args.klass]

@@ -149,13 +149,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"--limit must be at least 1, got {args.limit}")
     sets = validation_sets(parser, args.val)
     with tempfile.TemporaryDirectory(prefix="mmsr-class-curves-") as scratch:
-        bundles = {}
+        bundles, tilings = {}, {}
         for run, series in (("mmsr", mmsr), ("baseline", baseline)):
             for index in range(series.count + 1):
-                bundles[f"{run}@{index}"] = save_bundle(series.bundle(index), Path(scratch) / f"{run}_{index:03d}.safetensors")
-        first = mmsr.bundle(0)
+                bundle = series.bundle(index)
+                bundles[f"{run}@{index}"] = save_bundle(bundle, Path(scratch) / f"{run}_{index:03d}.safetensors")
+                tilings[run] = (bundle.tile_size, bundle.overlap)
+        tile_size, overlap = tilings["mmsr"]  # the bins are MMSR's tiles
         table = evaluate_texture_bins(sets, bundles, edges=list(mmsr.boundaries), threshold=mmsr.threshold,
-                                      tile_size=first.tile_size, overlap=first.overlap, scale=mmsr.scale,
+                                      tile_size=tile_size, overlap=overlap, scale=mmsr.scale,
                                       device=args.device, limit=args.limit)
     sys.stdout.write(class_curves(mmsr, baseline, table))
     return 0
