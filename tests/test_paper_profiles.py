@@ -16,7 +16,7 @@ import pytest
 
 PAPER = Path(__file__).resolve().parents[1] / "benchmarks" / "paper"
 _MODULES = ("profiles", "commands", "training", "report", "bins", "environment", "texture_table", "run_experiments",
-            "compare_bins", "class_curves", "class_alone")
+            "compare_bins", "class_curves", "class_alone", "per_class")
 
 
 @contextlib.contextmanager

@@ -185,3 +185,37 @@ def test_the_report_names_the_schedules_effect_on_the_equal_quality_reading(pape
     assert "**One learning rate throughout the pixel phase.**" in constant
     assert "Schedules of different lengths" not in constant
     assert "lr 0.0002 (constant)" in constant
+
+
+def _per_class(**alone_changes):
+    """A per-class reading as per_class.py leaves it in results.json: two classes, the second alone."""
+    alone = {"class": 1, "config": "16-8r", "points": [], "target_psnr": 26.5, "alone_steps": 300.0, "alone_s": 60.0,
+             "baseline_steps": 450.0, "baseline_s": 90.0, "speedup": 1.5, "worth": 1.5, "step_cost": 1.0}
+    alone.update(alone_changes)
+    return {"set": "set14", "report": "class_curves.md",
+            "classes": ["class 0 (4-2r, TVAT < 0.05)", "class 1 (16-8r, TVAT ≥ 0.05)"],
+            "final": {"mmsr": [33.5, 24.25], "baseline": [33.75, 24.0]}, "worth": [[0.0, None], [1.8, 1.6]],
+            "alone": alone}
+
+
+@pytest.mark.parametrize("per_class, expected, absent", [
+    (None, [], ["### Per TVAT class"]),
+    ({"error": "no equal-quality curves (no snapshots)"},
+     ["### Per TVAT class", "Not measured: no equal-quality curves (no snapshots)"], ["| class 0"]),
+    (_per_class(),
+     ["| class 0 (4-2r, TVAT < 0.05) | 33.50 | 33.75 | -0.25 | 0.00 · — |",
+      "| class 1 (16-8r, TVAT ≥ 0.05) | 24.25 | 24.00 | +0.25 | 1.80 · 1.60 |",
+      "it needs 300 steps (60.0 s) and the baseline 450 (90.0 s): **1.50×** (steps' worth 1.50, step cost 1.00)",
+      "[class_curves.md](class_curves.md)", "- `class_curves.md`: every snapshot's PSNR-Y per TVAT class"], []),
+    (_per_class(speedup=None), ["one of the curves starts there: no training time to compare"], ["**1.50×**"]),
+])
+def test_the_per_class_reading_is_reported_when_the_results_hold_one(paper, committed, monkeypatch, per_class,
+                                                                      expected, absent):
+    report, _ = paper
+    results = json.loads((committed / "results.json").read_text(encoding="utf-8"))
+    if per_class is not None:
+        results["table3"]["per_class"] = per_class
+    (committed / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    text = _redraw(report, committed, monkeypatch)
+    assert all(line in text for line in expected), [line for line in expected if line not in text]
+    assert not any(line in text for line in absent)

@@ -29,7 +29,7 @@ from mmsr.evaluate_curve import CurvePoint, crossing, measure_curves, time_to_qu
 from mmsr.evaluate_training import load_run
 from mmsr.train.snapshots import SnapshotSeries, read_series
 
-__all__ = ["alone_points", "equal_quality_lines", "main"]
+__all__ = ["alone_points", "equal_quality_lines", "equal_quality_reading", "main"]
 
 
 def alone_points(series: SnapshotSeries, klass: int, hr_dir: Path, *, device: str,
@@ -46,21 +46,35 @@ def alone_points(series: SnapshotSeries, klass: int, hr_dir: Path, *, device: st
             for s, m in zip(snaps, methods)]
 
 
-def equal_quality_lines(alone: Sequence[CurvePoint], baseline: Sequence[CurvePoint]) -> List[str]:
-    """The equal-quality reading of the two curves, as Markdown lines."""
+def equal_quality_reading(alone: Sequence[CurvePoint], baseline: Sequence[CurvePoint]) -> dict:
+    """Where both curves first reach the highest PSNR-Y both reach: ``target_psnr``, and each curve's steps and
+    training seconds there with the speed-up and its factors (None where a curve starts at the target)."""
     target = min(max(p.psnr_y for p in alone), max(p.psnr_y for p in baseline))
-    t_alone, t_base = time_to_quality(alone, target), time_to_quality(baseline, target)
+    reading = {"target_psnr": target, "alone_steps": None, "alone_s": None, "baseline_steps": None,
+               "baseline_s": None, "speedup": None, "worth": None, "step_cost": None}
     where_alone, where_base = crossing(alone, target), crossing(baseline, target)
+    # A curve already there at its first snapshot (step 0, whose time is only the run's set-up) has no
+    # training time to compare.
+    if where_alone.index == 0 or where_base.index == 0:
+        return reading
+    t_alone, t_base = time_to_quality(alone, target), time_to_quality(baseline, target)
     steps_alone = where_alone.of(lambda p: p.steps[0])
     steps_base = where_base.of(lambda p: p.steps[0])
-    lines = [f"Equal quality: **{target:.2f} dB** (the highest mean PSNR-Y both curves reach).", ""]
-    if not t_alone or not t_base:
+    return {**reading, "alone_steps": steps_alone, "alone_s": t_alone, "baseline_steps": steps_base,
+            "baseline_s": t_base, "speedup": t_base / t_alone, "worth": steps_base / steps_alone,
+            "step_cost": (t_base / steps_base) / (t_alone / steps_alone)}
+
+
+def equal_quality_lines(alone: Sequence[CurvePoint], baseline: Sequence[CurvePoint]) -> List[str]:
+    """The equal-quality reading of the two curves, as Markdown lines."""
+    r = equal_quality_reading(alone, baseline)
+    lines = [f"Equal quality: **{r['target_psnr']:.2f} dB** (the highest mean PSNR-Y both curves reach).", ""]
+    if r["speedup"] is None:
         return lines + ["- One curve starts at that quality: there is no training time to compare."]
     return lines + [
-        f"- The class's model alone reaches it after {steps_alone:.0f} steps, {t_alone:.1f} s of training; the "
-        f"baseline after {steps_base:.0f} steps, {t_base:.1f} s.",
-        f"- Speed-up: **{t_base / t_alone:.2f}×** (steps' worth {steps_base / steps_alone:.2f}, step cost "
-        f"{(t_base / steps_base) / (t_alone / steps_alone):.2f}).",
+        f"- The class's model alone reaches it after {r['alone_steps']:.0f} steps, {r['alone_s']:.1f} s of training; "
+        f"the baseline after {r['baseline_steps']:.0f} steps, {r['baseline_s']:.1f} s.",
+        f"- Speed-up: **{r['speedup']:.2f}×** (steps' worth {r['worth']:.2f}, step cost {r['step_cost']:.2f}).",
     ]
 
 

@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -33,7 +33,7 @@ from mmsr.train.snapshots import SnapshotSeries, read_series
 from bins import BinTotals
 from texture_table import evaluate_texture_bins, validation_sets
 
-__all__ = ["class_curves", "main", "per_class_worth"]
+__all__ = ["class_curves", "class_names", "main", "per_class_worth", "snapshot_psnrs", "snapshot_table"]
 
 
 def _points(series: SnapshotSeries, psnrs: Dict[int, Sequence[Optional[float]]], klass: int) -> List[CurvePoint]:
@@ -68,14 +68,40 @@ def _cell(value: Optional[float], digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def class_curves(mmsr: SnapshotSeries, baseline: SnapshotSeries, table: dict) -> str:
-    """The Markdown report from :func:`texture_table.evaluate_texture_bins`' ``table`` of both runs' snapshots."""
-    edges = table["edges"]
+def class_names(configs: Sequence[str], edges: Sequence[float]) -> List[str]:
+    """Row labels of MMSR's classes, e.g. ``class 0 (4-2r, TVAT < 0.05)``."""
     bounds = [f"< {edges[0]:.4g}", *(f"{lo:.4g} – {hi:.4g}" for lo, hi in zip(edges, edges[1:])), f"≥ {edges[-1]:.4g}"]
-    names = [f"class {k} ({c}, TVAT {b})" for k, (c, b) in enumerate(zip(mmsr.configs, bounds))]
+    return [f"class {k} ({c}, TVAT {b})" for k, (c, b) in enumerate(zip(configs, bounds))]
+
+
+def snapshot_psnrs(mmsr: SnapshotSeries, baseline: SnapshotSeries, table: dict
+                   ) -> Tuple[Dict[int, List[Optional[float]]], Dict[int, List[Optional[float]]]]:
+    """Snapshot index -> PSNR-Y per class, for MMSR and the baseline, from :func:`snapshot_table`'s ``table``."""
     psnr = {name: BinTotals.from_dict(totals).psnr() for name, totals in table["totals"].items()}
-    mmsr_psnrs = {i: psnr[f"mmsr@{i}"] for i in range(mmsr.count + 1)}
-    baseline_psnrs = {i: psnr[f"baseline@{i}"] for i in range(baseline.count + 1)}
+    return ({i: psnr[f"mmsr@{i}"] for i in range(mmsr.count + 1)},
+            {i: psnr[f"baseline@{i}"] for i in range(baseline.count + 1)})
+
+
+def snapshot_table(mmsr: SnapshotSeries, baseline: SnapshotSeries, sets: Dict[str, Path], *, device: str,
+                   limit: Optional[int]) -> dict:
+    """Every snapshot of both runs scored per TVAT class of MMSR's tiles on ``sets`` (texture_table's table)."""
+    with tempfile.TemporaryDirectory(prefix="mmsr-class-curves-") as scratch:
+        bundles, tilings = {}, {}
+        for run, series in (("mmsr", mmsr), ("baseline", baseline)):
+            for index in range(series.count + 1):
+                bundle = series.bundle(index)
+                bundles[f"{run}@{index}"] = save_bundle(bundle, Path(scratch) / f"{run}_{index:03d}.safetensors")
+                tilings[run] = (bundle.tile_size, bundle.overlap)
+        tile_size, overlap = tilings["mmsr"]  # the bins are MMSR's tiles
+        return evaluate_texture_bins(sets, bundles, edges=list(mmsr.boundaries), threshold=mmsr.threshold,
+                                     tile_size=tile_size, overlap=overlap, scale=mmsr.scale, device=device, limit=limit)
+
+
+def class_curves(mmsr: SnapshotSeries, baseline: SnapshotSeries, table: dict) -> str:
+    """The Markdown report from :func:`snapshot_table`'s ``table`` of both runs' snapshots."""
+    edges = table["edges"]
+    names = class_names(mmsr.configs, edges)
+    mmsr_psnrs, baseline_psnrs = snapshot_psnrs(mmsr, baseline, table)
     pixels = BinTotals.from_dict(table["totals"]["mmsr@0"]).pixels
     lines = [
         f"PSNR-Y (dB) per TVAT class along the snapshots of `{mmsr.run_dir}` (MMSR) and `{baseline.run_dir}` "
@@ -148,17 +174,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.limit is not None and args.limit < 1:
         parser.error(f"--limit must be at least 1, got {args.limit}")
     sets = validation_sets(parser, args.val)
-    with tempfile.TemporaryDirectory(prefix="mmsr-class-curves-") as scratch:
-        bundles, tilings = {}, {}
-        for run, series in (("mmsr", mmsr), ("baseline", baseline)):
-            for index in range(series.count + 1):
-                bundle = series.bundle(index)
-                bundles[f"{run}@{index}"] = save_bundle(bundle, Path(scratch) / f"{run}_{index:03d}.safetensors")
-                tilings[run] = (bundle.tile_size, bundle.overlap)
-        tile_size, overlap = tilings["mmsr"]  # the bins are MMSR's tiles
-        table = evaluate_texture_bins(sets, bundles, edges=list(mmsr.boundaries), threshold=mmsr.threshold,
-                                      tile_size=tile_size, overlap=overlap, scale=mmsr.scale,
-                                      device=args.device, limit=args.limit)
+    table = snapshot_table(mmsr, baseline, sets, device=args.device, limit=args.limit)
     sys.stdout.write(class_curves(mmsr, baseline, table))
     return 0
 

@@ -316,6 +316,7 @@ def _time_section(results: dict, out: Path, charts: Dict[str, str]) -> List[str]
     if "training_time" in charts:
         lines += ["", f"![training time]({charts['training_time']})"]
     lines += _equal_quality_section(table3.get("equal_quality"), charts)
+    lines += _per_class_section(table3.get("per_class"), table3["mmsr_concurrent"])
     report_file = out / table3["mmsr_report"]
     if report_file.is_file():
         lines += ["", f"`mmsr report` on MMSR and the baseline ([{table3['mmsr_report']}]({table3['mmsr_report']})):", ""]
@@ -367,6 +368,44 @@ def _equal_quality_section(eq: Optional[dict], charts: Dict[str, str]) -> List[s
         lines += ["", f"![quality against training time]({charts['quality_time']})"]
     if "seeds" in eq:
         lines += _seeds_section(eq)
+    return lines
+
+
+def _per_class_section(pc: Optional[dict], concurrent: bool) -> List[str]:
+    """Each MMSR class's steps' worth on its own pixels, and the complex class's model alone (per_class.py)."""
+    if pc is None:  # results written before the harness had this stage
+        return []
+    lines = ["", "### Per TVAT class: where the steps' worth comes from", ""]
+    if "error" in pc:
+        return lines + [f"Not measured: {pc['error']}"]
+    lines += [
+        f"Every snapshot of both runs was scored per TVAT class of MMSR's tiles on {pc['set']} (pooled PSNR-Y of the "
+        f"class's pixels; [{pc['report']}]({pc['report']})). A class's steps' worth is the baseline's steps to reach, "
+        "on that class's pixels, the PSNR-Y the class's model has there, over the class's own steps; the baseline's "
+        "steps are over every kind of crop, so above 1 a step on the class's crops did more for its pixels.",
+        "",
+    ]
+    rows = []
+    for k, name in enumerate(pc["classes"]):
+        mmsr, base = pc["final"]["mmsr"][k], pc["final"]["baseline"][k]
+        gap = f"{mmsr - base:+.2f}" if mmsr is not None and base is not None else "—"
+        worth = " · ".join(_num(w) if w is not None else "—" for w in pc["worth"][k]) or "—"
+        rows.append([name, _num(mmsr), _num(base), gap, worth])
+    lines += _table(["class", "MMSR, end (dB)", "baseline, end (dB)", "MMSR − baseline", "worth at snapshots 1, 2, …"],
+                    rows)
+    a = pc["alone"]
+    lead = (f"Class {a['class']}'s model ({a['config']}) alone on every tile, without routing, as one model for the "
+            f"whole image: at {_num(a['target_psnr'])} dB, the highest mean PSNR-Y it and the baseline both reach")
+    if a["speedup"] is None:
+        lines += ["", lead + ", one of the curves starts there: no training time to compare."]
+    else:
+        lines += ["", lead + f", it needs {a['alone_steps']:.0f} steps ({_num(a['alone_s'], 1)} s) and the baseline "
+                  f"{a['baseline_steps']:.0f} ({_num(a['baseline_s'], 1)} s): **{_num(a['speedup'])}×** (steps' worth "
+                  f"{_num(a['worth'])}, step cost {_num(a['step_cost'])}). That is not MMSR: it measures one TVAT "
+                  "class's crops as training material for a model meant for every tile."]
+    if concurrent:
+        lines += ["", "The classes trained concurrently on one device, so the class's times include waiting for the "
+                  "others: its speed-up alone is understated."]
     return lines
 
 
@@ -703,6 +742,8 @@ def _files(results: dict) -> List[str]:
              f"- `{RESULTS_FILE}`: everything this report was written from (settings, machine, timings, per-image "
              "and pooled per-bin totals, Table 3 numbers).",
              "- `texture_bins.csv`: section 1, one row per method and TVAT bin.",
+             *([f"- `{results['table3']['per_class']['report']}`: every snapshot's PSNR-Y per TVAT class, and the "
+                "complex class's model alone."] if "report" in results["table3"].get("per_class", {}) else []),
              f"- `{results['table3']['mmsr_report']}`: `mmsr report`'s Table 3; `runs/*.run/summary.json`: the "
              "training summaries it read; `runs/*.safetensors`: the bundles.",
              "- " + ", ".join(f"`{p}`" for p in results["quality"].values())

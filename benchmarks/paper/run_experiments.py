@@ -10,7 +10,8 @@ tvat, classify) for PSNR per TVAT bin. The budgets of each profile (smoke, cpu, 
 profiles.py; the report's sections are described in report.py, the binning in bins.py.
 
 OUT receives report.md, charts/, results.json (all the numbers the report uses), texture_bins.csv,
-table3_mmsr_report.md, table3_quality.md (quality against training time), runs/ (bundles and training runs), eval/ (`mmsr eval` per set) and logs/.
+table3_mmsr_report.md, table3_quality.md (quality against training time), class_curves.md (quality per TVAT
+class along the snapshots), runs/ (bundles and training runs), eval/ (`mmsr eval` per set) and logs/.
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ from mmsr.models import ModelConfig
 
 from commands import mmsr_command, run_logged
 from environment import describe_machine, load_average, now_utc
+from per_class import per_class_stage
 from profiles import PROFILES, Profile
 from report import RESULTS_FILE, write_report
 from texture_table import evaluate_texture_bins, quantile_edges, table_rows
@@ -327,6 +329,12 @@ def run_experiments(profile: Profile, data: Path, sets: Dict[str, Path], out: Pa
     begin = time.perf_counter()
     table3["equal_quality"] = _equal_quality(profile, sets, trained, out)
     stages["snapshots at equal quality"] = time.perf_counter() - begin
+
+    begin = time.perf_counter()
+    table3["per_class"] = per_class_stage(table3["equal_quality"], out / trained["mmsr"].run_dir,
+                                          out / trained["baseline"].run_dir, sets, device=profile.eval_device,
+                                          limit=profile.eval_limit, out=out)
+    stages["snapshots per TVAT class"] = time.perf_counter() - begin
 
     # Table 1's methods, in table order: every depth (16-8 is the baseline run), then routed MMSR.
     depth_bundles = {run.configs[0]: out / run.bundle for run in trained.values() if run.role == "depth"}
