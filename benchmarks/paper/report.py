@@ -382,7 +382,8 @@ def _per_class_section(pc: Optional[dict], concurrent: bool) -> List[str]:
         f"Every snapshot of both runs was scored per TVAT class of MMSR's tiles on {pc['set']} (pooled PSNR-Y of the "
         f"class's pixels; [{pc['report']}]({pc['report']})). A class's steps' worth is the baseline's steps to reach, "
         "on that class's pixels, the PSNR-Y the class's model has there, over the class's own steps; the baseline's "
-        "steps are over every kind of crop, so above 1 a step on the class's crops did more for its pixels.",
+        "steps are over every kind of crop, so above 1 a step on the class's crops did more for its pixels (—: the "
+        "baseline never reaches the class's PSNR-Y there; 0.00: the class's model is no better than the start).",
         "",
     ]
     rows = []
