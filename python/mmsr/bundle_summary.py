@@ -116,6 +116,11 @@ def _per_class(value) -> str:
     return " / ".join(map(str, value)) if isinstance(value, list) else str(value if value is not None else "?")
 
 
+def _crops(record: dict) -> str:
+    """", trained on ..." for a round that trained on one TVAT class's crops (a --baseline-class baseline)."""
+    return f", trained on {record.get('crops')}" if record.get("baseline_class") is not None else ""
+
+
 def _round_lines(number: int, record: dict) -> List[str]:
     classes = record.get("classes") if isinstance(record.get("classes"), list) else []
     steps = " / ".join(
@@ -126,7 +131,7 @@ def _round_lines(number: int, record: dict) -> List[str]:
     split = f" ({record.get('train_images', '?')} trained on, {record.get('val_images', '?')} held out)" \
         if images is not None else ""
     return [
-        f"  round {number}: {record.get('mode', '?')}, {record.get('created', 'date not recorded')}",
+        f"  round {number}: {record.get('mode', '?')}{_crops(record)}, {record.get('created', 'date not recorded')}",
         f"    data: {record.get('data', '?')}, {images if images is not None else '?'} images{split}",
         f"    steps (pixel+GAN per class): {steps or '?'}; crop {record.get('crop', '?')}, batch {_per_class(record.get('batch'))}",
         f"    wall time {_seconds(record.get('wall_time_s'))} on {', '.join(record.get('devices') or ['?'])}; "

@@ -40,6 +40,7 @@ __all__ = [
     "ImageSet",
     "RareClassError",
     "SkippedFile",
+    "class_range",
     "downsample",
     "find_images",
     "load_folder",
@@ -419,6 +420,18 @@ def tvat_classes(lr: Tensor, boundaries: Sequence[float], threshold: float) -> t
     return scores, classify(scores, list(boundaries))
 
 
+def class_range(boundaries: Sequence[float], klass: int) -> str:
+    """TVAT class ``klass``'s interval in words.
+
+    Example:
+        >>> class_range([0.05, 0.15], 2), class_range([0.05, 0.15], 0)
+        ('0.15 <= TVAT < inf', '-inf <= TVAT < 0.05')
+    """
+    low = f"{boundaries[klass - 1]:.6g}" if klass > 0 else "-inf"
+    high = f"{boundaries[klass]:.6g}" if klass < len(boundaries) else "inf"
+    return f"{low} <= TVAT < {high}"
+
+
 def sample_scores(images: ImageSet, *, crop: int, scale: int, threshold: float, samples: int, seed: int = 0) -> Tensor:
     """TVAT of the LR of ``samples`` random HR crops (no augmentation): float32 Tensor[samples].
 
@@ -567,12 +580,10 @@ class ClassBatches:
         return self._pop(min(count, self._pending()))
 
     def _rare_message(self) -> str:
-        k, b = self.klass, self.boundaries
-        low = f"{b[k - 1]:.6g}" if k > 0 else "-inf"
-        high = f"{b[k]:.6g}" if k < len(b) else "inf"
+        k = self.klass
         share = self.kept / max(self.drawn, 1)
         return (
-            f"TVAT class {k} ({low} <= TVAT < {high}) is too rare to train: {self.kept} of {self.drawn} random "
+            f"TVAT class {k} ({class_range(self.boundaries, k)}) is too rare to train: {self.kept} of {self.drawn} random "
             f"crops ({share:.3%}) fell in it, below the minimum share min_fraction={self.min_fraction:.3%}. "
             "Recalibrate the boundaries on this data (mmsr calibrate DATA) or use fewer classes."
         )

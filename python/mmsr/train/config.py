@@ -88,7 +88,9 @@ class TrainSettings:
 
     Per-class fields are tuples with one entry per class. In baseline mode there is one class,
     ``configs == (baseline_config,)``, no boundaries, and the step budgets are the sums that the
-    ``mmsr_classes``-class run would spend, so both runs see the same number of crops.
+    ``mmsr_classes``-class run would spend, so both runs see the same number of crops. With
+    ``baseline_class`` K the baseline instead trains class K's budgets on class K's crops only, and
+    ``boundaries`` are the edges of that split (None: calibrated); its bundle still routes nothing.
     """
 
     data: str
@@ -138,6 +140,9 @@ class TrainSettings:
     init: Optional[str] = None
     init_provenance: Optional[dict] = None  # the --init bundle's own provenance, read with its header
     baseline_origin: Optional[str] = None  # why the baseline has its model, e.g. "--baseline-config"
+    # --baseline-class: the baseline's one model trains only on crops of this TVAT class of the
+    # ``mmsr_classes``-class split (``boundaries``: that split's edges, or None to calibrate them).
+    baseline_class: Optional[int] = None
     overwrite: bool = False
     progress: bool = True
     tile_size: int = 32
@@ -375,6 +380,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--baseline-config",
         help="the baseline's model (default: the --init bundle's one model, else 16-8r when every --configs entry "
         "is residual, else 16-8)",
+    )
+    group.add_argument(
+        "--baseline-class",
+        type=int,
+        metavar="K",
+        help="with --baseline: train the one model only on crops of TVAT class K (0 = smoothest) of the "
+        "--classes split (calibrated, or --boundaries), for class K's --pixel-steps and --gan-steps; the bundle "
+        "still uses the model on every tile. MMSR's most textured class's crops taught a 16-8r for every tile "
+        "faster than all crops did (benchmarks/README.md). Default: every crop",
     )
     group.add_argument(
         "--init",
@@ -635,10 +649,22 @@ def settings_from_args(args: argparse.Namespace, command: Sequence[str] = ()) ->
             configs = (_config_name(baseline_config),)
         except ValueError as err:
             raise ValueError(f"--baseline-config: {err}") from None
-        pixel_steps = (sum(pixel_steps),)
-        gan_steps = (sum(gan_steps),)
+        if args.baseline_class is None:
+            pixel_steps = (sum(pixel_steps),)
+            gan_steps = (sum(gan_steps),)
+            boundaries = ()
+        else:
+            if mmsr_classes < 2:
+                raise ValueError("--baseline-class needs two or more TVAT classes to choose from (--classes, "
+                                 "--boundaries or --configs)")
+            if not 0 <= args.baseline_class < mmsr_classes:
+                raise ValueError(f"--baseline-class {args.baseline_class} is not one of the {mmsr_classes} TVAT "
+                                 f"classes (0 to {mmsr_classes - 1}, 0 = smoothest)")
+            k = args.baseline_class
+            pixel_steps, gan_steps = (pixel_steps[k],), (gan_steps[k],)
         batch, lr = batch[:1], lr[:1]
-        boundaries = ()
+    elif args.baseline_class is not None:
+        raise ValueError("--baseline-class chooses the crops of --baseline's one model; give --baseline too")
 
     if source is not None:
         # The baseline's one model sees every crop: routing does not constrain it.
@@ -732,6 +758,7 @@ def settings_from_args(args: argparse.Namespace, command: Sequence[str] = ()) ->
         init=source.path if source is not None else None,
         init_provenance=source.provenance if source is not None else None,
         baseline_origin=baseline_origin,
+        baseline_class=args.baseline_class if args.baseline else None,
         overwrite=bool(args.overwrite),
         progress=not args.no_progress,
         tile_size=args.tile_size,

@@ -260,8 +260,10 @@ def check_resume(settings: TrainSettings, vgg19: Optional[str]) -> Optional[tupl
             "--out or --run-dir. (--resume may change only where outputs go, devices and speed options, logging and "
             "checkpoint intervals, the bundle's tiling, and the per-class options of a class without checkpoints)"
         )
-    boundaries = tuple(float(b) for b in plan.get("boundaries", ()))
-    if settings.boundaries is not None and not settings.baseline and tuple(settings.boundaries) != boundaries:
+    # A --baseline-class run's bundle routes nothing; the split its crops came from is kept apart.
+    boundaries = tuple(float(b) for b in plan.get("crop_boundaries", plan.get("boundaries", ())))
+    splits = not settings.baseline or settings.baseline_class is not None
+    if settings.boundaries is not None and splits and tuple(settings.boundaries) != boundaries:
         raise ValueError(f"--resume: the run used boundaries {list(boundaries)}, but --boundaries gives {list(settings.boundaries)}")
     return boundaries
 

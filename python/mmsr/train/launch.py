@@ -55,7 +55,7 @@ import torch
 import torch.multiprocessing as mp
 
 from ..bundle import Bundle, read_bundle_metadata, save_trained_bundle
-from ..data import ImageSet, load_folder, sample_scores, split_holdout
+from ..data import ImageSet, class_range, load_folder, sample_scores, split_holdout
 from ..models import Generator, ModelConfig
 from .calibrate import calibrate, class_fractions
 from ..atomic import write_bytes_atomically
@@ -104,7 +104,12 @@ def _mmsr_version() -> str:
 
 @dataclass
 class _Prepared:
-    """Everything the workers need besides the settings."""
+    """Everything the workers need besides the settings.
+
+    ``boundaries`` split the training crops into classes. The bundle routes by them too, except for a
+    baseline, whose one model takes every tile: with --baseline-class it trains on one class's crops
+    (see :func:`routing_boundaries`).
+    """
 
     train: ImageSet
     val: Optional[ImageSet]
@@ -116,15 +121,22 @@ class _Prepared:
     vgg19: Optional[str]  # the VGG19 file of the perceptual loss; None when it is off
 
 
+def routing_boundaries(settings: TrainSettings, prepared: _Prepared) -> tuple[float, ...]:
+    """The bundle's class edges: none for a baseline (one model for every tile), else the training split's."""
+    return () if settings.baseline else prepared.boundaries
+
+
 # -- preparation ---------------------------------------------------------------------------------
 
 
 def _choose_boundaries(
     settings: TrainSettings, train: ImageSet, resumed: Optional[tuple[float, ...]]
 ) -> tuple[tuple[float, ...], Optional[list[float]]]:
-    if settings.baseline:
+    if settings.baseline and settings.baseline_class is None:
         return (), None
-    if settings.classes == 1:
+    # --baseline-class splits the crops as the K-class run would, though it trains one model.
+    classes = settings.mmsr_classes if settings.baseline else settings.classes
+    if classes == 1:
         return (), [1.0]
     common = dict(crop=settings.crop, scale=settings.scale, threshold=settings.threshold)
     if resumed is not None or settings.boundaries is not None:
@@ -139,12 +151,10 @@ def _choose_boundaries(
             origin = "given"
     else:
         try:
-            calibration = calibrate(
-                train, classes=settings.classes, samples=settings.calib_samples, seed=settings.seed, **common
-            )
+            calibration = calibrate(train, classes=classes, samples=settings.calib_samples, seed=settings.seed, **common)
         except ValueError as err:
             raise ValueError(
-                f"cannot calibrate {settings.classes} TVAT classes on --calib-samples {settings.calib_samples} crops "
+                f"cannot calibrate {classes} TVAT classes on --calib-samples {settings.calib_samples} crops "
                 f"of --crop {settings.crop}: {err}"
             ) from None
         boundaries, shares, scores = calibration.boundaries, list(calibration.fractions), calibration.scores
@@ -199,6 +209,10 @@ def _prepare(settings: TrainSettings, resumed: Optional[tuple[float, ...]], vgg1
     if val is None and settings.holdout > 0:
         _note("only one usable image: nothing held out; validation uses fixed crops of the training image")
     boundaries, shares = _choose_boundaries(settings, train, resumed)
+    if settings.baseline_class is not None:
+        k = settings.baseline_class
+        _note(f"baseline: trained on TVAT class {k}'s crops only ({class_range(boundaries, k)}, "
+              f"{shares[k]:.0%} of random crops); its bundle uses the model on every tile")
     data = {
         "path": os.path.abspath(settings.data),
         "images": len(folder.images),
@@ -530,6 +544,8 @@ def _final_generator(result: ClassResult, settings: TrainSettings, state: Option
 def _provenance(settings: TrainSettings, prepared: _Prepared, results: list[ClassResult], wall: float) -> dict:
     return {
         "mode": "baseline" if settings.baseline else "mmsr",
+        "crops": _crops(settings, prepared),
+        "baseline_class": settings.baseline_class,
         "data": prepared.data["path"],
         "images": prepared.data["images"],
         "train_images": prepared.data["train_images"],
@@ -561,6 +577,14 @@ def _provenance(settings: TrainSettings, prepared: _Prepared, results: list[Clas
         else {"bundle": settings.init, "provenance": settings.init_provenance},
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _crops(settings: TrainSettings, prepared: _Prepared) -> str:
+    """Which crops the bundle's models trained on, in words (its provenance)."""
+    if settings.baseline_class is None:
+        return "every crop" if settings.baseline else "each class's own TVAT class"
+    k = settings.baseline_class
+    return f"TVAT class {k} of {settings.mmsr_classes} only ({class_range(prepared.boundaries, k)})"
 
 
 def _outcome(r: ClassResult) -> str:
@@ -622,7 +646,7 @@ def _write_summary(settings: TrainSettings, prepared: _Prepared, results: list[C
             mode="baseline" if settings.baseline else "mmsr",
             settings=dict(settings.to_dict(), vgg19=prepared.vgg19),
             data=prepared.data,
-            boundaries=list(prepared.boundaries),
+            boundaries=list(routing_boundaries(settings, prepared)),
             threshold=settings.threshold,
             class_shares=prepared.shares,
             classes=[r.to_dict() for r in results],
@@ -630,6 +654,8 @@ def _write_summary(settings: TrainSettings, prepared: _Prepared, results: list[C
             mmsr_version=_mmsr_version(),
             losses=_losses(settings, prepared.vgg19),
         )
+        if settings.baseline_class is not None:  # class_shares are then this split's
+            summary["crop_boundaries"] = list(prepared.boundaries)
     write_summary(summary_path, summary)
     return summary
 
@@ -661,7 +687,7 @@ def _conclude(
         generators,
         list(settings.configs),
         threshold=settings.threshold,
-        boundaries=list(prepared.boundaries),
+        boundaries=list(routing_boundaries(settings, prepared)),
         tile_size=settings.tile_size,
         overlap=settings.overlap,
         provenance=_provenance(settings, prepared, results, wall),
@@ -683,13 +709,15 @@ def _save_plan(settings: TrainSettings, prepared: _Prepared) -> None:
     record = {
         "mode": "baseline" if settings.baseline else "mmsr",
         "configs": list(settings.configs),
-        "boundaries": list(prepared.boundaries),
+        "boundaries": list(routing_boundaries(settings, prepared)),
         "threshold": settings.threshold,
         "scale": settings.scale,
         "crop": settings.crop,
         "init": settings.init,
         "settings": training_record(settings, prepared.vgg19),
     }
+    if settings.baseline_class is not None:  # the split its crops came from, which --resume keeps
+        record["crop_boundaries"] = list(prepared.boundaries)
     Path(settings.run_dir).mkdir(parents=True, exist_ok=True)
     write_bytes_atomically(Path(settings.run_dir) / "plan.json", (json.dumps(record, indent=2) + "\n").encode())
 

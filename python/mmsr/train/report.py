@@ -7,7 +7,9 @@ run and its ratio to the 16-8 baseline). Its top level holds:
   ``vgg19`` is the VGG19 file the perceptual loss used, wherever it was found, null when it was off);
 - ``losses``: the pixel loss, and for the GAN phase (null without one) its weights, learning rate,
   whether the perceptual loss was on and its VGG19 file;
-- ``data``: folder, image counts, skipped files; ``boundaries``, ``threshold``, ``class_shares``;
+- ``data``: folder, image counts, skipped files; ``boundaries`` (the bundle's), ``threshold``,
+  ``class_shares``; a ``--baseline-class`` baseline also has ``crop_boundaries``, the split of the
+  training crops that ``class_shares`` describe (its bundle routes nothing);
 - ``classes``: per class ``index``, ``config``, ``device``, ``status`` ("finished", "failed",
   "diverged", "interrupted", "not run", or under torchrun "unknown": its rank sent rank 0 no report,
   and the entry holds what the last checkpoint rank 0 could see says), ``steps`` (done so far, also

@@ -273,7 +273,13 @@ class ClassTrainer:
         if vgg19 is not None and job.gan_steps:
             self.perceptual = PerceptualLoss(VGG19Features.from_file(vgg19)).to(self.device, memory_format=self.memory_format)
 
-        klass = job.index if boundaries else 0
+        # A --baseline-class baseline trains on one class's crops but is meant for every tile: it samples
+        # that class and validates on crops of every kind, the plain baseline's (same seed, same crops).
+        if settings.baseline_class is not None:
+            klass, val_boundaries, val_class = settings.baseline_class, (), 0
+        else:
+            klass = job.index if boundaries else 0
+            val_boundaries, val_class = boundaries, klass
         rank = 0 if ddp is None else ddp.rank
         self.batches = ClassBatches(
             train_images.to(self.device),
@@ -285,7 +291,8 @@ class ClassTrainer:
             seed=_derived_seed(settings.seed * 7919 + 101 * job.index + rank),
             min_fraction=settings.min_class_fraction,
         )
-        self.val_lr, self.val_hr, self.val_source = self._validation_crops(val_images, train_images, boundaries, klass)
+        self.val_lr, self.val_hr, self.val_source = self._validation_crops(val_images, train_images, val_boundaries,
+                                                                           val_class)
 
         # Progress of the class; all of it goes into checkpoints.
         self.step = 0
