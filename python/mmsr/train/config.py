@@ -374,7 +374,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--baseline",
         action="store_true",
         help="train one --baseline-config model on all crops, with the step budget the K-class run spends "
-        "(same crops, batch and crop size): the fair single-model comparison",
+        "(same crops, batch and crop size): the fair single-model comparison (--baseline-class: on one class's "
+        "crops)",
     )
     group.add_argument(
         "--baseline-config",
