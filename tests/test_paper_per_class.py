@@ -44,9 +44,10 @@ def test_the_stage_scores_every_snapshot_per_class_and_the_last_class_alone(per_
     assert (a["class"], a["config"]) == (1, "2-2w8")
     assert [p["psnr_y"] for p in a["points"]] == [p.psnr_y for p in alone]  # the same models, measured again
     assert a["target_psnr"] == pytest.approx(max(p.psnr_y for p in alone))
-    expected = class_alone.equal_quality_reading(alone, [module.CurvePoint(**{**p, "steps": tuple(p["steps"]),
-                                                                           "class_times": tuple(p["class_times"])})
-                                                         for p in curve])
+    reference = module.curve_points(curve)
+    assert [(p.steps, p.one_device_s, p.class_times) for p in reference] == [((0,), 0.0, (0.0,)), ((15,), 2.0, (2.0,)),
+                                                                             ((30,), 4.0, (4.0,))]
+    expected = class_alone.equal_quality_reading(alone, reference)
     assert {k: a[k] for k in expected} == expected
     text = (tmp_path / result["report"]).read_text(encoding="utf-8")
     assert "| MMSR | 2/2 | 20 · 20 |" in text and "| baseline | 2/2 | 20 |" in text

@@ -25,7 +25,7 @@ from typing import List, Optional, Sequence
 import torch
 
 from mmsr.evaluate import bundle_method, evaluate_folder, list_images
-from mmsr.evaluate_curve import CurvePoint, crossing, measure_curves, time_to_quality
+from mmsr.evaluate_curve import CurvePoint, crossing, measure_curves
 from mmsr.evaluate_training import load_run
 from mmsr.train.snapshots import SnapshotSeries, read_series
 
@@ -57,7 +57,8 @@ def equal_quality_reading(alone: Sequence[CurvePoint], baseline: Sequence[CurveP
     # training time to compare.
     if where_alone.index == 0 or where_base.index == 0:
         return reading
-    t_alone, t_base = time_to_quality(alone, target), time_to_quality(baseline, target)
+    t_alone = where_alone.of(lambda p: p.one_device_s)
+    t_base = where_base.of(lambda p: p.one_device_s)
     steps_alone = where_alone.of(lambda p: p.steps[0])
     steps_base = where_base.of(lambda p: p.steps[0])
     return {**reading, "alone_steps": steps_alone, "alone_s": t_alone, "baseline_steps": steps_base,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 from mmsr.atomic import write_bytes_atomically
 from mmsr.evaluate_curve import CurvePoint
@@ -24,9 +24,15 @@ from mmsr.train.snapshots import read_series
 from class_alone import alone_points, equal_quality_lines, equal_quality_reading
 from class_curves import class_curves, class_names, per_class_worth, snapshot_psnrs, snapshot_table
 
-__all__ = ["PER_CLASS_FILE", "measure_per_class", "per_class_stage"]
+__all__ = ["PER_CLASS_FILE", "curve_points", "measure_per_class", "per_class_stage"]
 
 PER_CLASS_FILE = "class_curves.md"
+
+
+def curve_points(points: list) -> List[CurvePoint]:
+    """Curve points as results.json keeps them (dicts of CurvePoint's fields, lists for tuples) as CurvePoints."""
+    return [CurvePoint(**{**p, "steps": tuple(p["steps"]), "class_times": tuple(p.get("class_times", ()))})
+            for p in points]
 
 
 def measure_per_class(mmsr_run: Path, baseline_run: Path, set_name: str, hr_dir: Path, baseline_curve: list, *,
@@ -52,8 +58,7 @@ def measure_per_class(mmsr_run: Path, baseline_run: Path, set_name: str, hr_dir:
     mmsr_psnrs, baseline_psnrs = snapshot_psnrs(mmsr, baseline, table)
     klass = len(mmsr.configs) - 1  # the most textured class: MMSR gives it the deepest model
     alone = alone_points(mmsr, klass, hr_dir, device=device, limit=limit)
-    reference = [CurvePoint(**{**p, "steps": tuple(p["steps"]), "class_times": tuple(p.get("class_times", ()))})
-                 for p in baseline_curve]
+    reference = curve_points(baseline_curve)
     reading = equal_quality_reading(alone, reference)
     text = "\n".join([
         class_curves(mmsr, baseline, table).rstrip("\n"),
