@@ -117,8 +117,10 @@ def _per_class(value) -> str:
 
 
 def _crops(record: dict) -> str:
-    """", trained on ..." for a round that trained on one TVAT class's crops (a --baseline-class baseline)."""
-    return f", trained on {record.get('crops')}" if record.get("baseline_class") is not None else ""
+    """", trained on ..." for a round whose crops were not the usual ones: one TVAT class's (a
+    --baseline-class baseline), or each class's and the more textured ones' (--class-crops and-above)."""
+    unusual = record.get("baseline_class") is not None or record.get("class_crops") not in (None, "own")
+    return f", trained on {record.get('crops')}" if unusual else ""
 
 
 def _round_lines(number: int, record: dict) -> List[str]:

@@ -455,7 +455,8 @@ class ClassBatches:
     """Batches of (LR, HR) crop pairs whose LR falls in one TVAT class.
 
     Random crops are drawn in rounds, scored with ``mmsr.tvat`` and classified with
-    ``mmsr.classify``; those of class ``klass`` are kept and the rest dropped. A round draws about
+    ``mmsr.classify``; those of class ``klass`` (with ``and_above``, of that class or a more textured
+    one) are kept and the rest dropped. A round draws about
     as many candidates as the observed class share predicts for ``prefetch`` batches, so the one
     host-device synchronisation a round needs (to count the kept crops) happens once per several
     steps; kept crops wait as uint8 HR and float LR until they are handed out.
@@ -470,6 +471,7 @@ class ClassBatches:
         crop: HR crop side (divisible by ``scale``).
         scale: SR factor; LR crops are ``crop // scale`` pixels.
         klass: the class to keep, 0 <= klass <= len(boundaries).
+        and_above: keep the crops of every class from ``klass`` up (the more textured ones too).
         boundaries: ascending TVAT class edges; empty for one class (nothing is scored).
         threshold: TVAT threshold.
         seed: seeds the crop positions and augmentations.
@@ -497,6 +499,7 @@ class ClassBatches:
         augment: bool = True,
         min_fraction: float = DEFAULT_MIN_FRACTION,
         prefetch: int = 8,
+        and_above: bool = False,
     ) -> None:
         if crop % scale:
             raise ValueError(f"crop {crop} is not divisible by scale {scale}")
@@ -509,6 +512,7 @@ class ClassBatches:
         self.sampler = CropSampler(images, crop, seed=seed, augment=augment)
         self.scale = scale
         self.klass = klass
+        self.and_above = and_above
         self.boundaries = tuple(float(b) for b in boundaries)
         self.threshold = threshold
         self.min_fraction = min_fraction
@@ -520,9 +524,10 @@ class ClassBatches:
 
     @property
     def fraction(self) -> float:
-        """Observed share of random crops that fall in this class (a prior of 1/K before any draw)."""
+        """Observed share of random crops that are kept (before any draw, a prior of the kept classes' count / K)."""
         classes = len(self.boundaries) + 1
-        return (self.kept + 1) / (self.drawn + classes)
+        kept_classes = classes - self.klass if self.and_above else 1
+        return (self.kept + kept_classes) / (self.drawn + classes)
 
     def _pending(self) -> int:
         return sum(t.shape[0] for t in self._pending_lr)
@@ -535,7 +540,7 @@ class ClassBatches:
         per_chunk = max(1, _GATHER_CHUNK // (3 * crop * crop))
         lr = torch.cat([downsample(hr[i : i + per_chunk], self.scale) for i in range(0, n, per_chunk)])
         _, classes = tvat_classes(lr, self.boundaries, self.threshold)
-        keep = classes == self.klass
+        keep = classes >= self.klass if self.and_above else classes == self.klass
         kept = int(keep.sum())  # the round's one synchronisation
         self.drawn += n
         self.kept += kept
@@ -582,8 +587,9 @@ class ClassBatches:
     def _rare_message(self) -> str:
         k = self.klass
         share = self.kept / max(self.drawn, 1)
+        which = f"TVAT classes {k} and above" if self.and_above else f"TVAT class {k} ({class_range(self.boundaries, k)})"
         return (
-            f"TVAT class {k} ({class_range(self.boundaries, k)}) is too rare to train: {self.kept} of {self.drawn} random "
+            f"{which} is too rare to train: {self.kept} of {self.drawn} random "
             f"crops ({share:.3%}) fell in it, below the minimum share min_fraction={self.min_fraction:.3%}. "
             "Recalibrate the boundaries on this data (mmsr calibrate DATA) or use fewer classes."
         )

@@ -71,6 +71,7 @@ class RunTimes:
         bundle: the summary's ``bundle`` entry (``path``, ``relative``, ``sha256``); None when the run
             wrote none.
         command, cwd: the ``mmsr train`` command as typed and where it ran; None if unknown.
+        class_crops: ``--class-crops`` ("own", the paper's, also for summaries older than the option).
     """
 
     name: str
@@ -92,6 +93,12 @@ class RunTimes:
     bundle: Optional[dict] = None
     command: Optional[Tuple[str, ...]] = None
     cwd: Optional[str] = None
+    class_crops: str = "own"
+
+    @property
+    def mode_text(self) -> str:
+        """The mode as the tables show it: an MMSR run's classes on more than their own crops say so."""
+        return f"{self.mode}, class crops {self.class_crops}" if self.class_crops != "own" else self.mode
 
     @property
     def setting(self) -> str:
@@ -236,6 +243,7 @@ def load_run(spec: str | os.PathLike) -> RunTimes:
         bundle=summary.get("bundle") if isinstance(summary.get("bundle"), dict) else None,
         command=tuple(map(str, command)) if isinstance(command, list) and command else None,
         cwd=str(summary["cwd"]) if isinstance(summary.get("cwd"), str) else None,
+        class_crops=str(settings.get("class_crops") or "own"),
     )
 
 
@@ -301,6 +309,7 @@ def label_seeds(runs: Sequence[RunTimes]) -> list[RunTimes]:
 # What makes runs seeds of one setting: (what a message calls it, its value as text).
 _SETTING_FIELDS = (
     ("modes (baseline or not)", lambda r: r.mode),
+    ("class crops (--class-crops)", lambda r: r.class_crops),
     ("models", lambda r: " · ".join(r.configs)),
     ("pixel-step budgets (--pixel-steps)", lambda r: _steps_text(r.pixel_budget)),
     ("GAN-step budgets (--gan-steps)", lambda r: _steps_text(r.gan_budget)),
@@ -472,7 +481,7 @@ def training_table(runs: Sequence[RunTimes], baseline: RunTimes | Sequence[RunTi
             + " | ".join(
                 [
                     _cell(run.name),
-                    run.mode,
+                    run.mode_text,
                     " · ".join(run.configs),
                     ", ".join(sorted(set(run.devices))),
                     wall,

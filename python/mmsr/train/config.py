@@ -52,6 +52,7 @@ DEFAULT_CONFIGS: dict[int, tuple[str, ...]] = {
 }
 AMP_MODES = ("off", "bf16")
 LR_SCHEDULES = ("constant", "cosine")
+CLASS_CROPS = ("own", "and-above")
 _DEFAULT_CLASSES = 3
 _DEFAULT_BASELINE = "16-8"
 # torch's generators take seeds below 2**64; the trainer derives several from --seed (wrapped to fit).
@@ -143,6 +144,9 @@ class TrainSettings:
     # --baseline-class: the baseline's one model trains only on crops of this TVAT class of the
     # ``mmsr_classes``-class split (``boundaries``: that split's edges, or None to calibrate them).
     baseline_class: Optional[int] = None
+    # Which crops an MMSR class trains on: "own" (the paper: its TVAT class's), or "and-above" (its
+    # class's and every more textured class's; the most textured class is unchanged).
+    class_crops: str = "own"
     overwrite: bool = False
     progress: bool = True
     tile_size: int = 32
@@ -390,6 +394,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--classes split (calibrated, or --boundaries), for class K's --pixel-steps and --gan-steps; the bundle "
         "still uses the model on every tile. MMSR's most textured class's crops taught a 16-8r for every tile "
         "faster than all crops did (benchmarks/README.md). Default: every crop",
+    )
+    group.add_argument(
+        "--class-crops",
+        choices=CLASS_CROPS,
+        default="own",
+        help="which crops each MMSR class trains on: 'own', its TVAT class's (the paper), or 'and-above', its "
+        "class's and every more textured class's (the smoothest class then sees every crop; the most textured "
+        "is unchanged). A class's smooth crops alone did not teach its tiles (benchmarks/README.md). "
+        "Validation stays on the class's own crops (default: %(default)s)",
     )
     group.add_argument(
         "--init",
@@ -666,6 +679,9 @@ def settings_from_args(args: argparse.Namespace, command: Sequence[str] = ()) ->
         batch, lr = batch[:1], lr[:1]
     elif args.baseline_class is not None:
         raise ValueError("--baseline-class chooses the crops of --baseline's one model; give --baseline too")
+    if args.baseline and args.class_crops != "own":
+        raise ValueError(f"--class-crops {args.class_crops} chooses the crops of MMSR's classes, but --baseline "
+                         "trains one model; --baseline-class K chooses its crops")
 
     if source is not None:
         # The baseline's one model sees every crop: routing does not constrain it.
@@ -760,6 +776,7 @@ def settings_from_args(args: argparse.Namespace, command: Sequence[str] = ()) ->
         init_provenance=source.provenance if source is not None else None,
         baseline_origin=baseline_origin,
         baseline_class=args.baseline_class if args.baseline else None,
+        class_crops=args.class_crops,
         overwrite=bool(args.overwrite),
         progress=not args.no_progress,
         tile_size=args.tile_size,

@@ -213,6 +213,11 @@ def _prepare(settings: TrainSettings, resumed: Optional[tuple[float, ...]], vgg1
         k = settings.baseline_class
         _note(f"baseline: trained on TVAT class {k}'s crops only ({class_range(boundaries, k)}, "
               f"{shares[k]:.0%} of random crops); its bundle uses the model on every tile")
+    if settings.class_crops == "and-above" and not settings.baseline and len(boundaries) > 0:
+        cumulative = [sum(shares[k:]) for k in range(len(shares))]
+        _note("class crops: each class trains on its own TVAT class's crops and the more textured classes' "
+              "(--class-crops and-above; validation on its own class's): " + " / ".join(f"{share:.0%}" for share in cumulative)
+              + " of random crops")
     data = {
         "path": os.path.abspath(settings.data),
         "images": len(folder.images),
@@ -546,6 +551,7 @@ def _provenance(settings: TrainSettings, prepared: _Prepared, results: list[Clas
         "mode": "baseline" if settings.baseline else "mmsr",
         "crops": _crops(settings, prepared),
         "baseline_class": settings.baseline_class,
+        "class_crops": None if settings.baseline else settings.class_crops,
         "data": prepared.data["path"],
         "images": prepared.data["images"],
         "train_images": prepared.data["train_images"],
@@ -582,7 +588,11 @@ def _provenance(settings: TrainSettings, prepared: _Prepared, results: list[Clas
 def _crops(settings: TrainSettings, prepared: _Prepared) -> str:
     """Which crops the bundle's models trained on, in words (its provenance)."""
     if settings.baseline_class is None:
-        return "every crop" if settings.baseline else "each class's own TVAT class"
+        if settings.baseline:
+            return "every crop"
+        if settings.class_crops == "and-above":
+            return "each class's own TVAT class and the more textured ones (--class-crops and-above)"
+        return "each class's own TVAT class"
     k = settings.baseline_class
     return f"TVAT class {k} of {settings.mmsr_classes} only ({class_range(prepared.boundaries, k)})"
 
