@@ -279,7 +279,7 @@ def label_seeds(runs: Sequence[RunTimes]) -> list[RunTimes]:
 
     Raises:
         ValueError: runs sharing a name whose seeds are unknown or the same, or that are not one
-            setting: their mode (baseline or not), models or step budgets differ (the message names
+            setting: their mode (baseline or not), class crops, models or step budgets differ (the message names
             the field and the runs).
 
     Example:
