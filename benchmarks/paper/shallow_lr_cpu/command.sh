@@ -14,7 +14,7 @@ SEED=${SEED:-1}
 LRS=${LRS:-"6e-4 2e-3"}
 DATA=${DATA:-/work/shared/data/train/sun_hays80}
 ABOVE=${ABOVE:?the --class-crops and-above bundle of ../class_crops_cpu/command.sh (same SEED)}
-BASE=${BASE:?that run's baseline bundle}
+BASE=${BASE:?the baseline bundle of that run}
 COMMON="$DATA --scale 4 --crop 96 --batch 16 --gan-steps 0 --lr-schedule constant \
   --val-every 250 --early-stop 0 --seed $SEED --devices cpu --threads 1 --no-progress \
   --configs 4-2r,8-6r,16-8r --pixel-steps 150,450,1"
