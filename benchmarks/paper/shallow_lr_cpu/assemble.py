@@ -1,21 +1,28 @@
-"""Analysis only: SHALLOW's bundle with DONOR's most textured class's model, written to OUT.
+"""Analysis only: a bundle whose class k's model comes from the k-th bundle given.
 
-The shallow-only runs train their complex class for one step; blending in tile overlaps would mix that
-untrained model into the shallow classes' tiles. Usage: python assemble.py DONOR SHALLOW OUT
+Shallow-only runs train the classes they do not study for one step; blending in tile overlaps would
+mix those untrained models into the studied classes' tiles, so each class takes its model from the
+run that trained it. The bundles must share models and boundaries; the first one's metadata is kept.
+
+    python assemble.py OUT CLASS0_BUNDLE CLASS1_BUNDLE CLASS2_BUNDLE
 """
 import dataclasses
 import sys
 
 from mmsr.bundle import load_bundle, save_bundle
 
-donor_path, shallow_path, out_path = sys.argv[1:4]
-donor, shallow = load_bundle(donor_path), load_bundle(shallow_path)
-if [str(c) for c in donor.configs] != [str(c) for c in shallow.configs] or list(donor.boundaries) != list(shallow.boundaries):
-    sys.exit(f"{donor_path} and {shallow_path} differ in models or boundaries; nothing written")
+out_path, sources = sys.argv[1], sys.argv[2:]
+bundles = [load_bundle(path) for path in sources]
+first = bundles[0]
+if len(bundles) != len(first.configs):
+    sys.exit(f"{len(first.configs)} classes need {len(first.configs)} bundles, got {len(bundles)}; nothing written")
+for path, bundle in zip(sources, bundles):
+    if [str(c) for c in bundle.configs] != [str(c) for c in first.configs] or list(bundle.boundaries) != list(first.boundaries):
+        sys.exit(f"{path} and {sources[0]} differ in models or boundaries; nothing written")
 out = dataclasses.replace(
-    shallow,
-    state_dicts=[*shallow.state_dicts[:-1], donor.state_dicts[-1]],
-    provenance={**shallow.provenance, "analysis": f"most textured class's model from {donor_path}"},
+    first,
+    state_dicts=[bundle.state_dicts[k] for k, bundle in enumerate(bundles)],
+    provenance={**first.provenance, "analysis": {f"class {k}": path for k, path in enumerate(sources)}},
 )
 save_bundle(out, out_path)
-print(f"wrote {out_path}: classes {[str(c) for c in out.configs]}, the last from {donor_path}", file=sys.stderr)
+print(f"wrote {out_path}: " + ", ".join(f"class {k} from {path}" for k, path in enumerate(sources)), file=sys.stderr)

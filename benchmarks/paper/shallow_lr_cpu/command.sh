@@ -26,7 +26,7 @@ done
 wait
 bundles=()
 for lr in $LRS; do
-  python "$(dirname "$0")/assemble.py" "$ABOVE" "lr$lr.safetensors" "lr${lr}_c2.safetensors"
+  python "$(dirname "$0")/assemble.py" "lr${lr}_c2.safetensors" "lr$lr.safetensors" "lr$lr.safetensors" "$ABOVE"
   bundles+=(--bundle "lr$lr=lr${lr}_c2.safetensors")
 done
 python "$(dirname "$0")/../compare_bins.py" "${bundles[@]}" --bundle "above=$ABOVE" --bundle "baseline=$BASE" \
