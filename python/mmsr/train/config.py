@@ -157,6 +157,12 @@ class TrainSettings:
     def classes(self) -> int:
         return len(self.configs)
 
+    @property
+    def crops_and_above(self) -> bool:
+        """Each MMSR class also trains on the more textured classes' crops (``--class-crops and-above``;
+        a baseline never does: the option is refused with ``--baseline``)."""
+        return self.class_crops == "and-above" and not self.baseline
+
     def jobs(self) -> list[ClassJob]:
         """One :class:`ClassJob` per class, smooth -> complex."""
         return [

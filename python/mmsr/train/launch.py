@@ -213,7 +213,7 @@ def _prepare(settings: TrainSettings, resumed: Optional[tuple[float, ...]], vgg1
         k = settings.baseline_class
         _note(f"baseline: trained on TVAT class {k}'s crops only ({class_range(boundaries, k)}, "
               f"{shares[k]:.0%} of random crops); its bundle uses the model on every tile")
-    if settings.class_crops == "and-above" and not settings.baseline and len(boundaries) > 0:
+    if settings.crops_and_above and len(boundaries) > 0:
         cumulative = [sum(shares[k:]) for k in range(len(shares))]
         _note("class crops: each class trains on its own TVAT class's crops and the more textured classes' "
               "(--class-crops and-above; validation on its own class's): " + " / ".join(f"{share:.0%}" for share in cumulative)
@@ -590,7 +590,7 @@ def _crops(settings: TrainSettings, prepared: _Prepared) -> str:
     if settings.baseline_class is None:
         if settings.baseline:
             return "every crop"
-        if settings.class_crops == "and-above":
+        if settings.crops_and_above:
             return "each class's own TVAT class and the more textured ones (--class-crops and-above)"
         return "each class's own TVAT class"
     k = settings.baseline_class

@@ -290,7 +290,7 @@ class ClassTrainer:
             threshold=settings.threshold,
             seed=_derived_seed(settings.seed * 7919 + 101 * job.index + rank),
             min_fraction=settings.min_class_fraction,
-            and_above=settings.class_crops == "and-above" and settings.baseline_class is None,
+            and_above=settings.crops_and_above,
         )
         self.val_lr, self.val_hr, self.val_source = self._validation_crops(val_images, train_images, val_boundaries,
                                                                            val_class)
