@@ -157,6 +157,30 @@ def test_init_starts_from_the_bundle_weights_and_records_its_history(data_dir, t
     assert read_bundle_metadata(fresh)["provenance"]["init"] is None
 
 
+def test_a_one_model_init_starts_each_class_from_its_first_blocks(data_dir, tmp_path, capsys):
+    from mmsr.bundle import Bundle, save_bundle
+
+    deep = Bundle.random(["4-2w8"], threshold=0.002, boundaries=[], seed=7)
+    source = save_bundle(deep, tmp_path / "deep.safetensors")
+    out = tmp_path / "cut.safetensors"
+    # An lr of 1e-9 moves no weight visibly: each class holds what it started from.
+    code = mmsr_main(["train", str(data_dir), "--out", str(out), *TINY, "--init", str(source),
+                      "--gan-steps", "0", "--pixel-steps", "2", "--lr", "1e-9"])  # fmt: skip
+    assert code == 0
+    err = capsys.readouterr().err
+    assert f"class 0 (1-2w8): generator starts from {source.resolve()} (its first 1 of 4 residual blocks)" in err
+    assert f"class 1 (2-2w8): generator starts from {source.resolve()} (its first 2 of 4 residual blocks)" in err
+    tuned = load_bundle(out)
+    assert [c.name for c in tuned.configs] == ["1-2w8", "2-2w8"]
+    assert len(tuned.boundaries) == 1 and tuned.threshold == 0.002  # calibrated: the bundle had no routing
+    start = deep.state_dicts[0]
+    for k, blocks in enumerate((1, 2)):
+        state = tuned.state_dicts[k]
+        assert {name.split(".")[1] for name in state if name.startswith("body.")} == {str(i) for i in range(blocks)}
+        for key in ("head.0.weight", f"body.{blocks - 1}.conv2.weight", "trunk.0.weight", "upsample.0.0.weight", "tail.weight"):
+            assert torch.allclose(state[key], start[key].half().float(), atol=1e-3), (k, key)
+
+
 def test_boundaries_in_the_papers_units_are_refused_with_the_data_range(data_dir, tmp_path, capsys):
     code = mmsr_main(["train", str(data_dir), "--out", str(tmp_path / "p.safetensors"), *TINY, "--boundaries", "2"])
     assert code == 2

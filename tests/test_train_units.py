@@ -119,6 +119,35 @@ def test_init_options_that_contradict_the_bundle_are_refused_by_name(tmp_path):
         _settings("--init", str(tmp_path / "junk.safetensors"))
 
 
+def test_init_may_start_a_class_from_a_deeper_generator_of_the_same_width(tmp_path):
+    path = _bundle_file(tmp_path, ["2-2w8", "4-2w8"], [0.1], threshold=0.02)
+    s = _settings("--init", path, "--configs", "1-2w8,2-6w8")  # shallower, other discriminators: accepted
+    assert s.configs == ("1-2w8", "2-6w8") and s.boundaries == (0.1,) and s.threshold == 0.02
+    with pytest.raises(ValueError, match="class 0 is a 2-2w8 model there, but this run configures 4-2w8 for class 0"):
+        _settings("--init", path, "--configs", "4-2w8,4-2w8")  # deeper than its source
+    with pytest.raises(ValueError, match="configures 1-2w16 for class 0; a class starts from the same generator or "
+                                         "a deeper one of the same width and input skip"):
+        _settings("--init", path, "--configs", "1-2w16,2-2w8")
+    with pytest.raises(ValueError, match="configures 2-2w8r for class 1"):
+        _settings("--init", path, "--configs", "1-2w8,2-2w8r")
+
+
+def test_a_one_model_init_starts_every_class_which_then_calibrates_its_own_routing(tmp_path):
+    path = _bundle_file(tmp_path, ["4-2w8"], [], threshold=0.02, name="deep.safetensors")
+    s = _settings("--init", path, "--configs", "1-2w8,2-2w8,4-2w8")
+    assert s.configs == ("1-2w8", "2-2w8", "4-2w8") and s.boundaries is None and s.threshold == 0.02
+    # A one-model bundle has no routing, so no --boundaries contradicts it.
+    assert _settings("--init", path, "--configs", "1-2w8,4-2w8", "--boundaries", "0.3").boundaries == (0.3,)
+    with pytest.raises(ValueError, match="its one model is a 4-2w8 model there, but this run configures 8-6w8 for "
+                                         "class 1"):
+        _settings("--init", path, "--configs", "1-2w8,8-6w8")
+    # Without --configs the run trains the bundle's one model, as before.
+    assert _settings("--init", path).configs == ("4-2w8",)
+    two = _bundle_file(tmp_path, ["2-2w8", "4-2w8"], [0.1], name="two.safetensors")
+    with pytest.raises(ValueError, match="has 2 class.*this run trains 3.*a one-model bundle may start every class"):
+        _settings("--init", two, "--configs", "1-2w8,2-2w8,4-2w8")
+
+
 def test_init_default_names_the_shipped_bundle():
     from mmsr.bundle import default_bundle_path, read_bundle_metadata
 

@@ -416,7 +416,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="start every class's generator from this bundle's weights ('default': the bundle shipped with "
         "mmsr), to fine-tune it or go on from an earlier run; its scale, models, threshold and boundaries "
         "are kept (options that contradict them are refused); optimisers and discriminators start fresh "
-        "(default: random weights)",
+        "(default: random weights). A class may start from a deeper generator of the same width and input "
+        "skip (its first blocks), and a one-model bundle may start every class of a --configs run, which "
+        "then calibrates its own boundaries: e.g. a --baseline-class 2 16-8r starting 4-2r,8-6r,16-8r",
     )
 
     group = parser.add_argument_group("data")
@@ -698,7 +700,7 @@ def settings_from_args(args: argparse.Namespace, command: Sequence[str] = ()) ->
             boundaries=None if args.baseline else explicit_boundaries,
             threshold=None if args.baseline else args.threshold,
         )
-        if routed_source is not None and boundaries is None:
+        if routed_source is not None and boundaries is None and not routed_source.seeds_every_class(len(configs)):
             boundaries = routed_source.boundaries
     threshold = args.threshold
     if threshold is None:

@@ -56,7 +56,7 @@ from .config import ClassJob, TrainSettings
 from .losses import PerceptualLoss, VGG19Features, discriminator_loss, generator_adversarial_loss, pixel_loss
 from .report import JsonlLog
 from .snapshots import snapshot_steps, write_snapshot
-from .warm_start import init_state_dict
+from .warm_start import first_blocks, init_state_dict, residual_blocks
 
 __all__ = ["FAIL_ENV", "ClassResult", "ClassTrainer", "DDPGroup", "InjectedFailure", "TrainingDiverged", "class_dir"]
 
@@ -252,9 +252,17 @@ class ClassTrainer:
         if settings.init is not None:
             # Warm start (--init): the bundle was checked against this run's models when the options
             # were read; its keys lack only BatchNorm's num_batches_tracked, which stays 0.
-            self.generator.load_state_dict(init_state_dict(settings.init, job.index), strict=False)
+            # A deeper generator (same width and input skip) gives its first blocks.
+            state = init_state_dict(settings.init, job.index)
+            have = residual_blocks(state)
+            loaded = self.generator.load_state_dict(first_blocks(state, job.model.blocks), strict=False)
+            missing = [name for name in loaded.missing_keys if not name.endswith("num_batches_tracked")]
+            if missing or loaded.unexpected_keys:  # the options were checked: this is a malformed bundle
+                raise ValueError(f"--init {settings.init}: class {job.index}'s weights do not fit a {job.config} "
+                                 f"generator (missing {missing[:3]}, unexpected {loaded.unexpected_keys[:3]})")
             if self.leader:
-                self.log(f"class {job.index} ({job.config}): generator starts from {settings.init}")
+                cut = f" (its first {job.model.blocks} of {have} residual blocks)" if have > job.model.blocks else ""
+                self.log(f"class {job.index} ({job.config}): generator starts from {settings.init}{cut}")
         self.generator.to(self.device, memory_format=self.memory_format)
         _, self.g_train = self._wrap(self.generator)
         # Fused Adam on CUDA: one kernel for every parameter instead of a few per tensor; small models

@@ -9,6 +9,14 @@ trained on class k's crops would otherwise be tuned on another class's.
 Only generator weights come from the bundle (a bundle holds no discriminator and no optimiser
 state): the optimisers and any GAN phase's discriminator start fresh.
 
+A class may also start from a **deeper** generator of the same width and input skip: it keeps that
+generator's head, trunk, upsampler and tail and its first X residual blocks (the blocks all add to
+one skip path, so the first X of them are a working shallower network). And a **one-model** bundle
+may seed every class of a multi-class run, each cut to its depth: a 16-8r trained on the most
+textured crops (``--baseline --baseline-class``) then starts MMSR's shallow classes, which reach
+in 100 fine-tuning steps what 1000 from scratch do (benchmarks/paper/shallow_from_deep_cpu/). Such a
+bundle has no routing, so the run calibrates its own boundaries (or takes ``--boundaries``).
+
 Example:
     >>> import tempfile
     >>> from pathlib import Path
@@ -27,9 +35,17 @@ from typing import Optional, Sequence
 from torch import Tensor
 
 from ..bundle import BundleError, load_bundle, read_bundle_metadata, resolve_bundle_path
+from ..models import ModelConfig
 
-__all__ = ["InitSource", "check_init_fits", "init_state_dict", "read_init_source"]
-
+__all__ = [
+    "InitSource",
+    "check_init_fits",
+    "first_blocks",
+    "generator_fits",
+    "init_state_dict",
+    "read_init_source",
+    "residual_blocks",
+]
 
 
 @dataclass(frozen=True)
@@ -42,6 +58,27 @@ class InitSource:
     boundaries: tuple[float, ...]
     threshold: float
     provenance: dict
+
+    def seeds_every_class(self, classes: int) -> bool:
+        """A one-model bundle starting each of a multi-class run's classes (it brings no routing)."""
+        return len(self.configs) == 1 and classes > 1
+
+    def model_for(self, index: int) -> str:
+        """The model class ``index`` starts from."""
+        return self.configs[0 if len(self.configs) == 1 else index]
+
+
+def generator_fits(config: str, source: str) -> bool:
+    """Whether a ``config`` generator can start from a ``source`` one: the same, or a deeper one of the
+    same width and input skip (cut to its first blocks). Discriminator depths do not matter: a bundle
+    holds no discriminator.
+
+    Example:
+        >>> generator_fits("4-2r", "16-8r"), generator_fits("16-8r", "4-2r"), generator_fits("4-2", "16-8r")
+        (True, False, False)
+    """
+    mine, theirs = ModelConfig.parse(config), ModelConfig.parse(source)
+    return mine.channels == theirs.channels and mine.input_skip == theirs.input_skip and mine.blocks <= theirs.blocks
 
 
 def read_init_source(text: str) -> InitSource:
@@ -84,14 +121,23 @@ def check_init_fits(
     where = f"--init {source.path}"
     if scale != source.scale:
         raise ValueError(f"{where} is a x{source.scale} bundle, but --scale is {scale}")
-    if len(configs) != len(source.configs):
+    seeds_every_class = source.seeds_every_class(len(configs))
+    if len(configs) != len(source.configs) and not seeds_every_class:
         raise ValueError(
             f"{where} has {len(source.configs)} class(es) ({', '.join(source.configs)}), but this run trains "
-            f"{len(configs)} ({', '.join(configs)}); a baseline needs a one-model bundle"
+            f"{len(configs)} ({', '.join(configs)}); a baseline needs a one-model bundle, and a one-model "
+            "bundle may start every class"
         )
-    for k, (mine, theirs) in enumerate(zip(configs, source.configs)):
-        if mine != theirs:
-            raise ValueError(f"{where}: class {k} is a {theirs} model there, but this run configures {mine}")
+    for k, mine in enumerate(configs):
+        theirs = source.model_for(k)
+        if not generator_fits(mine, theirs):
+            there = "its one model is" if seeds_every_class else f"class {k} is"
+            raise ValueError(
+                f"{where}: {there} a {theirs} model there, but this run configures {mine} for class {k}; a class "
+                "starts from the same generator or a deeper one of the same width and input skip"
+            )
+    if seeds_every_class:
+        return  # a one-model bundle has no routing for the run's classes to keep
     if boundaries is not None and tuple(boundaries) != source.boundaries:
         raise ValueError(
             f"{where} routes by boundaries {list(source.boundaries)}, but --boundaries gives {list(boundaries)}; "
@@ -107,12 +153,37 @@ def check_init_fits(
 def init_state_dict(path: str, index: int) -> dict[str, Tensor]:
     """Class ``index``'s generator weights from the bundle at ``path``, as CPU float32.
 
+    A one-model bundle gives its model to every class (:meth:`InitSource.seeds_every_class`).
     BatchNorm's ``num_batches_tracked`` is not stored in bundles; load with ``strict=False``.
     """
     try:
         bundle = load_bundle(path)
     except BundleError as err:
         raise ValueError(f"--init: {err}") from None
-    if not 0 <= index < bundle.num_classes:
+    if bundle.num_classes != 1 and not 0 <= index < bundle.num_classes:
         raise ValueError(f"--init {path}: no class {index} in a bundle of {bundle.num_classes}")
-    return bundle.state_dicts[index]
+    return bundle.state_dicts[0 if bundle.num_classes == 1 else index]
+
+
+def _block_index(name: str) -> Optional[int]:
+    """``i`` for a residual block's tensor ``body.<i>.*``; None for the head, trunk, upsampler and tail."""
+    return int(name.split(".")[1]) if name.startswith("body.") else None
+
+
+def residual_blocks(state: dict[str, Tensor]) -> int:
+    """How many residual blocks a generator state holds."""
+    return len({i for i in map(_block_index, state) if i is not None})
+
+
+def first_blocks(state: dict[str, Tensor], blocks: int) -> dict[str, Tensor]:
+    """A generator state cut to its first ``blocks`` residual blocks, all else kept whole.
+
+    Example:
+        >>> from mmsr.models import Generator, ModelConfig
+        >>> deep = Generator.from_config(ModelConfig.parse("4-2w8"), 4).state_dict()
+        >>> residual_blocks(deep), residual_blocks(first_blocks(deep, 1))
+        (4, 1)
+        >>> Generator.from_config(ModelConfig.parse("1-2w8"), 4).load_state_dict(first_blocks(deep, 1))
+        <All keys matched successfully>
+    """
+    return {name: t for name, t in state.items() if (_block_index(name) or 0) < blocks}
