@@ -181,6 +181,26 @@ def test_a_one_model_init_starts_each_class_from_its_first_blocks(data_dir, tmp_
             assert torch.allclose(state[key], start[key].half().float(), atol=1e-3), (k, key)
 
 
+def test_a_class_given_no_steps_keeps_its_init_weights_and_snapshots_them(data_dir, tmp_path):
+    from mmsr.bundle import Bundle, save_bundle
+
+    deep = Bundle.random(["2-2w8"], threshold=0.002, boundaries=[], seed=8)
+    source = save_bundle(deep, tmp_path / "deep.safetensors")
+    out = tmp_path / "kept.safetensors"
+    code = mmsr_main(["train", str(data_dir), "--out", str(out), *TINY, "--init", str(source),
+                      "--gan-steps", "0", "--pixel-steps", "4,0", "--snapshots", "2"])  # fmt: skip
+    assert code == 0
+    kept, stored = load_bundle(out).state_dicts[1], load_bundle(source).state_dicts[0]  # both float16 on disk
+    assert kept.keys() == stored.keys()
+    assert all(torch.equal(kept[name], stored[name]) for name in kept)  # untouched, bit for bit
+    run = out.with_suffix(".run")
+    summary = _summary(out)["classes"][1]
+    assert summary["steps"] == 0 and summary["status"] == "finished"
+    for index in range(3):  # every point of the curve holds the untouched model
+        snap = load_bundle(run / "snapshots" / "class1" / f"{index:03d}.safetensors").state_dicts[0]
+        assert all(torch.equal(snap[name], kept[name]) for name in kept), index
+
+
 def test_boundaries_in_the_papers_units_are_refused_with_the_data_range(data_dir, tmp_path, capsys):
     code = mmsr_main(["train", str(data_dir), "--out", str(tmp_path / "p.safetensors"), *TINY, "--boundaries", "2"])
     assert code == 2

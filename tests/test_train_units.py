@@ -148,6 +148,18 @@ def test_a_one_model_init_starts_every_class_which_then_calibrates_its_own_routi
         _settings("--init", two, "--configs", "1-2w8,2-2w8,4-2w8")
 
 
+def test_only_a_class_started_from_init_may_train_no_steps(tmp_path):
+    path = _bundle_file(tmp_path, ["4-2w8"], [], name="deep.safetensors")
+    s = _settings("--init", path, "--configs", "1-2w8,4-2w8", "--pixel-steps", "5,0", "--gan-steps", "0", "--snapshots", "5")
+    assert s.pixel_steps == (5, 0)
+    with pytest.raises(ValueError, match=r"class 1 has no steps.*only a class started from --init may keep its weights"):
+        _settings("--configs", "1-2w8,4-2w8", "--pixel-steps", "5,0", "--gan-steps", "0")
+    with pytest.raises(ValueError, match="--snapshots 6 needs at least that many pixel steps per class, but class 0"):
+        _settings("--init", path, "--configs", "1-2w8,4-2w8", "--pixel-steps", "5,0", "--gan-steps", "0", "--snapshots", "6")
+    with pytest.raises(ValueError, match=r"class 0 has no steps: --pixel-steps and --gan-steps are both 0$"):
+        _settings("--baseline", "--init", path, "--pixel-steps", "0", "--gan-steps", "0")
+
+
 def test_init_default_names_the_shipped_bundle():
     from mmsr.bundle import default_bundle_path, read_bundle_metadata
 

@@ -418,7 +418,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "are kept (options that contradict them are refused); optimisers and discriminators start fresh "
         "(default: random weights). A class may start from a deeper generator of the same width and input "
         "skip (its first blocks), and a one-model bundle may start every class of a --configs run, which "
-        "then calibrates its own boundaries: e.g. a --baseline-class 2 16-8r starting 4-2r,8-6r,16-8r",
+        "then calibrates its own boundaries: e.g. a --baseline-class 2 16-8r starting 4-2r,8-6r,16-8r. A class "
+        "given 0 --pixel-steps and --gan-steps keeps its --init weights untrained",
     )
 
     group = parser.add_argument_group("data")
@@ -653,8 +654,11 @@ def settings_from_args(args: argparse.Namespace, command: Sequence[str] = ()) ->
     batch = _per_class(args.batch, mmsr_classes, _positive_int, "--batch")
     lr = _per_class(args.lr, mmsr_classes, _positive_float, "--lr")
     for k in range(mmsr_classes):
-        if pixel_steps[k] + gan_steps[k] == 0:
-            raise ValueError(f"class {k} has no steps: --pixel-steps and --gan-steps are both 0")
+        # With --init a class may keep its starting weights as they are (e.g. the deep model the
+        # shallow classes are cut from); from random weights it would ship noise.
+        if pixel_steps[k] + gan_steps[k] == 0 and (source is None or args.baseline):
+            raise ValueError(f"class {k} has no steps: --pixel-steps and --gan-steps are both 0"
+                             + ("" if args.baseline else " (only a class started from --init may keep its weights untrained)"))
 
     baseline_origin = None
     if args.baseline:
@@ -723,9 +727,11 @@ def settings_from_args(args: argparse.Namespace, command: Sequence[str] = ()) ->
         )
     if args.overlap >= args.tile_size:
         raise ValueError(f"--overlap {args.overlap} must be below --tile-size {args.tile_size}")
-    if args.snapshots and min(pixel_steps) < args.snapshots:
+    # A class kept at its --init weights (0 pixel steps) has every snapshot equal to them.
+    counted = [n for n in pixel_steps if n > 0] if source is not None else list(pixel_steps)
+    if args.snapshots and counted and min(counted) < args.snapshots:
         # More snapshots than steps would repeat a step's weights as several points of the curve.
-        k = pixel_steps.index(min(pixel_steps))
+        k = pixel_steps.index(min(counted))
         raise ValueError(
             f"--snapshots {args.snapshots} needs at least that many pixel steps per class, but class {k} "
             f"({configs[k]}) has {pixel_steps[k]}"

@@ -704,7 +704,9 @@ class ClassTrainer:
         fail_at = _fail_point()
         snapshots_due = self._snapshots_due()
         if self.settings.snapshots and self.step == 0:
-            self._snapshot(0)
+            # Index 0, and every index of a class kept untrained (0 pixel steps: all are due at step 0).
+            for index in (0, *snapshots_due.get(0, ())):
+                self._snapshot(index)
         if self.step == 0 and self.settings.init is not None and self.val_lr is not None and self.pixel_budget > 0:
             # An --init bundle's weights are a candidate too: fine-tuning with too high a learning
             # rate must not hand back something worse than it started from. (From scratch the start
