@@ -157,16 +157,20 @@ def test_init_starts_from_the_bundle_weights_and_records_its_history(data_dir, t
     assert read_bundle_metadata(fresh)["provenance"]["init"] is None
 
 
-def test_a_one_model_init_starts_each_class_from_its_first_blocks(data_dir, tmp_path, capsys):
+def _train_from_one_model(data_dir, tmp_path, config: str, seed: int, *options: str):
+    """Train TINY's two classes from a random one-model bundle; returns (that bundle, its file, --out)."""
     from mmsr.bundle import Bundle, save_bundle
 
-    deep = Bundle.random(["4-2w8"], threshold=0.002, boundaries=[], seed=7)
+    deep = Bundle.random([config], threshold=0.002, boundaries=[], seed=seed)
     source = save_bundle(deep, tmp_path / "deep.safetensors")
-    out = tmp_path / "cut.safetensors"
+    out = tmp_path / "out.safetensors"
+    assert mmsr_main(["train", str(data_dir), "--out", str(out), *TINY, "--init", str(source), "--gan-steps", "0", *options]) == 0
+    return deep, source, out
+
+
+def test_a_one_model_init_starts_each_class_from_its_first_blocks(data_dir, tmp_path, capsys):
     # An lr of 1e-9 moves no weight visibly: each class holds what it started from.
-    code = mmsr_main(["train", str(data_dir), "--out", str(out), *TINY, "--init", str(source),
-                      "--gan-steps", "0", "--pixel-steps", "2", "--lr", "1e-9"])  # fmt: skip
-    assert code == 0
+    deep, source, out = _train_from_one_model(data_dir, tmp_path, "4-2w8", 7, "--pixel-steps", "2", "--lr", "1e-9")
     err = capsys.readouterr().err
     assert f"class 0 (1-2w8): generator starts from {source.resolve()} (its first 1 of 4 residual blocks)" in err
     assert f"class 1 (2-2w8): generator starts from {source.resolve()} (its first 2 of 4 residual blocks)" in err
@@ -182,14 +186,7 @@ def test_a_one_model_init_starts_each_class_from_its_first_blocks(data_dir, tmp_
 
 
 def test_a_class_given_no_steps_keeps_its_init_weights_and_snapshots_them(data_dir, tmp_path):
-    from mmsr.bundle import Bundle, save_bundle
-
-    deep = Bundle.random(["2-2w8"], threshold=0.002, boundaries=[], seed=8)
-    source = save_bundle(deep, tmp_path / "deep.safetensors")
-    out = tmp_path / "kept.safetensors"
-    code = mmsr_main(["train", str(data_dir), "--out", str(out), *TINY, "--init", str(source),
-                      "--gan-steps", "0", "--pixel-steps", "4,0", "--snapshots", "2"])  # fmt: skip
-    assert code == 0
+    _, source, out = _train_from_one_model(data_dir, tmp_path, "2-2w8", 8, "--pixel-steps", "4,0", "--snapshots", "2")
     kept, stored = load_bundle(out).state_dicts[1], load_bundle(source).state_dicts[0]  # both float16 on disk
     assert kept.keys() == stored.keys()
     assert all(torch.equal(kept[name], stored[name]) for name in kept)  # untouched, bit for bit
