@@ -11,6 +11,7 @@ import dataclasses
 import sys
 
 from mmsr.bundle import load_bundle, save_bundle
+from mmsr.train.warm_start import first_blocks, generator_fits
 
 out_path, template_path, deep_path = sys.argv[1:4]
 template = load_bundle(template_path)
@@ -19,26 +20,13 @@ if len(deep.configs) != 1:
     sys.exit(f"{deep_path} holds {len(deep.configs)} models; a one-model snapshot is needed; nothing written")
 deep_config, deep_state = deep.configs[0], deep.state_dicts[0]
 
-
-def cut(blocks: int) -> dict:
-    """The deep generator's state with only its first ``blocks`` residual blocks."""
-    kept = {}
-    for name, tensor in deep_state.items():
-        if name.startswith("body."):
-            if int(name.split(".")[1]) >= blocks:
-                continue
-        kept[name] = tensor.clone()
-    return kept
-
-
 for config in template.configs:
-    same = dataclasses.replace(config, blocks=deep_config.blocks, disc_layers=deep_config.disc_layers)
-    if same != deep_config or config.blocks > deep_config.blocks:
-        sys.exit(f"{config} cannot be cut from {deep_config}: width, input skip or depth differ; nothing written")
+    if not generator_fits(config.name, deep_config.name):
+        sys.exit(f"{config.name} cannot be cut from {deep_config.name}: width, input skip or depth differ; nothing written")
 out = dataclasses.replace(
     template,
-    state_dicts=[cut(config.blocks) for config in template.configs],
+    state_dicts=[first_blocks(deep_state, config.blocks) for config in template.configs],
     provenance={**template.provenance, "analysis": {"cut from": deep_path, "deep": deep.provenance}},
 )
 save_bundle(out, out_path)
-print(f"wrote {out_path}: " + ", ".join(f"{c} from the first {c.blocks} blocks" for c in template.configs), file=sys.stderr)
+print(f"wrote {out_path}: " + ", ".join(f"{c.name} from the first {c.blocks} blocks" for c in template.configs), file=sys.stderr)
